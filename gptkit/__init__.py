@@ -1,0 +1,15 @@
+"""gptkit: a small, fast, hackable GPT-2 toolkit."""
+
+from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from .config import ModelConfig, load_config
+from .errors import GptkitError
+from .generate import Sampling, generate, stream
+from .hf import from_hf, to_hf
+from .model import GPT, KVCache
+from .tokenizer import Tokenizer
+
+__version__ = "0.1.0"
+__all__ = [
+    "GPT", "KVCache", "ModelConfig", "load_config", "Tokenizer", "Checkpoint", "load_checkpoint",
+    "save_checkpoint", "Sampling", "generate", "stream", "from_hf", "to_hf", "GptkitError",
+]

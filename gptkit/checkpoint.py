@@ -1,0 +1,163 @@
+"""A checkpoint is a directory that describes itself:
+
+    config.json          {"schema_version": 1, "model": {...ModelConfig...}, ...extra}
+    model.safetensors    the weights (no pickle)
+    tokenizer.json       optional: the tokenizer the model was trained with
+    train_state.pt       optional: optimizer/sampler/RNG state (written by training)
+
+Saving writes a sibling temp directory and swaps it in with renames, so a crash
+never leaves a half-written checkpoint where a good one was.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+
+from .config import ModelConfig, from_dict, to_dict
+from .errors import GptkitError
+from .model import GPT
+from .tokenizer import Tokenizer
+
+SCHEMA_VERSION = 1
+CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE = "config.json", "model.safetensors", "tokenizer.json"
+
+
+@dataclass
+class Checkpoint:
+    model: GPT
+    tokenizer: Tokenizer | None
+    meta: dict  # everything in config.json besides the model config
+    path: Path
+
+
+def save_checkpoint(path: str | Path, model: GPT, tokenizer: Tokenizer | None = None,
+                    extra: dict | None = None, files: dict[str, Path] | None = None) -> Path:
+    """Write a checkpoint directory atomically; `files` are extra files to copy in by name."""
+    path = Path(path)
+    _check_tokenizer_fits(model.config, tokenizer, str(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+        save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
+        config = {"schema_version": SCHEMA_VERSION, "model": to_dict(model.config), **(extra or {})}
+        (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+        if tokenizer is not None:
+            tokenizer.save(tmp / TOKENIZER_FILE)
+        for name, src in (files or {}).items():
+            shutil.copyfile(src, tmp / name)
+        _fsync_dir(tmp)
+        _swap_in(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def _swap_in(tmp: Path, path: Path) -> None:
+    """Replace `path` by `tmp`: rename the old one aside first, delete it last."""
+    old = None
+    if path.exists():
+        old = path.with_name(f".{path.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(path, old)
+    os.replace(tmp, path)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _fsync_dir(directory: Path) -> None:
+    for f in directory.iterdir():
+        with open(f, "rb") as fh:
+            os.fsync(fh.fileno())
+
+
+def read_config(path: str | Path) -> tuple[ModelConfig, dict]:
+    """Read and validate config.json of a checkpoint: (model config, the other entries)."""
+    path = _require_dir(path)
+    config_file = path / CONFIG_FILE
+    if not config_file.is_file():
+        raise GptkitError(f"{path}: missing {CONFIG_FILE}; is this a gptkit checkpoint directory?")
+    try:
+        data = json.loads(config_file.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise GptkitError(f"{config_file}: corrupt JSON ({e}); restore it or re-save the checkpoint") from e
+    version = data.pop("schema_version", None) if isinstance(data, dict) else None
+    if version != SCHEMA_VERSION or not isinstance(data.get("model"), dict):
+        raise GptkitError(
+            f"{config_file}: not a gptkit checkpoint config (schema_version {version!r}, "
+            f"expected {SCHEMA_VERSION}); to load a Hugging Face model use `gptkit import-hf`"
+        )
+    return from_dict(ModelConfig, data.pop("model"), f"{config_file} [model]"), data
+
+
+def weight_shapes(path: str | Path) -> dict[str, tuple[int, ...]]:
+    """Tensor names and shapes from the safetensors header, without reading the weights."""
+    weights = _require_dir(path) / WEIGHTS_FILE
+    if not weights.is_file():
+        raise GptkitError(f"{path}: missing {WEIGHTS_FILE}")
+    try:
+        with safe_open(str(weights), framework="pt") as f:
+            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except (SafetensorError, OSError) as e:
+        raise GptkitError(f"{weights}: corrupt or truncated weights file ({e})") from e
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Checkpoint:
+    """Load model (+ tokenizer if saved); every mismatch is a GptkitError that says what."""
+    path = _require_dir(path)
+    config, meta = read_config(path)
+    weights = path / WEIGHTS_FILE
+    shapes = weight_shapes(path)  # validates the header before we allocate anything
+    model = GPT(config)
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    _check_shapes(expected, shapes, str(weights))
+    try:
+        state = load_file(str(weights), device="cpu")
+    except (SafetensorError, OSError, RuntimeError) as e:
+        raise GptkitError(f"{weights}: corrupt or truncated weights file ({e})") from e
+    model.load_state_dict(state)
+    tokenizer = Tokenizer.load(path / TOKENIZER_FILE) if (path / TOKENIZER_FILE).is_file() else None
+    _check_tokenizer_fits(config, tokenizer, str(path))
+    return Checkpoint(model.to(device), tokenizer, meta, path)
+
+
+def _check_tokenizer_fits(config: ModelConfig, tokenizer, source: str) -> None:
+    size = getattr(tokenizer, "vocab_size", 0)
+    if size > config.vocab_size:
+        raise GptkitError(f"{source}: the tokenizer has {size} tokens but the model's vocab_size "
+                          f"is {config.vocab_size}; set vocab_size >= {size}")
+
+
+def _check_shapes(expected: dict, found: dict, source: str) -> None:
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    wrong = [f"{k}: {found[k]} vs config {expected[k]}" for k in expected
+             if k in found and found[k] != expected[k]]
+    problems = []
+    if missing:
+        problems.append(f"missing tensors {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}")
+    if unexpected:
+        problems.append(f"unexpected tensors {', '.join(unexpected[:3])}{' ...' if len(unexpected) > 3 else ''}")
+    if wrong:
+        problems.append(f"shape mismatch {'; '.join(wrong[:3])}{' ...' if len(wrong) > 3 else ''}")
+    if problems:
+        raise GptkitError(f"{source} does not match config.json: {'; '.join(problems)}")
+
+
+def _require_dir(path: str | Path) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise GptkitError(f"checkpoint not found: {path}")
+    if not path.is_dir():
+        raise GptkitError(f"{path} is a file; a checkpoint is a directory with {CONFIG_FILE} and {WEIGHTS_FILE}")
+    return path

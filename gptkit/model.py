@@ -1,0 +1,217 @@
+"""GPT-2: a decoder-only Transformer, and the KV cache for incremental decoding.
+
+Shapes: B batch, T new tokens, S positions in the cache, C = n_embd, H = n_head,
+D = head_dim, V = vocab_size.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .config import ModelConfig
+from .errors import GptkitError
+
+
+class KVCache:
+    """Preallocated keys and values for every layer, one slot per sequence.
+
+    `lengths[b]` is the number of positions slot b holds. A forward pass with a
+    cache writes its T new tokens at positions lengths[b] .. lengths[b]+T-1 of
+    each slot and then advances every length by T. Slots may hold different
+    lengths: a batch of right-padded prompts is prefilled in one pass and each
+    slot is then cut back to its real length with `truncate`, so later tokens
+    overwrite the padding. The buffers are allocated on first use, with the
+    dtype and device of the keys the model computes (so bf16 autocast gives a
+    bf16 cache).
+    """
+
+    def __init__(self, config: ModelConfig, batch_size: int, max_len: int | None = None):
+        self.config = config
+        self.batch_size = batch_size
+        self.max_len = min(max_len or config.block_size, config.block_size)
+        self.lengths = [0] * batch_size
+        self.k: torch.Tensor | None = None  # (L, B, H, max_len, D)
+        self.v: torch.Tensor | None = None
+
+    def truncate(self, slot: int, length: int) -> None:
+        """Forget everything in `slot` from position `length` on."""
+        if not 0 <= length <= self.lengths[slot]:
+            raise ValueError(f"cannot truncate slot {slot} of length {self.lengths[slot]} to {length}")
+        self.lengths[slot] = length
+
+    def _allocate(self, like: torch.Tensor) -> None:
+        c = self.config
+        shape = (c.n_layer, self.batch_size, c.n_head, self.max_len, c.head_dim)
+        self.k = torch.zeros(shape, dtype=like.dtype, device=like.device)
+        self.v = torch.zeros(shape, dtype=like.dtype, device=like.device)
+
+    def _write(self, layer: int, k: torch.Tensor, v: torch.Tensor, positions: torch.Tensor | None):
+        """Store k, v (B, H, T, D) and return all keys and values so far, (B, H, S, D)."""
+        if self.k is None:
+            self._allocate(k)
+        T = k.shape[2]
+        if positions is None:  # every slot has the same length: a plain slice
+            start = self.lengths[0]
+            self.k[layer, :, :, start : start + T] = k
+            self.v[layer, :, :, start : start + T] = v
+        else:  # positions (B, T): scatter each sequence's tokens to its own positions
+            index = positions[:, None, :, None].expand_as(k)
+            self.k[layer].scatter_(2, index, k)
+            self.v[layer].scatter_(2, index, v)
+        end = max(self.lengths) + T
+        return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.n_head = config.n_head
+        self.dropout = config.dropout
+        self.qkv = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
+        self.proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
+        self.resid_dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x, layer, cache, positions, mask, causal):
+        B, T, C = x.shape
+        q, k, v = self.qkv(x).split(C, dim=2)  # each (B, T, C)
+        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
+        if cache is not None:
+            k, v = cache._write(layer, k, v, positions)  # (B, H, S, D)
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, is_causal=causal,
+            dropout_p=self.dropout if self.training else 0.0,
+        )  # (B, H, T, D)
+        y = y.transpose(1, 2).reshape(B, T, C)
+        return self.resid_dropout(self.proj(y))
+
+
+class MLP(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
+        self.proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x):
+        # GPT-2's "gelu_new" is the tanh approximation; exact parity needs the same one.
+        return self.dropout(self.proj(F.gelu(self.fc(x), approximate="tanh")))
+
+
+class Block(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps, bias=config.bias)
+        self.attn = CausalSelfAttention(config)
+        self.ln_2 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps, bias=config.bias)
+        self.mlp = MLP(config)
+
+    def forward(self, x, layer, cache, positions, mask, causal):
+        x = x + self.attn(self.ln_1(x), layer, cache, positions, mask, causal)
+        return x + self.mlp(self.ln_2(x))
+
+
+class GPT(nn.Module):
+    """GPT-2 with a tied LM head.
+
+    `model(idx)` gives logits (B, T, V); `model(idx, targets)` gives the mean
+    cross-entropy over targets that are not -1; `model(idx, cache=cache)`
+    appends idx to the cache and gives the logits of the new positions.
+    """
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.wte = nn.Embedding(config.vocab_size, config.n_embd)
+        self.wpe = nn.Embedding(config.block_size, config.n_embd)
+        self.drop = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        self.ln_f = nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps, bias=config.bias)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """GPT-2 initialisation: N(0, 0.02), residual projections scaled by 1/sqrt(2 * n_layer)."""
+        for module in self.modules():
+            if isinstance(module, (nn.Linear, nn.Embedding)):
+                nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if isinstance(module, nn.Linear) and module.bias is not None:
+                nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.LayerNorm):
+                module.reset_parameters()  # weight 1, bias 0
+        for block in self.blocks:  # the two writes into the residual stream per block
+            for proj in (block.attn.proj, block.mlp.proj):
+                nn.init.normal_(proj.weight, mean=0.0, std=0.02 / math.sqrt(2 * self.config.n_layer))
+
+    def hidden_states(self, idx: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+        """Final-LayerNorm outputs (B, T, C): the features behind the logits (and embeddings)."""
+        B, T = idx.shape
+        start, positions, mask, causal = self._attention_layout(B, T, cache, idx.device)
+        pos = torch.arange(start, start + T, device=idx.device) if positions is None else positions
+        x = self.drop(self.wte(idx) + self.wpe(pos))  # (B, T, C)
+        for layer, block in enumerate(self.blocks):
+            x = block(x, layer, cache, positions, mask, causal)
+        if cache is not None:
+            cache.lengths = [n + T for n in cache.lengths]
+        return self.ln_f(x)
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """LM head (tied to the token embedding): (..., C) -> (..., V)."""
+        return F.linear(hidden, self.wte.weight)
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None,
+                cache: KVCache | None = None) -> torch.Tensor:
+        logits = self.logits(self.hidden_states(idx, cache))
+        if targets is None:
+            return logits
+        return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-1)
+
+    def _attention_layout(self, B: int, T: int, cache: KVCache | None, device):
+        """Positions and attention mask for T new tokens, given what the cache holds.
+
+        Returns (start, positions, mask, causal): `start` is the shared first
+        position when all sequences are aligned (then `positions` is None),
+        otherwise `positions` (B, T) gives each token's position.
+        """
+        limit = self.config.block_size if cache is None else cache.max_len
+        if cache is None:
+            if T > limit:
+                raise GptkitError(f"sequence of {T} tokens exceeds the context window of {limit}")
+            return 0, None, None, True
+        if B != cache.batch_size:
+            raise ValueError(f"batch of {B} sequences for a cache with {cache.batch_size} slots")
+        lengths = cache.lengths
+        if max(lengths) + T > limit:
+            raise GptkitError(
+                f"{max(lengths)} cached + {T} new tokens exceed the cache length of {limit}"
+            )
+        if min(lengths) == max(lengths):
+            start = lengths[0]
+            if start == 0:
+                return 0, None, None, True  # fresh cache: plain causal attention
+            if T == 1:
+                return start, None, None, False  # one new token sees every cached one
+            keys = torch.arange(start + T, device=device)
+            queries = torch.arange(start, start + T, device=device)
+            return start, None, keys[None, :] <= queries[:, None], False  # (T, S)
+        positions = torch.tensor(lengths, device=device)[:, None] + torch.arange(T, device=device)
+        keys = torch.arange(max(lengths) + T, device=device)
+        mask = keys[None, None, :] <= positions[:, :, None]  # (B, T, S)
+        return 0, positions, mask[:, None], False  # broadcast over heads
+
+    def num_params(self, non_embedding: bool = False) -> int:
+        """Parameter count; the LM head shares the token embedding, so it is counted once.
+
+        non_embedding excludes the position embedding (the token embedding is
+        also the LM head, which does real compute), as in the scaling-law papers.
+        """
+        n = sum(p.numel() for p in self.parameters())
+        return n - self.wpe.weight.numel() if non_embedding else n
+
+    def flops_per_token(self, seq_len: int | None = None) -> int:
+        """Training FLOPs (forward + backward) per token: 6N + 12 * L * C * T (PaLM, appendix B)."""
+        c = self.config
+        T = seq_len or c.block_size
+        return 6 * self.num_params(non_embedding=True) + 12 * c.n_layer * c.n_embd * T

@@ -1,0 +1,118 @@
+"""Tokenizer: byte-level BPE (GPT-2 style) on Hugging Face `tokenizers`.
+
+Train one on a corpus, or load GPT-2's own files; save/load as `tokenizer.json`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterable
+
+from tokenizers import Tokenizer as _Backend
+from tokenizers import decoders, models, pre_tokenizers, processors, trainers
+
+from .errors import GptkitError
+
+EOT = "<|endoftext|>"
+
+
+class Tokenizer:
+    """Text <-> token ids. `eot_id` separates documents and ends generations."""
+
+    def __init__(self, backend: _Backend, eot_token: str = EOT):
+        self.backend = backend
+        self.eot_token = eot_token
+        self.eot_id = backend.token_to_id(eot_token)
+
+    # -- construction -------------------------------------------------------------
+    @classmethod
+    def train_bpe(cls, texts: Iterable[str], vocab_size: int,
+                  special_tokens: tuple[str, ...] = (EOT,), min_frequency: int = 2) -> "Tokenizer":
+        """Train a byte-level BPE vocabulary: every byte is a token, so any string round-trips."""
+        n_base = len(pre_tokenizers.ByteLevel.alphabet()) + len(special_tokens)
+        if vocab_size < n_base:
+            raise GptkitError(
+                f"vocab_size {vocab_size} is too small: byte-level BPE needs at least {n_base} "
+                f"(256 bytes + {len(special_tokens)} special tokens)"
+            )
+        backend = _byte_level(_Backend(models.BPE()))
+        trainer = trainers.BpeTrainer(
+            vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=list(special_tokens),
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
+        )
+        backend.train_from_iterator(texts, trainer=trainer)
+        return cls(backend, special_tokens[0] if special_tokens else EOT)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Tokenizer":
+        """Load `tokenizer.json`, or a directory holding it or GPT-2's vocab.json + merges.txt."""
+        path = Path(path)
+        if path.is_dir():
+            if (path / "tokenizer.json").is_file():
+                path = path / "tokenizer.json"
+            elif (path / "vocab.json").is_file() and (path / "merges.txt").is_file():
+                return cls._from_vocab_merges(path / "vocab.json", path / "merges.txt")
+            else:
+                raise GptkitError(f"{path}: no tokenizer.json, or vocab.json + merges.txt, in this directory")
+        if not path.is_file():
+            raise GptkitError(f"tokenizer file not found: {path}")
+        try:
+            backend = _Backend.from_file(str(path))
+        except Exception as e:  # tokenizers raises a bare Exception on bad JSON
+            raise GptkitError(f"{path}: not a valid tokenizer.json ({e})") from e
+        eot = _read_eot(path.parent / "tokenizer_config.json") or EOT
+        return cls(backend, eot)
+
+    @classmethod
+    def _from_vocab_merges(cls, vocab: Path, merges: Path) -> "Tokenizer":
+        try:
+            backend = _byte_level(_Backend(models.BPE.from_file(str(vocab), str(merges))))
+        except Exception as e:
+            raise GptkitError(f"{vocab.parent}: unreadable vocab.json/merges.txt ({e})") from e
+        eot = _read_eot(vocab.parent / "tokenizer_config.json") or EOT
+        if backend.token_to_id(eot) is not None:
+            backend.add_special_tokens([eot])
+        return cls(backend, eot)
+
+    def save(self, path: str | Path) -> None:
+        """Write tokenizer.json to `path` (a file name)."""
+        self.backend.save(str(path))
+
+    # -- use ----------------------------------------------------------------------
+    @property
+    def vocab_size(self) -> int:
+        return self.backend.get_vocab_size(with_added_tokens=True)
+
+    def encode(self, text: str) -> list[int]:
+        return self.backend.encode(text, add_special_tokens=False).ids
+
+    def encode_batch(self, texts: list[str]) -> list[list[int]]:
+        return [e.ids for e in self.backend.encode_batch(texts, add_special_tokens=False)]
+
+    def decode(self, ids: Iterable[int], skip_special_tokens: bool = False) -> str:
+        return self.backend.decode(list(ids), skip_special_tokens=skip_special_tokens)
+
+    def __repr__(self) -> str:
+        return f"Tokenizer(vocab_size={self.vocab_size}, eot={self.eot_token!r})"
+
+
+def _byte_level(backend: _Backend) -> _Backend:
+    """GPT-2's byte-level pipeline: bytes -> printable unicode, split by its regex."""
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    backend.post_processor = processors.ByteLevel(trim_offsets=False)
+    return backend
+
+
+def _read_eot(config_path: Path) -> str | None:
+    """The end-of-text token named in a Hugging Face tokenizer_config.json, if any."""
+    if not config_path.is_file():
+        return None
+    try:
+        token = json.loads(config_path.read_text(encoding="utf-8")).get("eos_token")
+    except ValueError:
+        return None
+    if isinstance(token, dict):  # older files store an AddedToken dict
+        token = token.get("content")
+    return token if isinstance(token, str) else None

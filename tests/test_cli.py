@@ -1,0 +1,87 @@
+"""The CLI end to end, as a user runs it: a subprocess, exit codes, no tracebacks."""
+
+import subprocess
+import sys
+
+import pytest
+
+from gptkit import Tokenizer, load_checkpoint, save_checkpoint
+from gptkit.cli import build_parser
+
+
+def run(*args, check_rc=0):
+    proc = subprocess.run([sys.executable, "-m", "gptkit", *map(str, args)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == check_rc, proc.stderr
+    return proc
+
+
+def test_every_subcommand_has_help():
+    commands = build_parser()._subparsers._group_actions[0].choices
+    assert set(commands) >= {"info", "generate", "init", "import-hf", "export-hf", "demo"}
+    for name in commands:
+        assert "usage:" in run(name, "--help").stdout
+
+
+def test_init_info_generate(tmp_path, bpe_tokenizer):
+    bpe_tokenizer.save(tmp_path / "tokenizer.json")
+    ck = tmp_path / "ck"
+    run("init", ck, "--config", "configs/tiny.toml", "vocab_size=300", "n_layer=1",
+        "--tokenizer", tmp_path / "tokenizer.json")
+    info = run("info", ck).stdout
+    assert "n_layer         1" in info and "parameters" in info and "tokenizer.json" in info
+    out = run("generate", ck, "--prompt", "def add", "--max-new-tokens", "8", "--seed", "1").stdout
+    assert out.startswith("def add")
+    again = run("generate", ck, "--prompt", "def add", "--max-new-tokens", "8", "--seed", "1").stdout
+    assert out == again
+
+
+def test_hf_export_import_roundtrip(tmp_path, tiny_model, bpe_tokenizer):
+    pytest.importorskip("transformers")
+    save_checkpoint(tmp_path / "ck", tiny_model, bpe_tokenizer)
+    run("export-hf", tmp_path / "ck", tmp_path / "hf")
+    run("import-hf", tmp_path / "hf", tmp_path / "back")
+    back = load_checkpoint(tmp_path / "back")
+    assert back.model.config == tiny_model.config
+    assert back.tokenizer.encode("hello") == bpe_tokenizer.encode("hello")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["info", "no/such/dir"], "checkpoint not found"),
+    (["generate", "no/such/dir", "--prompt", "x"], "checkpoint not found"),
+    (["init", "OUT", "n_head=5", "n_embd=32"], "divisible by n_head"),
+    (["init", "OUT", "--config", "missing.toml"], "config file not found"),
+    (["import-hf", "no/such/dir", "OUT"], "no config.json"),
+])
+def test_user_errors_print_one_line_and_exit_2(tmp_path, args, message):
+    args = [str(tmp_path / a) if a == "OUT" else a for a in args]
+    proc = run(*args, check_rc=2)
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_corrupt_checkpoint_exits_2(tmp_path, tiny_model):
+    path = save_checkpoint(tmp_path / "ck", tiny_model)
+    (path / "model.safetensors").write_bytes(b"broken")
+    proc = run("info", path, check_rc=2)
+    assert "corrupt or truncated" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_prompt_too_long_exits_2(tmp_path, bpe_tokenizer):
+    from gptkit import GPT, ModelConfig
+
+    model = GPT(ModelConfig(vocab_size=300, block_size=16, n_layer=1, n_head=1, n_embd=8))
+    path = save_checkpoint(tmp_path / "ck", model, bpe_tokenizer)
+    proc = run("generate", path, "--prompt", "word " * 40, check_rc=2)
+    assert "context window" in proc.stderr
+
+
+def test_demo_runs(tmp_path):
+    out = run("demo", "--out", tmp_path / "demo").stdout
+    assert "parameters" in out and "sample" in out
+    assert (tmp_path / "demo" / "model.safetensors").is_file()
+
+
+def test_unknown_arguments_exit_2():
+    proc = run("info", "x", "--bogus", check_rc=2)
+    assert "unrecognized arguments" in proc.stderr

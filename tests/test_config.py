@@ -1,0 +1,48 @@
+from pathlib import Path
+
+import pytest
+
+from gptkit import GPT, GptkitError, ModelConfig, load_config
+
+CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.toml"))
+
+
+def test_there_are_presets():
+    assert {p.stem for p in CONFIGS} >= {"tiny", "small", "gpt2-124m"}
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+def test_every_preset_parses(path):
+    config = load_config(ModelConfig, path)
+    assert config.n_embd % config.n_head == 0
+
+
+def test_gpt2_preset_has_gpt2_small_size():
+    assert GPT(load_config(ModelConfig, "configs/gpt2-124m.toml")).num_params() == 124_439_808
+
+
+def test_overrides_are_typed_and_win_over_the_file(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text("n_layer = 2\nn_head = 2\nn_embd = 16\n")
+    config = load_config(ModelConfig, path, ["n_layer=5", "dropout=0.25", "bias=false"])
+    assert (config.n_layer, config.dropout, config.bias, config.n_embd) == (5, 0.25, False, 16)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["n_layers=2"], "unknown key.*n_layers"),
+    (["n_layer"], "key=value"),
+    (["n_head=5"], "divisible by n_head"),
+    (["block_size=big"], "block_size must be a positive integer"),
+])
+def test_bad_overrides_are_clear_errors(overrides, message):
+    with pytest.raises(GptkitError, match=message):
+        load_config(ModelConfig, None, overrides)
+
+
+def test_bad_files_are_clear_errors(tmp_path):
+    with pytest.raises(GptkitError, match="config file not found"):
+        load_config(ModelConfig, tmp_path / "missing.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("n_layer = = 3")
+    with pytest.raises(GptkitError, match="not a valid"):
+        load_config(ModelConfig, bad)

@@ -1,0 +1,104 @@
+"""Parity with Hugging Face transformers: same weights, same logits, same greedy tokens."""
+
+import json
+
+import pytest
+import torch
+
+from gptkit import GptkitError, Tokenizer, from_hf, generate, to_hf
+from gptkit.generate import Sampling
+
+transformers = pytest.importorskip("transformers")
+
+
+def _hf_tiny(seed=0, **overrides):
+    torch.manual_seed(seed)
+    config = transformers.GPT2Config(vocab_size=120, n_positions=64, n_embd=32, n_layer=3, n_head=4,
+                                     **overrides)
+    return transformers.GPT2LMHeadModel(config).eval()
+
+
+def _hf_greedy(hf_model, prompt, n):
+    out = hf_model.generate(torch.tensor([prompt]), max_new_tokens=n, do_sample=False,
+                            pad_token_id=0, attention_mask=torch.ones(1, len(prompt), dtype=torch.long))
+    return out[0, len(prompt):].tolist()
+
+
+def test_from_hf_gives_identical_logits_and_greedy_tokens(tmp_path):
+    hf_model = _hf_tiny()
+    hf_model.save_pretrained(tmp_path)
+    model, tokenizer = from_hf(tmp_path)
+    model.eval()
+    idx = torch.randint(0, 120, (2, 40))
+    with torch.no_grad():
+        diff = (model(idx) - hf_model(idx).logits).abs().max().item()
+    assert diff <= 1e-5
+    prompt = [5, 17, 99, 3]
+    assert generate(model, prompt, 32, Sampling(temperature=0)) == _hf_greedy(hf_model, prompt, 32)
+    assert tokenizer is None
+
+
+def test_to_hf_loads_in_transformers_with_identical_outputs(tmp_path, tiny_model, bpe_tokenizer):
+    to_hf(tiny_model, bpe_tokenizer, tmp_path)
+    hf_model = transformers.AutoModelForCausalLM.from_pretrained(tmp_path).eval()
+    idx = torch.randint(0, tiny_model.config.vocab_size, (3, 30))
+    with torch.no_grad():
+        diff = (tiny_model(idx) - hf_model(idx).logits).abs().max().item()
+    assert diff <= 1e-5
+    prompt = [1, 2, 3, 4, 5]
+    assert generate(tiny_model, prompt, 32, Sampling(temperature=0)) == _hf_greedy(hf_model, prompt, 32)
+
+    hf_tokenizer = transformers.AutoTokenizer.from_pretrained(tmp_path)
+    text = "def add(a, b):\n    return a + b  # Grüße 🙂<|endoftext|>"
+    assert hf_tokenizer(text)["input_ids"] == bpe_tokenizer.encode(text)
+    assert hf_tokenizer.eos_token == "<|endoftext|>"
+
+
+def test_roundtrip_through_hf_preserves_weights(tmp_path, tiny_model):
+    to_hf(tiny_model, None, tmp_path)
+    back, _ = from_hf(tmp_path)
+    for (name, a), (_, b) in zip(tiny_model.state_dict().items(), back.state_dict().items()):
+        assert torch.equal(a, b), name
+
+
+def test_original_gpt2_layout_loads(tmp_path):
+    """The `gpt2` upload: bare names (no `transformer.`), causal-mask buffers, a .bin pickle."""
+    hf_model = _hf_tiny(seed=1)
+    state = {k.removeprefix("transformer."): v for k, v in hf_model.state_dict().items()}
+    state.pop("lm_head.weight")
+    for i in range(3):
+        state[f"h.{i}.attn.bias"] = torch.tril(torch.ones(1, 1, 64, 64))
+    torch.save(state, tmp_path / "pytorch_model.bin")
+    (tmp_path / "config.json").write_text(json.dumps(hf_model.config.to_dict()))
+    model, _ = from_hf(tmp_path)
+    idx = torch.randint(0, 120, (1, 20))
+    with torch.no_grad():
+        assert (model.eval()(idx) - hf_model(idx).logits).abs().max().item() <= 1e-5
+
+
+def test_gpt2_tokenizer_files_give_transformers_ids(tmp_path, bpe_tokenizer):
+    bpe_tokenizer.backend.model.save(str(tmp_path))  # vocab.json + merges.txt, GPT-2's format
+    ours = Tokenizer.load(tmp_path)
+    theirs = transformers.GPT2TokenizerFast.from_pretrained(tmp_path)
+    for text in ["Hello world", "  spaces  and\ttabs\n", "你好 🙂 Köln", "repeated, repeated"]:
+        assert ours.encode(text) == theirs(text)["input_ids"]
+        assert ours.decode(ours.encode(text)) == text
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"activation_function": "relu"}, "activation_function"),
+    ({"n_inner": 100}, "n_inner"),
+    ({"scale_attn_by_inverse_layer_idx": True}, "scaling"),
+])
+def test_unsupported_gpt2_variants_are_clear_errors(tmp_path, overrides, message):
+    _hf_tiny(**overrides).save_pretrained(tmp_path)
+    with pytest.raises(GptkitError, match=message):
+        from_hf(tmp_path)
+
+
+def test_non_gpt2_directory_is_a_clear_error(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    with pytest.raises(GptkitError, match="only 'gpt2'"):
+        from_hf(tmp_path)
+    with pytest.raises(GptkitError, match="no config.json"):
+        from_hf(tmp_path / "missing")

@@ -1,0 +1,116 @@
+import math
+
+import pytest
+import torch
+
+from gptkit import GPT, GptkitError, KVCache, ModelConfig
+
+
+def test_cached_decoding_matches_full_recompute(tiny_model, tiny_config):
+    idx = torch.randint(0, tiny_config.vocab_size, (3, 24))
+    with torch.no_grad():
+        full = tiny_model(idx)
+        cache = KVCache(tiny_config, batch_size=3)
+        steps = [tiny_model(idx[:, :6], cache=cache)]  # prefill, then one token at a time
+        steps += [tiny_model(idx[:, t : t + 1], cache=cache) for t in range(6, 16)]
+        steps.append(tiny_model(idx[:, 16:], cache=cache))  # a multi-token chunk on a warm cache
+    assert cache.lengths == [24, 24, 24]
+    torch.testing.assert_close(torch.cat(steps, dim=1), full, atol=1e-5, rtol=0)
+
+
+def test_cache_slots_of_different_lengths_match_full_recompute(tiny_model, tiny_config):
+    idx = torch.randint(0, tiny_config.vocab_size, (3, 20))
+    lengths = [4, 9, 13]  # right-padded prefill, then each slot cut back to its real length
+    with torch.no_grad():
+        full = tiny_model(idx)
+        cache = KVCache(tiny_config, batch_size=3)
+        tiny_model(idx[:, :13], cache=cache)
+        for slot, n in enumerate(lengths):
+            cache.truncate(slot, n)
+        for step in range(5):
+            new = torch.stack([idx[b, n + step] for b, n in enumerate(lengths)])[:, None]
+            out = tiny_model(new, cache=cache)
+            for b, n in enumerate(lengths):
+                torch.testing.assert_close(out[b, 0], full[b, n + step], atol=1e-5, rtol=0)
+    assert cache.lengths == [n + 5 for n in lengths]
+
+
+def test_bf16_cache_follows_autocast_dtype(tiny_model, tiny_config):
+    cache = KVCache(tiny_config, batch_size=1)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        tiny_model(torch.zeros(1, 3, dtype=torch.long), cache=cache)
+        tiny_model(torch.zeros(1, 1, dtype=torch.long), cache=cache)
+    assert cache.k.dtype == torch.bfloat16
+
+
+def test_overflowing_the_context_window_is_a_clear_error(tiny_model, tiny_config):
+    with pytest.raises(GptkitError, match="context window of 64"):
+        tiny_model(torch.zeros(1, 65, dtype=torch.long))
+    cache = KVCache(tiny_config, batch_size=1, max_len=8)
+    tiny_model(torch.zeros(1, 8, dtype=torch.long), cache=cache)
+    with pytest.raises(GptkitError, match="exceed the cache length of 8"):
+        tiny_model(torch.zeros(1, 1, dtype=torch.long), cache=cache)
+
+
+def test_loss_ignores_targets_marked_minus_one(tiny_model, tiny_config):
+    idx = torch.randint(0, tiny_config.vocab_size, (2, 10))
+    targets = torch.randint(0, tiny_config.vocab_size, (2, 10))
+    masked = targets.clone()
+    masked[:, :5] = -1
+    logits = tiny_model(idx)
+    expected = torch.nn.functional.cross_entropy(logits[:, 5:].flatten(0, 1), targets[:, 5:].flatten())
+    torch.testing.assert_close(tiny_model(idx, masked), expected)
+    # a random model predicts roughly uniformly: loss near ln(V)
+    assert abs(tiny_model(idx, targets).item() - math.log(tiny_config.vocab_size)) < 0.5
+
+
+def test_gpt2_initialisation_statistics():
+    torch.manual_seed(0)
+    config = ModelConfig(vocab_size=1000, block_size=64, n_layer=4, n_head=4, n_embd=256)
+    model = GPT(config)
+    assert abs(model.wte.weight.std().item() - 0.02) < 0.001
+    assert abs(model.blocks[0].mlp.fc.weight.std().item() - 0.02) < 0.001
+    scaled = 0.02 / math.sqrt(2 * config.n_layer)
+    assert abs(model.blocks[0].attn.proj.weight.std().item() - scaled) < 0.0005
+    assert torch.all(model.blocks[0].ln_1.weight == 1) and torch.all(model.blocks[0].attn.qkv.bias == 0)
+
+
+def test_head_is_tied_to_token_embedding(tiny_model):
+    hidden = torch.randn(2, 3, tiny_model.config.n_embd)
+    torch.testing.assert_close(tiny_model.logits(hidden), hidden @ tiny_model.wte.weight.T)
+    names = [n for n, _ in tiny_model.named_parameters()]
+    assert not any("head" in n for n in names)
+
+
+def test_parameter_count_and_flops_match_gpt2_small():
+    model = GPT(ModelConfig())  # GPT-2 124M
+    assert model.num_params() == 124_439_808  # the published count for HF gpt2
+    n = model.num_params(non_embedding=True)
+    assert n == 124_439_808 - 1024 * 768
+    assert model.flops_per_token(1024) == 6 * n + 12 * 12 * 768 * 1024
+
+
+def test_dropout_is_active_in_training_only(tiny_config):
+    model = GPT(ModelConfig(**{**vars(tiny_config), "dropout": 0.5}))
+    idx = torch.randint(0, tiny_config.vocab_size, (1, 16))
+    model.train()
+    assert not torch.equal(model(idx), model(idx))
+    model.eval()
+    assert torch.equal(model(idx), model(idx))
+
+
+def test_backward_reaches_every_parameter(tiny_model, tiny_config):
+    idx = torch.randint(0, tiny_config.vocab_size, (2, 16))
+    tiny_model.train()
+    tiny_model(idx, idx).backward()
+    for name, p in tiny_model.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+@pytest.mark.parametrize("bad", [
+    {"n_embd": 30, "n_head": 4}, {"n_layer": 0}, {"dropout": 1.0}, {"vocab_size": -1},
+    {"block_size": "64"}, {"layer_norm_eps": 0},
+])
+def test_invalid_model_config_is_rejected(bad):
+    with pytest.raises(GptkitError, match="model config"):
+        ModelConfig(**{"vocab_size": 10, "block_size": 8, "n_layer": 1, "n_head": 2, "n_embd": 8, **bad})
