@@ -25,11 +25,18 @@ def step_time(model, idx, dtype, hf: bool) -> float:
     """One forward+backward over idx[:, :-1] predicting idx[:, 1:] (HF shifts labels itself)."""
     model.zero_grad(set_to_none=True)
     inputs = idx[:, :-1]
+    _sync(idx.device)
     start = time.perf_counter()
-    with torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32):
+    with torch.autocast(idx.device.type, dtype=dtype, enabled=dtype != torch.float32):
         loss = model(inputs, labels=inputs).loss if hf else model(inputs, idx[:, 1:])
     loss.backward()
+    _sync(idx.device)
     return time.perf_counter() - start
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
 
 
 def main() -> None:
@@ -42,6 +49,7 @@ def main() -> None:
     p.add_argument("--seq", type=int, default=256)
     p.add_argument("--steps", type=int, default=3, help="timed steps per model and dtype")
     p.add_argument("--dtypes", default="fp32,bf16")
+    p.add_argument("--device", default="cpu")
     args = p.parse_args()
     try:
         import transformers
@@ -56,10 +64,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         to_hf(ours, None, d)
         theirs = transformers.GPT2LMHeadModel.from_pretrained(d, attn_implementation="sdpa").train()
-    idx = torch.randint(0, args.vocab, (args.batch, args.seq + 1))
+    ours.to(args.device)
+    theirs.to(args.device)
+    idx = torch.randint(0, args.vocab, (args.batch, args.seq + 1), device=args.device)
 
     print(f"# forward+backward, {ours.num_params() / 1e6:.1f}M params, batch {args.batch} x {args.seq}, "
-          f"torch {torch.__version__}, transformers {transformers.__version__}, {torch.get_num_threads()} threads")
+          f"torch {torch.__version__}, transformers {transformers.__version__}, {torch.get_num_threads()} threads, device {args.device}")
     print(f"| dtype | gptkit s/step | transformers s/step | speed-up (transformers / gptkit) |")
     print(f"|---|---|---|---|")
     for name in args.dtypes.split(","):

@@ -11,6 +11,15 @@ SAMPLE_TEXT = [
 ] * 20
 
 
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.fixture(params=DEVICES)
+def device(request) -> str:
+    """Tests that take `device` run on the CPU and, where one is present, on a CUDA GPU."""
+    return request.param
+
+
 @pytest.fixture
 def tiny_config() -> ModelConfig:
     return ModelConfig(vocab_size=320, block_size=64, n_layer=2, n_head=4, n_embd=32)

@@ -32,20 +32,22 @@ def test_temperature_sharpens_the_distribution():
     assert cold > 0.8 and torch.isclose(cold, torch.tensor(0.64 / 0.68))
 
 
-def test_seeded_sampling_is_reproducible(tiny_model):
+def test_seeded_sampling_is_reproducible(tiny_model, device):
+    tiny_model.to(device)
     sampling = Sampling(temperature=1.0, top_k=50)
     a = generate(tiny_model, [1, 2, 3], 20, sampling, seed=42)
     assert a == generate(tiny_model, [1, 2, 3], 20, sampling, seed=42)
     assert a != generate(tiny_model, [1, 2, 3], 20, sampling, seed=43)
 
 
-def test_greedy_equals_argmax_of_full_recompute(tiny_model):
+def test_greedy_equals_argmax_of_full_recompute(tiny_model, device):
+    tiny_model.to(device)
     ids = [7, 8, 9]
     new = generate(tiny_model, ids, 12, Sampling(temperature=0))
     seq = list(ids)
     with torch.no_grad():
         for _ in range(12):
-            seq.append(int(tiny_model(torch.tensor([seq]))[0, -1].argmax()))
+            seq.append(int(tiny_model(torch.tensor([seq], device=device))[0, -1].argmax()))
     assert new == seq[len(ids):]
 
 

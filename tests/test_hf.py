@@ -19,17 +19,20 @@ def _hf_tiny(seed=0, **overrides):
 
 
 def _hf_greedy(hf_model, prompt, n):
-    out = hf_model.generate(torch.tensor([prompt]), max_new_tokens=n, do_sample=False,
-                            pad_token_id=0, attention_mask=torch.ones(1, len(prompt), dtype=torch.long))
+    device = hf_model.device
+    out = hf_model.generate(torch.tensor([prompt], device=device), max_new_tokens=n, do_sample=False,
+                            pad_token_id=0, attention_mask=torch.ones(1, len(prompt), dtype=torch.long,
+                                                                      device=device))
     return out[0, len(prompt):].tolist()
 
 
-def test_from_hf_gives_identical_logits_and_greedy_tokens(tmp_path):
+def test_from_hf_gives_identical_logits_and_greedy_tokens(tmp_path, device):
     hf_model = _hf_tiny()
     hf_model.save_pretrained(tmp_path)
     model, tokenizer = from_hf(tmp_path)
-    model.eval()
-    idx = torch.randint(0, 120, (2, 40))
+    model.eval().to(device)
+    hf_model.to(device)
+    idx = torch.randint(0, 120, (2, 40), device=device)
     with torch.no_grad():
         diff = (model(idx) - hf_model(idx).logits).abs().max().item()
     assert diff <= 1e-5

@@ -6,8 +6,9 @@ import torch
 from gptkit import GPT, GptkitError, KVCache, ModelConfig
 
 
-def test_cached_decoding_matches_full_recompute(tiny_model, tiny_config):
-    idx = torch.randint(0, tiny_config.vocab_size, (3, 24))
+def test_cached_decoding_matches_full_recompute(tiny_model, tiny_config, device):
+    tiny_model.to(device)
+    idx = torch.randint(0, tiny_config.vocab_size, (3, 24), device=device)
     with torch.no_grad():
         full = tiny_model(idx)
         cache = KVCache(tiny_config, batch_size=3)
@@ -18,8 +19,9 @@ def test_cached_decoding_matches_full_recompute(tiny_model, tiny_config):
     torch.testing.assert_close(torch.cat(steps, dim=1), full, atol=1e-5, rtol=0)
 
 
-def test_cache_slots_of_different_lengths_match_full_recompute(tiny_model, tiny_config):
-    idx = torch.randint(0, tiny_config.vocab_size, (3, 20))
+def test_cache_slots_of_different_lengths_match_full_recompute(tiny_model, tiny_config, device):
+    tiny_model.to(device)
+    idx = torch.randint(0, tiny_config.vocab_size, (3, 20), device=device)
     lengths = [4, 9, 13]  # right-padded prefill, then each slot cut back to its real length
     with torch.no_grad():
         full = tiny_model(idx)
@@ -35,12 +37,13 @@ def test_cache_slots_of_different_lengths_match_full_recompute(tiny_model, tiny_
     assert cache.lengths == [n + 5 for n in lengths]
 
 
-def test_bf16_cache_follows_autocast_dtype(tiny_model, tiny_config):
+def test_bf16_cache_follows_autocast_dtype(tiny_model, tiny_config, device):
+    tiny_model.to(device)
     cache = KVCache(tiny_config, batch_size=1)
-    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
-        tiny_model(torch.zeros(1, 3, dtype=torch.long), cache=cache)
-        tiny_model(torch.zeros(1, 1, dtype=torch.long), cache=cache)
-    assert cache.k.dtype == torch.bfloat16
+    with torch.no_grad(), torch.autocast(device, dtype=torch.bfloat16):
+        tiny_model(torch.zeros(1, 3, dtype=torch.long, device=device), cache=cache)
+        tiny_model(torch.zeros(1, 1, dtype=torch.long, device=device), cache=cache)
+    assert cache.k.dtype == torch.bfloat16 and cache.k.device.type == device
 
 
 def test_overflowing_the_context_window_is_a_clear_error(tiny_model, tiny_config):
