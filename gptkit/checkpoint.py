@@ -12,9 +12,7 @@ never leaves a half-written checkpoint where a good one was.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +20,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from .atomic import atomic_directory
 from .config import ModelConfig, from_dict, to_dict
 from .errors import GptkitError
 from .model import GPT
@@ -44,9 +43,7 @@ def save_checkpoint(path: str | Path, model: GPT, tokenizer: Tokenizer | None = 
     """Write a checkpoint directory atomically; `files` are extra files to copy in by name."""
     path = Path(path)
     _check_tokenizer_fits(model.config, tokenizer, str(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
+    with atomic_directory(path) as tmp:
         state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
         save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
         config = {"schema_version": SCHEMA_VERSION, "model": to_dict(model.config), **(extra or {})}
@@ -55,30 +52,7 @@ def save_checkpoint(path: str | Path, model: GPT, tokenizer: Tokenizer | None = 
             tokenizer.save(tmp / TOKENIZER_FILE)
         for name, src in (files or {}).items():
             shutil.copyfile(src, tmp / name)
-        _fsync_dir(tmp)
-        _swap_in(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return path
-
-
-def _swap_in(tmp: Path, path: Path) -> None:
-    """Replace `path` by `tmp`: rename the old one aside first, delete it last."""
-    old = None
-    if path.exists():
-        old = path.with_name(f".{path.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(path, old)
-    os.replace(tmp, path)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def _fsync_dir(directory: Path) -> None:
-    for f in directory.iterdir():
-        with open(f, "rb") as fh:
-            os.fsync(fh.fileno())
 
 
 def read_config(path: str | Path) -> tuple[ModelConfig, dict]:

@@ -107,27 +107,69 @@ def _cmd_export_hf(args) -> None:
 
 
 def _cmd_demo(args) -> None:
-    """Train a BPE tokenizer on the built-in corpus, build a tiny model, save, describe, generate."""
+    """Shard the built-in corpus with a trained BPE, build a tiny model, save, describe, generate."""
     import torch
 
     from .checkpoint import save_checkpoint
     from .config import ModelConfig
-    from .data import read_documents
+    from .data import PrepareConfig, TokenShards, prepare
     from .generate import Sampling, generate
     from .model import GPT
     from .tokenizer import Tokenizer
 
     out = Path(args.out)
-    print("training a 2,048-token byte-level BPE on builtin:python-docs ...")
-    tokenizer = Tokenizer.train_bpe(read_documents("builtin:python-docs"), vocab_size=2048)
+    print("1. prepare: clean builtin:python-docs, train a 2,048-token byte-level BPE, write token shards")
+    manifest = prepare(["builtin:python-docs"], out / "data", PrepareConfig(vocab_size=2048))
+    tokenizer = Tokenizer.load(out / "data")
+    train = TokenShards(out / "data", "train", tokenizer)
+    print(f"   {len(train):,} train tokens, {manifest['splits']['val']['tokens']:,} val tokens in {out / 'data'}")
+    print("2. model: a 2-layer GPT-2, saved as a checkpoint")
     config = ModelConfig(vocab_size=tokenizer.vocab_size, block_size=128, n_layer=2, n_head=4, n_embd=64)
     torch.manual_seed(0)
     model = GPT(config)
-    save_checkpoint(out, model, tokenizer)
-    _cmd_info(argparse.Namespace(checkpoint=out))
+    save_checkpoint(out / "model", model, tokenizer)
+    _cmd_info(argparse.Namespace(checkpoint=out / "model"))
     prompt = "The assert statement"
     ids = generate(model.eval(), tokenizer.encode(prompt), 40, Sampling(temperature=0.8), seed=0)
-    print(f"\nsample (untrained weights until `gptkit train` lands):\n{prompt}{tokenizer.decode(ids)}")
+    print(f"3. sample (untrained weights until `gptkit train` lands):\n{prompt}{tokenizer.decode(ids)}")
+
+
+def _cmd_prepare(args) -> None:
+    import time
+
+    from tqdm import tqdm
+
+    from .clean import CleanConfig
+    from .corpus import ReadOptions
+    from .data import PrepareConfig, prepare
+    from .tokenizer import Tokenizer
+
+    config = PrepareConfig(
+        tokenizer=args.tokenizer_type, vocab_size=args.vocab_size, val_fraction=args.val_fraction,
+        seed=args.seed, shard_tokens=args.shard_tokens,
+        read=ReadOptions(text_field=args.text_field, column=args.column, include=tuple(args.include),
+                         txt_documents=args.txt_documents),
+        clean=CleanConfig(nfc=not args.no_nfc, strip_control=not args.no_strip_control,
+                          min_chars=args.min_chars, dedup_exact=not args.no_dedup, dedup_near=args.near_dedup,
+                          redact_pii=args.redact_pii, remove_stopwords=args.remove_stopwords),
+    )
+    tokenizer = Tokenizer.load(args.tokenizer) if args.tokenizer else None
+    start = time.perf_counter()
+    with tqdm(unit="B", unit_scale=True, desc="prepare", disable=True if args.quiet else None) as bar:
+        def progress(bytes_read: int, tokens: int) -> None:
+            bar.update(bytes_read - bar.n)
+            bar.set_postfix(tokens=f"{tokens:,}", tok_per_s=f"{tokens / (time.perf_counter() - start):,.0f}")
+
+        manifest = prepare(args.sources, args.out, config, tokenizer, on_progress=progress)
+    for split, info in manifest["splits"].items():
+        print(f"{split:<6} {info['documents']:>9,} documents {info['tokens']:>13,} tokens "
+              f"in {len(info['shards'])} shard(s)")
+    read = manifest["read"]
+    print(f"read   {read['files']:,} file(s), {read['bytes'] / 1e6:,.1f} MB, {read['documents']:,} documents; "
+          f"skipped {len(read['skipped_binary'])} binary file(s); "
+          f"{read['invalid_utf8_documents']} document(s) with invalid UTF-8 repaired")
+    print("clean  " + ", ".join(f"{k} {v:,}" for k, v in sorted(manifest["cleaning"].items())))
+    print(f"vocab  {manifest['vocab_size']:,} tokens ({manifest['dtype']}) -> {args.out}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -171,6 +213,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", help="checkpoint directory")
     p.add_argument("out", help="directory to write (loadable by transformers' Auto classes)")
     p.set_defaults(func=_cmd_export_hf)
+
+    p = sub.add_parser("prepare", help="clean, tokenize and shard a corpus (files, directories, builtin:)")
+    p.add_argument("sources", nargs="+", help="files, directories or builtin:python-docs (.gz accepted)")
+    p.add_argument("--out", required=True, help="directory for shards, manifest.json and tokenizer.json")
+    p.add_argument("--tokenizer", help="use this tokenizer.json instead of training one")
+    p.add_argument("--tokenizer-type", choices=["bpe", "char"], default="bpe", help="what to train")
+    p.add_argument("--vocab-size", type=int, default=8192, help="BPE vocabulary size")
+    p.add_argument("--val-fraction", type=float, default=0.1)
+    p.add_argument("--seed", type=int, default=1337, help="decides the train/val split")
+    p.add_argument("--shard-tokens", type=int, default=100_000_000)
+    p.add_argument("--text-field", default="text", help="JSONL field with the text")
+    p.add_argument("--column", default="text", help="CSV/Parquet column with the text")
+    p.add_argument("--include", action="append", default=[], help="glob for files in directories (repeatable)")
+    p.add_argument("--txt-documents", choices=["file", "paragraph", "line"], default="paragraph",
+                   help="how a .txt file splits into documents")
+    p.add_argument("--min-chars", type=int, default=1, help="drop documents shorter than this")
+    p.add_argument("--no-nfc", action="store_true", help="skip Unicode NFC normalisation")
+    p.add_argument("--no-strip-control", action="store_true", help="keep control characters")
+    p.add_argument("--no-dedup", action="store_true", help="keep exact duplicate documents")
+    p.add_argument("--near-dedup", action="store_true", help="drop near duplicates (MinHash; extra 'data')")
+    p.add_argument("--redact-pii", action="store_true", help="replace e-mails, phone numbers, IPs")
+    p.add_argument("--remove-stopwords", action="store_true", help="for retrieval indexes only, not for LM training")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_prepare)
 
     p = sub.add_parser("demo", help="the quick tour: tokenizer, model, checkpoint, generation")
     p.add_argument("--out", default="runs/demo", help="where to write the checkpoint")

@@ -1,14 +1,16 @@
-"""Tokenizer: byte-level BPE (GPT-2 style) on Hugging Face `tokenizers`.
+"""Tokenizer: byte-level BPE (GPT-2 style) or characters, on Hugging Face `tokenizers`.
 
 Train one on a corpus, or load GPT-2's own files; save/load as `tokenizer.json`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Iterable
 
+from tokenizers import Regex
 from tokenizers import Tokenizer as _Backend
 from tokenizers import decoders, models, pre_tokenizers, processors, trainers
 
@@ -45,6 +47,25 @@ class Tokenizer:
         return cls(backend, special_tokens[0] if special_tokens else EOT)
 
     @classmethod
+    def train_char(cls, texts: Iterable[str], special_tokens: tuple[str, ...] = (EOT,),
+                   unk_token: str = "<unk>") -> "Tokenizer":
+        """One token per Unicode character seen in `texts` (nanoGPT's shakespeare_char setting)."""
+        chars: set[str] = set()
+        for text in texts:
+            chars.update(text)
+        if not chars:
+            raise GptkitError("cannot build a character vocabulary from an empty corpus")
+        specials = [*special_tokens, unk_token]
+        vocab = {ch: i for i, ch in enumerate(sorted(chars))}
+        for token in specials:
+            vocab.setdefault(token, len(vocab))
+        backend = _Backend(models.WordLevel(vocab, unk_token=unk_token))
+        backend.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
+        backend.decoder = decoders.Fuse()
+        backend.add_special_tokens(specials)
+        return cls(backend, special_tokens[0] if special_tokens else EOT)
+
+    @classmethod
     def load(cls, path: str | Path) -> "Tokenizer":
         """Load `tokenizer.json`, or a directory holding it or GPT-2's vocab.json + merges.txt."""
         path = Path(path)
@@ -78,6 +99,11 @@ class Tokenizer:
     def save(self, path: str | Path) -> None:
         """Write tokenizer.json to `path` (a file name)."""
         self.backend.save(str(path))
+
+    @property
+    def sha256(self) -> str:
+        """Fingerprint of the whole tokenizer (vocabulary, merges, specials, pipeline)."""
+        return hashlib.sha256(self.backend.to_str().encode("utf-8")).hexdigest()
 
     # -- use ----------------------------------------------------------------------
     @property

@@ -18,7 +18,7 @@ def run(*args, check_rc=0):
 
 def test_every_subcommand_has_help():
     commands = build_parser()._subparsers._group_actions[0].choices
-    assert set(commands) >= {"info", "generate", "init", "import-hf", "export-hf", "demo"}
+    assert set(commands) >= {"info", "generate", "init", "import-hf", "export-hf", "prepare", "demo"}
     for name in commands:
         assert "usage:" in run(name, "--help").stdout
 
@@ -52,6 +52,8 @@ def test_hf_export_import_roundtrip(tmp_path, tiny_model, bpe_tokenizer):
     (["init", "OUT", "n_head=5", "n_embd=32"], "divisible by n_head"),
     (["init", "OUT", "--config", "missing.toml"], "config file not found"),
     (["import-hf", "no/such/dir", "OUT"], "no config.json"),
+    (["prepare", "no/such/file.txt", "--out", "OUT"], "corpus source not found"),
+    (["prepare", "builtin:python-docs", "--out", "OUT", "--vocab-size", "100"], "too small"),
 ])
 def test_user_errors_print_one_line_and_exit_2(tmp_path, args, message):
     args = [str(tmp_path / a) if a == "OUT" else a for a in args]
@@ -76,10 +78,18 @@ def test_prompt_too_long_exits_2(tmp_path, bpe_tokenizer):
     assert "context window" in proc.stderr
 
 
+def test_prepare_reports_counts_and_skips_an_unchanged_rerun(tmp_path):
+    args = ("prepare", "builtin:python-docs", "--out", tmp_path / "pd", "--vocab-size", "512", "--quiet")
+    out = run(*args).stdout
+    assert "train" in out and "val" in out and "documents_in" in out
+    assert "nothing to do" in run(*args).stderr
+
+
 def test_demo_runs(tmp_path):
     out = run("demo", "--out", tmp_path / "demo").stdout
     assert "parameters" in out and "sample" in out
-    assert (tmp_path / "demo" / "model.safetensors").is_file()
+    assert (tmp_path / "demo" / "model" / "model.safetensors").is_file()
+    assert (tmp_path / "demo" / "data" / "manifest.json").is_file()
 
 
 def test_unknown_arguments_exit_2():

@@ -1,0 +1,146 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from gptkit import GptkitError, Tokenizer
+from gptkit.clean import CleanConfig
+from gptkit.corpus import ReadOptions
+from gptkit.data import Batches, PrepareConfig, TokenShards, prepare
+from tests.conftest import SAMPLE_TEXT
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    path = tmp_path / "corpus.txt"
+    paragraphs = [f"Paragraph {i}: " + SAMPLE_TEXT[i % 4] for i in range(200)]
+    path.write_text("\n\n".join(paragraphs) + "\n")
+    return path
+
+
+CONFIG = PrepareConfig(vocab_size=300, val_fraction=0.2)
+
+
+def test_prepare_writes_shards_that_decode_to_the_documents(tmp_path, corpus):
+    manifest = prepare([str(corpus)], tmp_path / "out", CONFIG)
+    assert manifest["dtype"] == "uint16"
+    train, val = manifest["splits"]["train"], manifest["splits"]["val"]
+    assert train["documents"] + val["documents"] == 200 and 20 < val["documents"] < 60
+    tok = Tokenizer.load(tmp_path / "out")
+    ids = np.fromfile(tmp_path / "out" / "train_000.bin", dtype=np.uint16).tolist()
+    assert ids.count(tok.eot_id) == train["documents"] and ids[-1] == tok.eot_id
+    docs = tok.decode(ids).split("<|endoftext|>")[:-1]
+    assert all(d.startswith("Paragraph ") for d in docs)
+    assert manifest["inputs"][0]["bytes"] == corpus.stat().st_size and len(manifest["inputs"][0]["sha256"]) == 64
+
+
+def test_split_is_deterministic_by_seed(tmp_path, corpus):
+    a = prepare([str(corpus)], tmp_path / "a", CONFIG)
+    b = prepare([str(corpus)], tmp_path / "b", CONFIG)
+    c = prepare([str(corpus)], tmp_path / "c", PrepareConfig(vocab_size=300, val_fraction=0.2, seed=7))
+    assert a["splits"] == b["splits"]
+    assert (tmp_path / "a" / "val_000.bin").read_bytes() == (tmp_path / "b" / "val_000.bin").read_bytes()
+    assert a["splits"]["val"]["tokens"] != c["splits"]["val"]["tokens"]
+
+
+def test_rerun_on_unchanged_inputs_is_skipped_and_changes_are_detected(tmp_path, corpus):
+    out = tmp_path / "out"
+    first = prepare([str(corpus)], out, CONFIG)
+    stamp = (out / "train_000.bin").stat().st_mtime_ns
+    assert prepare([str(corpus)], out, CONFIG) == first
+    assert (out / "train_000.bin").stat().st_mtime_ns == stamp  # nothing rewritten
+    corpus.write_text(corpus.read_text() + "\n\nA brand new paragraph.\n")
+    changed = prepare([str(corpus)], out, CONFIG)
+    assert changed["key"] != first["key"]
+    assert changed["read"]["documents"] == 201
+    other_tok = Tokenizer.train_bpe(SAMPLE_TEXT, vocab_size=280)
+    assert prepare([str(corpus)], out, CONFIG, tokenizer=other_tok)["tokenizer_sha256"] == other_tok.sha256
+
+
+def test_large_vocabularies_use_uint32(tmp_path, corpus):
+    big = Tokenizer.train_char(["abc"], special_tokens=tuple(f"<s{i}>" for i in range(65540)))
+    manifest = prepare([str(corpus)], tmp_path / "out", CONFIG, tokenizer=big)
+    assert manifest["dtype"] == "uint32"
+    assert len(TokenShards(tmp_path / "out", "train")) == manifest["splits"]["train"]["tokens"]
+
+
+def test_failed_prepare_leaves_nothing_behind_and_char_tokenizer_works(tmp_path, corpus):
+    with pytest.raises(GptkitError, match="empty after cleaning"):
+        prepare([str(corpus)], tmp_path / "out", PrepareConfig(tokenizer="bpe", vocab_size=300,
+                                                               clean=CleanConfig(min_chars=10**6)),
+                tokenizer=Tokenizer.train_char(["x"]))
+    assert not (tmp_path / "out").exists()  # nothing half-written
+    assert [p.name for p in tmp_path.iterdir()] == ["corpus.txt"]
+    manifest = prepare([str(corpus)], tmp_path / "char", PrepareConfig(tokenizer="char", val_fraction=0.2))
+    assert manifest["vocab_size"] < 100 and manifest["cleaning"]["documents_in"] == 200
+
+
+def test_empty_corpus_is_a_clear_error(tmp_path):
+    (tmp_path / "empty.txt").write_text("\n\n   \n")
+    with pytest.raises(GptkitError, match="empty"):
+        prepare([str(tmp_path / "empty.txt")], tmp_path / "out", CONFIG)
+
+
+def test_single_document_cannot_fill_a_val_split(tmp_path, corpus):
+    config = PrepareConfig(vocab_size=300, read=ReadOptions(txt_documents="file"))
+    with pytest.raises(GptkitError, match="val split got none"):
+        prepare([str(corpus)], tmp_path / "out", config)
+
+
+def test_shards_from_another_tokenizer_are_rejected(tmp_path, corpus, bpe_tokenizer):
+    prepare([str(corpus)], tmp_path / "out", CONFIG)
+    with pytest.raises(GptkitError, match="another tokenizer"):
+        TokenShards(tmp_path / "out", "train", tokenizer=bpe_tokenizer)
+    TokenShards(tmp_path / "out", "train", tokenizer=Tokenizer.load(tmp_path / "out"))
+
+
+def test_truncated_shard_and_missing_manifest_are_clear_errors(tmp_path, corpus):
+    prepare([str(corpus)], tmp_path / "out", CONFIG)
+    shard = tmp_path / "out" / "val_000.bin"
+    shard.write_bytes(shard.read_bytes()[:-2])
+    with pytest.raises(GptkitError, match="truncated shard"):
+        TokenShards(tmp_path / "out", "val")
+    with pytest.raises(GptkitError, match="missing manifest.json"):
+        TokenShards(tmp_path, "train")
+
+
+def test_batches_are_shifted_windows_and_resume_exactly(tmp_path, corpus):
+    prepare([str(corpus)], tmp_path / "out", CONFIG)
+    shards = TokenShards(tmp_path / "out", "train")
+    batches = Batches(shards, batch_size=4, block_size=16, seed=3)
+    x, y = next(batches)
+    assert x.shape == y.shape == (4, 16) and x.dtype == torch.int64
+    assert torch.equal(x[:, 1:], y[:, :-1])
+    next(batches)
+    state = batches.state_dict()
+    expected = [next(batches) for _ in range(3)]
+    resumed = Batches(shards, batch_size=4, block_size=16, seed=3)
+    resumed.load_state_dict(json.loads(json.dumps(state)))  # survives a JSON round trip
+    for (ex, ey), (rx, ry) in zip(expected, (next(resumed) for _ in range(3))):
+        assert torch.equal(ex, rx) and torch.equal(ey, ry)
+
+
+def test_ranks_draw_distinct_streams(tmp_path, corpus):
+    prepare([str(corpus)], tmp_path / "out", CONFIG)
+    shards = TokenShards(tmp_path / "out", "train")
+    r0 = next(Batches(shards, 4, 16, seed=0, rank=0, world_size=2))[0]
+    r1 = next(Batches(shards, 4, 16, seed=0, rank=1, world_size=2))[0]
+    assert not torch.equal(r0, r1)
+
+
+def test_eval_windows_cover_the_split_without_overlap(tmp_path, corpus):
+    prepare([str(corpus)], tmp_path / "out", CONFIG)
+    val = TokenShards(tmp_path / "out", "val")
+    windows = list(val.windows(32))
+    assert len(windows) == (len(val) - 1) // 32
+    flat = torch.cat([x for x, _ in windows])
+    assert torch.equal(flat, torch.from_numpy(val.arrays[0][: len(flat)].astype(np.int64)))
+
+
+def test_block_size_larger_than_data_is_a_clear_error(tmp_path, corpus):
+    prepare([str(corpus)], tmp_path / "out", CONFIG)
+    with pytest.raises(GptkitError, match="larger than the data"):
+        Batches(TokenShards(tmp_path / "out", "val"), 4, 10**7)
+    with pytest.raises(GptkitError, match="batch_size"):
+        Batches(TokenShards(tmp_path / "out", "val"), 0, 8)
