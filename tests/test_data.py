@@ -144,3 +144,11 @@ def test_block_size_larger_than_data_is_a_clear_error(tmp_path, corpus):
         Batches(TokenShards(tmp_path / "out", "val"), 4, 10**7)
     with pytest.raises(GptkitError, match="batch_size"):
         Batches(TokenShards(tmp_path / "out", "val"), 0, 8)
+
+
+def test_batches_land_on_the_requested_device(tmp_path, corpus, device):
+    prepare([str(corpus)], tmp_path / "out", CONFIG)
+    x, y = next(Batches(TokenShards(tmp_path / "out", "train"), 2, 8, device=device))
+    assert x.device.type == y.device.type == device
+    cpu_x, _ = next(Batches(TokenShards(tmp_path / "out", "train"), 2, 8))
+    assert torch.equal(x.cpu(), cpu_x)  # same seed, same batch, wherever it lands
