@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench setup clean
+.PHONY: demo test lint bench setup clean
 
 setup: $(STAMP)
 
@@ -23,8 +23,12 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+lint: $(STAMP)
+	$(BIN)/python -m ruff check .
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/forward.py
+	$(BIN)/python benchmarks/prepare.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -69,9 +69,10 @@ def main() -> None:
     idx = torch.randint(0, args.vocab, (args.batch, args.seq + 1), device=args.device)
 
     print(f"# forward+backward, {ours.num_params() / 1e6:.1f}M params, batch {args.batch} x {args.seq}, "
-          f"torch {torch.__version__}, transformers {transformers.__version__}, {torch.get_num_threads()} threads, device {args.device}")
-    print(f"| dtype | gptkit s/step | transformers s/step | speed-up (transformers / gptkit) |")
-    print(f"|---|---|---|---|")
+          f"torch {torch.__version__}, transformers {transformers.__version__}, "
+          f"{torch.get_num_threads()} threads, device {args.device}")
+    print("| dtype | gptkit s/step | transformers s/step | speed-up (transformers / gptkit) |")
+    print("|---|---|---|---|")
     for name in args.dtypes.split(","):
         dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[name]
         ours_t, theirs_t = [], []

@@ -81,7 +81,7 @@ def weight_shapes(path: str | Path) -> dict[str, tuple[int, ...]]:
         raise GptkitError(f"{path}: missing {WEIGHTS_FILE}")
     try:
         with safe_open(str(weights), framework="pt") as f:
-            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
     except (SafetensorError, OSError) as e:
         raise GptkitError(f"{weights}: corrupt or truncated weights file ({e})") from e
 

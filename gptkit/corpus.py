@@ -17,9 +17,10 @@ import gzip
 import hashlib
 import io
 import json
+import sys
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from .errors import GptkitError, require_extra
 
@@ -92,9 +93,7 @@ def source_fingerprint(files: list[str]) -> list[dict]:
     """Size and SHA-256 of every input file: what a manifest records to detect changes."""
     out = []
     for f in files:
-        if f.startswith("builtin:"):
-            import sys
-
+        if f.startswith("builtin:"):  # changes only with the Python version
             out.append({"path": f, "bytes": None, "sha256": f"python-{sys.version_info[0]}.{sys.version_info[1]}"})
             continue
         digest = hashlib.sha256()

@@ -19,9 +19,9 @@ import json
 import logging
 import queue
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -85,14 +85,13 @@ def prepare(sources: list[str], out_dir: str | Path, config: PrepareConfig = Pre
         log.warning("stop-word removal is on: fine for a retrieval index, harmful for language-model training")
     files = expand_sources(sources, config.read.include)
     inputs = source_fingerprint(files)
+    existing = _read_manifest_or_none(out_dir)
     if tokenizer is None:
-        existing = _read_manifest_or_none(out_dir)
         if existing and existing["inputs"] == inputs and existing["config"] == _config_dict(config):
-            tokenizer = Tokenizer.load(out_dir / "tokenizer.json")  # reuse: same inputs, same settings
+            tokenizer = Tokenizer.load(out_dir / "tokenizer.json")  # same inputs and settings: reuse it
         else:
             tokenizer = train_tokenizer(files, config)
     key = _fingerprint(inputs, tokenizer, config)
-    existing = _read_manifest_or_none(out_dir)
     if existing is not None and existing.get("key") == key:
         log.info("%s is up to date (same inputs, tokenizer and settings): nothing to do", out_dir)
         return existing
@@ -309,7 +308,7 @@ class Batches:
         self.rank, self.world_size, self.device = rank, world_size, torch.device(device)
         self.step = 0
 
-    def __iter__(self) -> "Batches":
+    def __iter__(self) -> Batches:
         return self
 
     def __next__(self) -> tuple[torch.Tensor, torch.Tensor]:

@@ -5,8 +5,8 @@ Text lives in the callers; this module sees ids only.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import torch
 

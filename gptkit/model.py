@@ -177,10 +177,10 @@ class GPT(nn.Module):
         """
         limit = self.config.block_size if cache is None else cache.max_len
         if cache is None:
-            if T > limit:
+            if limit < T:
                 raise GptkitError(f"sequence of {T} tokens exceeds the context window of {limit}")
             return 0, None, None, True
-        if B != cache.batch_size:
+        if cache.batch_size != B:
             raise ValueError(f"batch of {B} sequences for a cache with {cache.batch_size} slots")
         lengths = cache.lengths
         if max(lengths) + T > limit:

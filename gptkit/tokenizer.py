@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
-from tokenizers import Regex
+from tokenizers import Regex, decoders, models, pre_tokenizers, processors, trainers
 from tokenizers import Tokenizer as _Backend
-from tokenizers import decoders, models, pre_tokenizers, processors, trainers
 
 from .errors import GptkitError
 
@@ -30,7 +29,7 @@ class Tokenizer:
     # -- construction -------------------------------------------------------------
     @classmethod
     def train_bpe(cls, texts: Iterable[str], vocab_size: int,
-                  special_tokens: tuple[str, ...] = (EOT,), min_frequency: int = 2) -> "Tokenizer":
+                  special_tokens: tuple[str, ...] = (EOT,), min_frequency: int = 2) -> Tokenizer:
         """Train a byte-level BPE vocabulary: every byte is a token, so any string round-trips."""
         n_base = len(pre_tokenizers.ByteLevel.alphabet()) + len(special_tokens)
         if vocab_size < n_base:
@@ -48,7 +47,7 @@ class Tokenizer:
 
     @classmethod
     def train_char(cls, texts: Iterable[str], special_tokens: tuple[str, ...] = (EOT,),
-                   unk_token: str = "<unk>") -> "Tokenizer":
+                   unk_token: str = "<unk>") -> Tokenizer:
         """One token per Unicode character seen in `texts` (nanoGPT's shakespeare_char setting)."""
         chars: set[str] = set()
         for text in texts:
@@ -66,7 +65,7 @@ class Tokenizer:
         return cls(backend, special_tokens[0] if special_tokens else EOT)
 
     @classmethod
-    def load(cls, path: str | Path) -> "Tokenizer":
+    def load(cls, path: str | Path) -> Tokenizer:
         """Load `tokenizer.json`, or a directory holding it or GPT-2's vocab.json + merges.txt."""
         path = Path(path)
         if path.is_dir():
@@ -86,7 +85,7 @@ class Tokenizer:
         return cls(backend, eot)
 
     @classmethod
-    def _from_vocab_merges(cls, vocab: Path, merges: Path) -> "Tokenizer":
+    def _from_vocab_merges(cls, vocab: Path, merges: Path) -> Tokenizer:
         try:
             backend = _byte_level(_Backend(models.BPE.from_file(str(vocab), str(merges))))
         except Exception as e:

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from gptkit import Tokenizer, load_checkpoint, save_checkpoint
+from gptkit import load_checkpoint, save_checkpoint
 from gptkit.cli import build_parser
 
 
