@@ -52,20 +52,12 @@ def _cmd_generate(args) -> None:
         if args.num_samples > 1:
             print(f"--- sample {i + 1} ---")
         sys.stdout.write(prompt)
-        new: list[int] = []
-        printed = ""
         seed = None if args.seed is None else args.seed + i
-        for token in stream(ckpt.model, ids, args.max_new_tokens, sampling, stop, seed):
-            if token in stop:
-                break
-            new.append(token)
-            # decode the whole continuation: a character may span several byte-level tokens
-            text = tok.decode(new)
-            if not text.endswith("\ufffd"):
-                sys.stdout.write(text[len(printed):])
-                sys.stdout.flush()
-                printed = text
-        sys.stdout.write(tok.decode(new)[len(printed):] + "\n")
+        tokens = stream(ckpt.model, ids, args.max_new_tokens, sampling, stop, seed)
+        for piece in tok.decode_stream(t for t in tokens if t not in stop):
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+        sys.stdout.write("\n")
 
 
 def _cmd_init(args) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from tokenizers import Regex, decoders, models, pre_tokenizers, processors, trainers
@@ -117,6 +117,22 @@ class Tokenizer:
 
     def decode(self, ids: Iterable[int], skip_special_tokens: bool = False) -> str:
         return self.backend.decode(list(ids), skip_special_tokens=skip_special_tokens)
+
+    def decode_stream(self, ids: Iterable[int]) -> Iterator[str]:
+        """Decode ids as they arrive, yielding text pieces that never split a character.
+
+        A byte-level token may hold part of a UTF-8 character; such tokens are held
+        back until the character is complete. Joined, the pieces equal `decode(ids)`.
+        """
+        pending: list[int] = []
+        for token in ids:
+            pending.append(token)
+            text = self.decode(pending)
+            if not text.endswith("\ufffd"):
+                yield text
+                pending = []
+        if pending:
+            yield self.decode(pending)
 
     def __repr__(self) -> str:
         return f"Tokenizer(vocab_size={self.vocab_size}, eot={self.eot_token!r})"

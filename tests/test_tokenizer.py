@@ -62,3 +62,12 @@ def test_bad_tokenizer_files_are_clear_errors(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(GptkitError, match="no tokenizer.json"):
         Tokenizer.load(tmp_path / "empty")
+
+
+def test_decode_stream_never_splits_a_character(bpe_tokenizer):
+    text = "Grüße 你好 🙂👩‍👩‍👧 done"
+    ids = bpe_tokenizer.encode(text)
+    pieces = list(bpe_tokenizer.decode_stream(ids))
+    assert "".join(pieces) == text
+    assert all("\ufffd" not in p for p in pieces)
+    assert len(pieces) > 1  # text comes out as it is produced, not all at the end
