@@ -12,7 +12,6 @@ never leaves a half-written checkpoint where a good one was.
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from .tokenizer import Tokenizer
 
 SCHEMA_VERSION = 1
 CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE = "config.json", "model.safetensors", "tokenizer.json"
+TRAIN_STATE_FILE = "train_state.pt"
 
 
 @dataclass
@@ -39,8 +39,8 @@ class Checkpoint:
 
 
 def save_checkpoint(path: str | Path, model: GPT, tokenizer: Tokenizer | None = None,
-                    extra: dict | None = None, files: dict[str, Path] | None = None) -> Path:
-    """Write a checkpoint directory atomically; `files` are extra files to copy in by name."""
+                    extra: dict | None = None, train_state: dict | None = None) -> Path:
+    """Write a checkpoint directory atomically; `train_state` (tensors, numbers) goes to train_state.pt."""
     path = Path(path)
     _check_tokenizer_fits(model.config, tokenizer, str(path))
     with atomic_directory(path) as tmp:
@@ -50,9 +50,20 @@ def save_checkpoint(path: str | Path, model: GPT, tokenizer: Tokenizer | None = 
         (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
         if tokenizer is not None:
             tokenizer.save(tmp / TOKENIZER_FILE)
-        for name, src in (files or {}).items():
-            shutil.copyfile(src, tmp / name)
+        if train_state is not None:
+            torch.save(train_state, tmp / TRAIN_STATE_FILE)
     return path
+
+
+def load_train_state(path: str | Path) -> dict:
+    """The optimizer/RNG/sampler state saved with a checkpoint (read with weights_only: no code runs)."""
+    file = _require_dir(path) / TRAIN_STATE_FILE
+    if not file.is_file():
+        raise GptkitError(f"{path}: no {TRAIN_STATE_FILE}; this checkpoint cannot resume training")
+    try:
+        return torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as e:  # pickle errors come in many types
+        raise GptkitError(f"{file}: corrupt or truncated training state ({e})") from e
 
 
 def read_config(path: str | Path) -> tuple[ModelConfig, dict]:

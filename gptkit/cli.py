@@ -64,11 +64,11 @@ def _cmd_init(args) -> None:
     import torch
 
     from .checkpoint import save_checkpoint
-    from .config import ModelConfig, load_config
+    from .config import RunConfig, load_config
     from .model import GPT
     from .tokenizer import Tokenizer
 
-    config = load_config(ModelConfig, args.config, args.overrides)
+    config = load_config(RunConfig, args.config, args.overrides).model
     tokenizer = Tokenizer.load(args.tokenizer) if args.tokenizer else None
     if tokenizer is not None and tokenizer.vocab_size > config.vocab_size:
         raise GptkitError(
@@ -164,6 +164,30 @@ def _cmd_prepare(args) -> None:
     print(f"vocab  {manifest['vocab_size']:,} tokens ({manifest['dtype']}) -> {args.out}")
 
 
+def _cmd_train(args) -> None:
+    from tqdm import tqdm
+
+    from .config import RunConfig, load_config
+    from .train import train
+
+    run = load_config(RunConfig, args.config, args.overrides)
+    with tqdm(total=run.train.max_steps, desc="train", unit="step", disable=True if args.quiet else None) as bar:
+        def on_step(record: dict) -> None:
+            bar.n = record["step"]
+            if "tokens_per_s" in record:
+                bar.set_postfix(loss=f"{record['loss']:.3f}", tok_s=f"{record['tokens_per_s']:,.0f}",
+                                mfu=f"{100 * record['mfu']:.1f}%", refresh=False)
+            if "val_loss" in record:
+                bar.write(f"step {record['step']}: val loss {record['val_loss']:.4f} "
+                          f"(ppl {record['val_ppl']:.1f}, {record['val_bpb']:.3f} bits/byte)")
+                if "sample" in record:
+                    bar.write(record["sample"])
+            bar.refresh()
+
+        best = train(run, on_step)
+    print(f"best checkpoint: {best}  (report: {Path(run.train.out_dir) / 'report.md'})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gptkit", description="Build, train and use GPT-2-style models.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
@@ -229,6 +253,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--remove-stopwords", action="store_true", help="for retrieval indexes only, not for LM training")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_prepare)
+
+    p = sub.add_parser("train", help="train (or resume) a model on token shards",
+                       usage="gptkit train --config FILE [key=value ...]",
+                       epilog="key=value (or model.key / train.key) overrides the config, e.g. lr=1e-3 n_layer=4. "
+                              "Run again with the same out_dir to resume; under torchrun it trains with DDP.")
+    p.add_argument("--config", help="run config (TOML with [model] and [train]), e.g. configs/tiny.toml")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_train, takes_overrides=True)
 
     p = sub.add_parser("demo", help="the quick tour: tokenizer, model, checkpoint, generation")
     p.add_argument("--out", default="runs/demo", help="where to write the checkpoint")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -58,6 +58,69 @@ class ModelConfig:
         return self.n_embd // self.n_head
 
 
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train: data, batch, optimiser, schedule, precision, evaluation, checkpoints."""
+
+    data: str = ""  # shard directory written by `gptkit prepare`
+    out_dir: str = "runs/train"  # checkpoints, metrics, plot and report go here
+    batch_size: int = 8  # sequences per micro-batch, per process
+    grad_accum: int = 1  # micro-batches per optimiser step, per process
+    max_steps: int = 1000
+    max_minutes: float = 0.0  # stop (and save) after this much wall-clock time; 0 = no limit
+    lr: float = 6e-4
+    min_lr: float = 6e-5
+    warmup_steps: int = 100
+    schedule: str = "cosine"  # cosine, wsd (warmup-stable-decay) or constant
+    decay_fraction: float = 0.2  # wsd: share of steps spent decaying to min_lr
+    weight_decay: float = 0.1  # on weight matrices only
+    decay_embeddings: bool = False  # also decay the token/position embeddings
+    beta1: float = 0.9
+    beta2: float = 0.95
+    grad_clip: float = 1.0  # max global gradient norm; 0 = off
+    dtype: str = "bf16"  # bf16 or fp16 autocast, or fp32
+    device: str = "auto"
+    compile: bool = False  # torch.compile the model (falls back to eager if it fails)
+    fsdp: bool = False  # under torchrun: shard parameters with FSDP2 instead of DDP
+    seed: int = 1337
+    eval_interval: int = 250  # steps between evaluations (and at the end)
+    eval_batches: int = 20  # val batches per evaluation; 0 = every window of the val split
+    sample_tokens: int = 0  # tokens to sample at each evaluation; 0 = none
+    checkpoint_interval: int = 500  # steps between checkpoints (also at the end and on SIGINT/SIGTERM)
+    keep_last: int = 2  # step checkpoints kept besides `best`
+    log_interval: int = 10  # steps between metric lines
+    peak_flops: float = 0.0  # for MFU; 0 = a guess for the device and dtype
+
+    def __post_init__(self):
+        positive = ("batch_size", "grad_accum", "max_steps", "eval_interval", "checkpoint_interval",
+                    "keep_last", "log_interval")
+        for name in positive:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise GptkitError(f"train config: {name} must be a positive integer, got {value!r}")
+        for name in ("warmup_steps", "eval_batches", "sample_tokens"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
+                raise GptkitError(f"train config: {name} must be an integer >= 0, got {getattr(self, name)!r}")
+        if not self.lr > 0 or not 0 <= self.min_lr <= self.lr:
+            raise GptkitError(f"train config: need lr > 0 and 0 <= min_lr <= lr, got {self.lr}, {self.min_lr}")
+        if self.schedule not in ("cosine", "wsd", "constant"):
+            raise GptkitError(f"train config: schedule must be cosine, wsd or constant, got {self.schedule!r}")
+        if not 0 < self.decay_fraction <= 1:
+            raise GptkitError(f"train config: decay_fraction must be in (0, 1], got {self.decay_fraction}")
+        if self.dtype not in ("fp32", "bf16", "fp16"):
+            raise GptkitError(f"train config: dtype must be fp32, bf16 or fp16, got {self.dtype!r}")
+        if self.weight_decay < 0 or self.grad_clip < 0 or self.max_minutes < 0:
+            raise GptkitError("train config: weight_decay, grad_clip and max_minutes must be >= 0")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A training run: a [model] and a [train] table in one TOML file."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
 def to_dict(config: Any) -> dict:
     return dataclasses.asdict(config)
 
@@ -70,6 +133,12 @@ def from_dict(cls: type[T], data: dict, source: str = "config") -> T:
         raise GptkitError(
             f"{source}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(known)}"
         )
+    data = dict(data)
+    for name, sub in _NESTED.get(cls, {}).items():  # nested tables become nested dataclasses
+        value = data.get(name, {})
+        if not isinstance(value, dict):
+            raise GptkitError(f"{source}: [{name}] must be a table of settings")
+        data[name] = from_dict(sub, value, f"{source} [{name}]")
     try:
         return cls(**data)
     except TypeError as e:  # e.g. a nested value of the wrong kind
@@ -102,5 +171,25 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise GptkitError(f"override {item!r} must look like key=value")
-        data[key.strip()] = _parse_value(value.strip())
+        _set_override(cls, data, key.strip(), _parse_value(value.strip()))
     return from_dict(cls, data, source)
+
+
+def _set_override(cls: type, data: dict, key: str, value: Any) -> None:
+    """Set `key` (or `section.key`); a bare key goes to the one nested section that has it."""
+    nested = _NESTED.get(cls, {})
+    section, dot, name = key.partition(".")
+    if not dot and key not in {f.name for f in fields(cls)}:
+        owners = [s for s, sub in nested.items() if key in {f.name for f in fields(sub)}]
+        if len(owners) == 1:
+            section, name, dot = owners[0], key, "."
+    if dot:
+        if section not in nested:
+            raise GptkitError(f"override {key!r}: no section {section!r}; sections: {', '.join(nested)}")
+        data.setdefault(section, {})[name] = value
+    else:
+        data[key] = value
+
+
+# Which fields of a config class are themselves config classes (for files and overrides).
+_NESTED: dict[type, dict[str, type]] = {RunConfig: {"model": ModelConfig, "train": TrainConfig}}

@@ -287,7 +287,7 @@ class TokenShards:
 class Batches:
     """Random (x, y) windows from shards, each batch drawn from its own seeded RNG.
 
-    Batch number n of rank r comes from RNG(seed, r, n), so ranks see distinct
+    Batch number n of stream r comes from RNG(seed, r, n), so ranks see distinct
     streams and resuming needs only the batch counter.
     """
 
@@ -312,8 +312,17 @@ class Batches:
         return self
 
     def __next__(self) -> tuple[torch.Tensor, torch.Tensor]:
-        rng = np.random.default_rng([self.seed, self.rank, self.step])
+        batch = self.batch(self.step, self.rank)
         self.step += 1
+        return batch
+
+    def batch(self, step: int, stream: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Batch `step` of stream `stream`: the same arguments always give the same batch.
+
+        Training with gradient accumulation uses stream rank * grad_accum + micro_step,
+        so 2 processes x 1 micro-batch see exactly what 1 process x 2 micro-batches sees.
+        """
+        rng = np.random.default_rng([self.seed, stream, step])
         which = rng.choice(len(self.arrays), size=self.batch_size, p=self._weights)
         rows = []
         for i in which:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import random
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -47,3 +49,39 @@ def seed_everything(seed: int) -> torch.Generator:
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
+
+
+@dataclass(frozen=True)
+class Distributed:
+    """This process's place in a torchrun job (rank 0 of 1 when run alone)."""
+
+    rank: int = 0
+    local_rank: int = 0
+    world_size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device_name: str = "auto") -> tuple[Distributed, torch.device]:
+    """Join the process group when launched by torchrun (gloo on CPU, NCCL on CUDA)."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size == 1:
+        return Distributed(), pick_device(device_name)
+    dist = Distributed(int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0")), world_size)
+    device = pick_device(device_name)
+    if device.type == "cuda":
+        device = torch.device("cuda", dist.local_rank)
+        torch.cuda.set_device(device)
+    if not torch.distributed.is_initialized():
+        torch.distributed.init_process_group(backend="nccl" if device.type == "cuda" else "gloo", device_id=device
+                                             if device.type == "cuda" else None)
+    return dist, device
+
+
+def peak_flops(device: torch.device, dtype: torch.dtype) -> float:
+    """A guess at the matmul peak for MFU: measured on this project's CPUs, datasheet H100/H200 on CUDA."""
+    if device.type == "cuda":
+        return 989e12 if dtype in (torch.bfloat16, torch.float16) else 67e12
+    return 710e9 if dtype == torch.bfloat16 else 230e9

@@ -3,22 +3,23 @@ from pathlib import Path
 import pytest
 
 from gptkit import GPT, GptkitError, ModelConfig, load_config
+from gptkit.config import RunConfig, TrainConfig
 
 CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.toml"))
 
 
 def test_there_are_presets():
-    assert {p.stem for p in CONFIGS} >= {"tiny", "small", "gpt2-124m"}
+    assert {p.stem for p in CONFIGS} >= {"tiny", "shakespeare-char", "small", "gpt2-124m"}
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
 def test_every_preset_parses(path):
-    config = load_config(ModelConfig, path)
+    config = load_config(RunConfig, path).model
     assert config.n_embd % config.n_head == 0
 
 
 def test_gpt2_preset_has_gpt2_small_size():
-    assert GPT(load_config(ModelConfig, "configs/gpt2-124m.toml")).num_params() == 124_439_808
+    assert GPT(load_config(RunConfig, "configs/gpt2-124m.toml").model).num_params() == 124_439_808
 
 
 def test_overrides_are_typed_and_win_over_the_file(tmp_path):
@@ -46,3 +47,20 @@ def test_bad_files_are_clear_errors(tmp_path):
     bad.write_text("n_layer = = 3")
     with pytest.raises(GptkitError, match="not a valid"):
         load_config(ModelConfig, bad)
+
+
+def test_run_config_overrides_find_their_section(tmp_path):
+    config = load_config(RunConfig, "configs/tiny.toml", ["lr=0.01", "model.n_layer=3", "train.batch_size=2"])
+    assert (config.train.lr, config.model.n_layer, config.train.batch_size) == (0.01, 3, 2)
+    assert config.model.n_embd == 64  # from the file
+    with pytest.raises(GptkitError, match="no section 'optim'"):
+        load_config(RunConfig, None, ["optim.lr=1"])
+    with pytest.raises(GptkitError, match=r"\[train\]: unknown key.*learning_rate"):
+        load_config(RunConfig, None, ["train.learning_rate=1"])
+
+
+@pytest.mark.parametrize("bad", [{"batch_size": 0}, {"grad_accum": 0}, {"schedule": "linear"},
+                                 {"dtype": "int8"}, {"min_lr": 1.0, "lr": 0.1}, {"max_steps": -5}])
+def test_invalid_train_config_is_rejected(bad):
+    with pytest.raises(GptkitError, match="train config"):
+        TrainConfig(**bad)

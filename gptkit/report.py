@@ -1,0 +1,105 @@
+"""What a training run leaves for people: metrics.jsonl, loss.png and report.md."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+class MetricsLog:
+    """Append-only JSON lines; on resume, lines after the checkpoint's step are dropped first.
+
+    Rank 0 only writes; TensorBoard event files are written too when tensorboard is installed.
+    """
+
+    def __init__(self, path: Path, truncate_after: int = 0, enabled: bool = True):
+        self.path, self.enabled = path, enabled
+        self._tensorboard = None
+        if not enabled:
+            return
+        kept = [line for line in _read_lines(path) if json.loads(line)["step"] <= truncate_after]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(kept))
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._tensorboard = SummaryWriter(str(path.parent / "tensorboard"), purge_step=truncate_after + 1)
+        except ImportError:
+            pass
+
+    def write(self, record: dict) -> None:
+        if not self.enabled:
+            return
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record) + "\n")
+        if self._tensorboard is not None:
+            for key, value in record.items():
+                if key != "step" and isinstance(value, (int, float)):
+                    self._tensorboard.add_scalar(key, value, record["step"])
+            self._tensorboard.flush()
+
+
+def _read_lines(path: Path) -> list[str]:
+    if not path.is_file():
+        return []
+    return [line + "\n" for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def read_metrics(path: str | Path) -> list[dict]:
+    return [json.loads(line) for line in _read_lines(Path(path))]
+
+
+def write_report(out_dir: Path, run, model, progress, stopped_by: str | None) -> None:
+    """report.md (config, size, throughput, losses, sample) and loss.png when matplotlib is there."""
+    records = read_metrics(out_dir / "metrics.jsonl")
+    train = [(r["step"], r["loss"]) for r in records if "loss" in r]
+    val = [(r["step"], r["val_loss"]) for r in records if "val_loss" in r]
+    speed = [r["tokens_per_s"] for r in records if "tokens_per_s" in r]
+    mfu = [r["mfu"] for r in records if "mfu" in r]
+    samples = [r["sample"] for r in records if "sample" in r]
+    plot = _plot(out_dir / "loss.png", train, val)
+    lines = [
+        f"# Training report: {out_dir}", "",
+        f"- parameters: {model.num_params():,}",
+        f"- steps: {progress.step:,} of {run.train.max_steps:,}"
+        + (f" (stopped by {stopped_by})" if stopped_by else ""),
+        f"- tokens seen: {progress.tokens_seen:,}",
+        f"- training time: {progress.elapsed / 60:.1f} min",
+        f"- throughput: {sum(speed) / len(speed):,.0f} tokens/s, MFU {100 * sum(mfu) / len(mfu):.1f}%"
+        if speed else "- throughput: n/a",
+        f"- final train loss: {train[-1][1]:.4f}" if train else "- final train loss: n/a",
+        f"- final val loss: {val[-1][1]:.4f}, best: {min(v for _, v in val):.4f}" if val else "- val loss: n/a",
+        "", "![loss curve](loss.png)" if plot else "(install matplotlib for loss.png)", "",
+        "## Config", "", "```json", json.dumps({"model": vars(run.model), "train": vars(run.train)}, indent=2),
+        "```",
+    ]
+    if samples:
+        lines += ["", "## Last sample", "", "```", samples[-1], "```"]
+    (out_dir / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _plot(path: Path, train: list, val: list) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        log.info("matplotlib is not installed: no loss.png (pip install 'gptkit[train]')")
+        return False
+    fig, ax = plt.subplots(figsize=(7, 4))
+    if train:
+        ax.plot(*zip(*train), label="train", linewidth=1)
+    if val:
+        ax.plot(*zip(*val), label="val", marker="o")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (nats/token)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
