@@ -168,10 +168,12 @@ def _cmd_train(args) -> None:
     from tqdm import tqdm
 
     from .config import RunConfig, load_config
+    from .runtime import is_main_process
     from .train import train
 
     run = load_config(RunConfig, args.config, args.overrides)
-    with tqdm(total=run.train.max_steps, desc="train", unit="step", disable=True if args.quiet else None) as bar:
+    quiet = args.quiet or not is_main_process()
+    with tqdm(total=run.train.max_steps, desc="train", unit="step", disable=True if quiet else None) as bar:
         def on_step(record: dict) -> None:
             bar.n = record["step"]
             if "tokens_per_s" in record:
@@ -185,7 +187,8 @@ def _cmd_train(args) -> None:
             bar.refresh()
 
         best = train(run, on_step)
-    print(f"best checkpoint: {best}  (report: {Path(run.train.out_dir) / 'report.md'})")
+    if is_main_process():
+        print(f"best checkpoint: {best}  (report: {Path(run.train.out_dir) / 'report.md'})")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -85,3 +85,8 @@ def peak_flops(device: torch.device, dtype: torch.dtype) -> float:
     if device.type == "cuda":
         return 989e12 if dtype in (torch.bfloat16, torch.float16) else 67e12
     return 710e9 if dtype == torch.bfloat16 else 230e9
+
+
+def is_main_process() -> bool:
+    """True outside torchrun and on rank 0 inside it (for printing in the CLI)."""
+    return os.environ.get("RANK", "0") == "0"

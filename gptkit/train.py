@@ -170,19 +170,23 @@ def _barrier(dist: Distributed) -> None:
         torch.distributed.barrier()
 
 
-def _restore(path: Path, model: GPT, optimizer, scaler, run: RunConfig, dist: Distributed) -> _Progress:
+def _load_weights(path: Path, model: GPT) -> dict:
+    """Put a checkpoint's weights into `model` (before any wrapping); return its training state."""
     ckpt = load_checkpoint(path)
     if ckpt.model.config != model.config:
         raise GptkitError(f"{path} holds a model of another shape ({ckpt.model.config}); "
                           f"use a new out_dir or the same [model] settings")
-    state = load_train_state(path)
-    if dist.world_size > 1 and _is_fsdp(model):
-        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_state_dict
+    model.load_state_dict(ckpt.model.state_dict())
+    return load_train_state(path)
 
-        set_state_dict(model, optimizer, model_state_dict=ckpt.model.state_dict(),
-                       optim_state_dict=state["optimizer"], options=StateDictOptions(full_state_dict=True))
+
+def _restore_state(state: dict, model: GPT, optimizer, scaler, dist: Distributed) -> _Progress:
+    """Optimizer, scaler and RNG state from a checkpoint's train_state; the step counters."""
+    if dist.world_size > 1 and _is_fsdp(model):
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+        set_optimizer_state_dict(model, optimizer, state["optimizer"], options=StateDictOptions(full_state_dict=True))
     else:
-        model.load_state_dict(ckpt.model.state_dict())
         optimizer.load_state_dict(state["optimizer"])
     if scaler is not None and state["scaler"]:
         scaler.load_state_dict(state["scaler"])
@@ -235,15 +239,17 @@ def train(run: RunConfig, on_step: Callable[[dict], None] | None = None) -> Path
     Batches(val_shards, 1, block)  # fail now, not at the first evaluation, if val is too short
 
     torch.manual_seed(cfg.seed)
-    model = GPT(model_cfg).to(device)
-    optimizer = build_optimizer(model, cfg, device)
+    model = GPT(model_cfg)
+    resume_from = _latest_checkpoint(out_dir)
+    saved_state = _load_weights(resume_from, model) if resume_from is not None else None
+    model.to(device)
+    wrapped = wrap_model(model, cfg, dist, device)
+    optimizer = build_optimizer(model, cfg, device)  # after wrapping: FSDP replaces the parameters
     scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
     progress = _Progress()
-    resume_from = _latest_checkpoint(out_dir)
-    if resume_from is not None:
-        progress = _restore(resume_from, model, optimizer, scaler, run, dist)
+    if saved_state is not None:
+        progress = _restore_state(saved_state, model, optimizer, scaler, dist)
         log.info("resuming from %s (step %d)", resume_from, progress.step)
-    wrapped = wrap_model(model, cfg, dist, device)
     if dist.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "run.json").write_text(json.dumps(to_dict(run), indent=2) + "\n")
