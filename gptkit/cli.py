@@ -99,31 +99,29 @@ def _cmd_export_hf(args) -> None:
 
 
 def _cmd_demo(args) -> None:
-    """Shard the built-in corpus with a trained BPE, build a tiny model, save, describe, generate."""
-    import torch
-
-    from .checkpoint import save_checkpoint
-    from .config import ModelConfig
-    from .data import PrepareConfig, TokenShards, prepare
+    """Shard the built-in corpus, train a small model for a few minutes, sample from it."""
+    from .checkpoint import load_checkpoint
+    from .data import PrepareConfig, prepare
     from .generate import Sampling, generate
-    from .model import GPT
-    from .tokenizer import Tokenizer
 
     out = Path(args.out)
-    print("1. prepare: clean builtin:python-docs, train a 2,048-token byte-level BPE, write token shards")
+    print("1/3 prepare: clean builtin:python-docs, train a 2,048-token byte-level BPE, write token shards")
     manifest = prepare(["builtin:python-docs"], out / "data", PrepareConfig(vocab_size=2048))
-    tokenizer = Tokenizer.load(out / "data")
-    train = TokenShards(out / "data", "train", tokenizer)
-    print(f"   {len(train):,} train tokens, {manifest['splits']['val']['tokens']:,} val tokens in {out / 'data'}")
-    print("2. model: a 2-layer GPT-2, saved as a checkpoint")
-    config = ModelConfig(vocab_size=tokenizer.vocab_size, block_size=128, n_layer=2, n_head=4, n_embd=64)
-    torch.manual_seed(0)
-    model = GPT(config)
-    save_checkpoint(out / "model", model, tokenizer)
-    _cmd_info(argparse.Namespace(checkpoint=out / "model"))
-    prompt = "The assert statement"
-    ids = generate(model.eval(), tokenizer.encode(prompt), 40, Sampling(temperature=0.8), seed=0)
-    print(f"3. sample (untrained weights until `gptkit train` lands):\n{prompt}{tokenizer.decode(ids)}")
+    print(f"    {manifest['splits']['train']['tokens']:,} train and {manifest['splits']['val']['tokens']:,} "
+          f"val tokens in {out / 'data'}")
+    print(f"2/3 train: configs/demo.toml, a few minutes on a CPU (metrics, loss.png, report.md in {out / 'train'})")
+    config = Path(__file__).resolve().parent.parent / "configs" / "demo.toml"
+    if not config.is_file():
+        raise GptkitError(f"{config} not found: run the demo from a gptkit checkout (git clone, pip install -e .)")
+    _cmd_train(argparse.Namespace(config=config, quiet=False, overrides=[
+        f"data={out / 'data'}", f"out_dir={out / 'train'}", *args.overrides]))
+    ckpt = load_checkpoint(out / "train" / "best")
+    print("3/3 generate: three samples (temperature 0.8, top-k 50)")
+    tok = ckpt.tokenizer
+    for i, prompt in enumerate(["The assert statement", "A class definition", "Exceptions"]):
+        ids = generate(ckpt.model.eval(), tok.encode(prompt), 60, Sampling(0.8, top_k=50), (tok.eot_id,), seed=i)
+        print(f"--- {prompt}{tok.decode(t for t in ids if t != tok.eot_id)}")
+    print(f"\nnext: gptkit generate {out / 'train' / 'best'} --prompt \"...\"")
 
 
 def _cmd_prepare(args) -> None:
@@ -265,9 +263,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train, takes_overrides=True)
 
-    p = sub.add_parser("demo", help="the quick tour: tokenizer, model, checkpoint, generation")
-    p.add_argument("--out", default="runs/demo", help="where to write the checkpoint")
-    p.set_defaults(func=_cmd_demo)
+    p = sub.add_parser("demo", help="the tour: shard a corpus, train a small model for a few minutes, sample",
+                       usage="gptkit demo [--out DIR] [key=value ...]",
+                       epilog="key=value overrides configs/demo.toml, e.g. max_steps=50 for a quick look")
+    p.add_argument("--out", default="runs/demo", help="where to write data, checkpoints and report")
+    p.set_defaults(func=_cmd_demo, takes_overrides=True)
     return parser
 
 

@@ -18,7 +18,7 @@ def run(*args, check_rc=0):
 
 def test_every_subcommand_has_help():
     commands = build_parser()._subparsers._group_actions[0].choices
-    assert set(commands) >= {"info", "generate", "init", "import-hf", "export-hf", "prepare", "demo"}
+    assert set(commands) >= {"info", "generate", "init", "import-hf", "export-hf", "prepare", "train", "demo"}
     for name in commands:
         assert "usage:" in run(name, "--help").stdout
 
@@ -53,10 +53,12 @@ def test_hf_export_import_roundtrip(tmp_path, tiny_model, bpe_tokenizer):
     (["init", "OUT", "--config", "missing.toml"], "config file not found"),
     (["import-hf", "no/such/dir", "OUT"], "no config.json"),
     (["prepare", "no/such/file.txt", "--out", "OUT"], "corpus source not found"),
+    (["train", "--config", "configs/tiny.toml", "data=no/such/dir", "out_dir=OUT"], "missing manifest.json"),
+    (["train", "--config", "configs/tiny.toml", "batch_size=0"], "batch_size must be a positive integer"),
     (["prepare", "builtin:python-docs", "--out", "OUT", "--vocab-size", "100"], "too small"),
 ])
 def test_user_errors_print_one_line_and_exit_2(tmp_path, args, message):
-    args = [str(tmp_path / a) if a == "OUT" else a for a in args]
+    args = [str(tmp_path / a) if a == "OUT" else a.replace("=OUT", f"={tmp_path / 'out'}") for a in args]
     proc = run(*args, check_rc=2)
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
@@ -85,10 +87,11 @@ def test_prepare_reports_counts_and_skips_an_unchanged_rerun(tmp_path):
     assert "nothing to do" in run(*args).stderr
 
 
-def test_demo_runs(tmp_path):
-    out = run("demo", "--out", tmp_path / "demo").stdout
-    assert "parameters" in out and "sample" in out
-    assert (tmp_path / "demo" / "model" / "model.safetensors").is_file()
+def test_demo_prepares_trains_and_samples(tmp_path):
+    out = run("demo", "--out", tmp_path / "demo", "max_steps=6", "eval_interval=3", "eval_batches=1").stdout
+    assert "1/3 prepare" in out and "3/3 generate" in out and out.count("--- ") == 3
+    assert (tmp_path / "demo" / "train" / "best" / "model.safetensors").is_file()
+    assert (tmp_path / "demo" / "train" / "report.md").is_file()
     assert (tmp_path / "demo" / "data" / "manifest.json").is_file()
 
 
