@@ -42,6 +42,7 @@ class PrepareConfig:
     tokenizer: str = "bpe"  # what to train when no tokenizer is given: bpe or char
     vocab_size: int = 8192  # for a trained BPE tokenizer
     val_fraction: float = 0.1  # share of documents in the val split
+    split: str = "random"  # random: documents drawn by seed; tail: the last val_fraction of the input bytes
     seed: int = 1337  # decides which documents go to val
     shard_tokens: int = 100_000_000  # start a new shard file after this many tokens
     batch_documents: int = 512  # documents per tokenizer call
@@ -51,6 +52,8 @@ class PrepareConfig:
     def __post_init__(self):
         if self.tokenizer not in ("bpe", "char"):
             raise GptkitError(f"tokenizer must be bpe or char, got {self.tokenizer!r}")
+        if self.split not in ("random", "tail"):
+            raise GptkitError(f"split must be random or tail, got {self.split!r}")
         if not 0 <= self.val_fraction < 1:
             raise GptkitError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
         if self.shard_tokens < 1 or self.batch_documents < 1:
@@ -100,11 +103,10 @@ def prepare(sources: list[str], out_dir: str | Path, config: PrepareConfig = Pre
     stats, cleaner = ReadStats(), Cleaner(config.clean)
     with atomic_directory(out_dir) as tmp:
         writers = {split: _ShardWriter(tmp, split, dtype, config.shard_tokens) for split in SPLITS}
-        rng = np.random.default_rng(config.seed)
+        in_val = _val_chooser(config, inputs)
         tokens_written = 0
         for docs in _batched_in_thread(_clean_documents(files, config, stats, cleaner), config.batch_documents):
-            in_val = rng.random(len(docs)) < config.val_fraction
-            for ids, val in zip(tokenizer.encode_batch(docs), in_val):
+            for ids, val in zip(tokenizer.encode_batch(docs), in_val(docs)):
                 ids.append(tokenizer.eot_id)
                 writers["val" if val else "train"].write(ids)
                 tokens_written += len(ids)
@@ -130,6 +132,27 @@ def prepare(sources: list[str], out_dir: str | Path, config: PrepareConfig = Pre
         log.warning("%d documents had invalid UTF-8; bad bytes were replaced by U+FFFD",
                     stats.invalid_utf8_documents)
     return manifest
+
+
+def _val_chooser(config: PrepareConfig, inputs: list[dict]) -> Callable[[list[str]], list[bool]]:
+    """Which documents of each batch go to val: seeded random draws, or those past the head's bytes."""
+    if config.split == "random":
+        rng = np.random.default_rng(config.seed)
+        return lambda docs: (rng.random(len(docs)) < config.val_fraction).tolist()
+    if any(i["bytes"] is None for i in inputs):
+        raise GptkitError("split=tail needs files of known size (not builtin: sources)")
+    head = (1 - config.val_fraction) * sum(i["bytes"] for i in inputs)
+    seen = 0
+
+    def choose(docs: list[str]) -> list[bool]:  # nanoGPT's split: the first bytes train, the rest val
+        nonlocal seen
+        flags = []
+        for doc in docs:
+            seen += len(doc.encode("utf-8"))
+            flags.append(seen > head)
+        return flags
+
+    return choose
 
 
 def _check_outcome(writers, stats: ReadStats, cleaner: Cleaner, files, config: PrepareConfig) -> None:

@@ -278,7 +278,7 @@ def train(run: RunConfig, on_step: Callable[[dict], None] | None = None) -> Path
             lr = lr_at(progress.step, cfg)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            loss = _train_step(wrapped, optimizer, scaler, batches, progress.step, dist, cfg, device, dtype)
+            loss = train_step(wrapped, optimizer, scaler, batches, progress.step, dist, cfg, device, dtype)
             if not math.isfinite(loss):
                 last = _latest_checkpoint(out_dir)
                 raise GptkitError(
@@ -323,7 +323,7 @@ def train(run: RunConfig, on_step: Callable[[dict], None] | None = None) -> Path
     return out_dir / "best"
 
 
-def _train_step(model, optimizer, scaler, batches: Batches, step: int, dist: Distributed, cfg: TrainConfig,
+def train_step(model, optimizer, scaler, batches: Batches, step: int, dist: Distributed, cfg: TrainConfig,
                 device: torch.device, dtype: torch.dtype) -> float:
     """One optimiser step over grad_accum micro-batches; returns the mean loss over all ranks."""
     total = torch.zeros((), device=device)

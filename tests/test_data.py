@@ -152,3 +152,18 @@ def test_batches_land_on_the_requested_device(tmp_path, corpus, device):
     assert x.device.type == y.device.type == device
     cpu_x, _ = next(Batches(TokenShards(tmp_path / "out", "train"), 2, 8))
     assert torch.equal(x.cpu(), cpu_x)  # same seed, same batch, wherever it lands
+
+
+def test_tail_split_puts_the_last_bytes_in_val(tmp_path, corpus):
+    import re
+
+    manifest = prepare([str(corpus)], tmp_path / "out", PrepareConfig(vocab_size=300, val_fraction=0.1, split="tail"))
+    tok = Tokenizer.load(tmp_path / "out")
+    numbers = {}
+    for split in ("train", "val"):
+        text = tok.decode(np.fromfile(tmp_path / "out" / f"{split}_000.bin", dtype=np.uint16).tolist())
+        numbers[split] = [int(n) for n in re.findall(r"Paragraph (\d+):", text)]
+    assert numbers["train"] == list(range(len(numbers["train"])))  # the head, in order
+    assert numbers["val"] == list(range(len(numbers["train"]), 200))  # the tail, in order
+    val_bytes = manifest["splits"]["val"]["tokens"]
+    assert 0.05 < val_bytes / (val_bytes + manifest["splits"]["train"]["tokens"]) < 0.15

@@ -14,7 +14,7 @@ from gptkit.config import RunConfig, TrainConfig, load_config
 from gptkit.data import Batches, PrepareConfig, TokenShards, prepare
 from gptkit.report import read_metrics
 from gptkit.runtime import Distributed
-from gptkit.train import _train_step, build_optimizer, lr_at, train
+from gptkit.train import train_step, build_optimizer, lr_at, train
 from tests.conftest import SAMPLE_TEXT
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -95,7 +95,7 @@ def test_gradient_accumulation_equals_one_big_batch(shards):
     reference = GPT(model.config)
     reference.load_state_dict(model.state_dict())
     opt = build_optimizer(model, cfg, torch.device("cpu"))
-    loss = _train_step(model, opt, None, batches, 3, Distributed(), cfg, torch.device("cpu"), torch.float32)
+    loss = train_step(model, opt, None, batches, 3, Distributed(), cfg, torch.device("cpu"), torch.float32)
     # the same 8 sequences in one batch of 8
     (x0, y0), (x1, y1) = batches.batch(3, 0), batches.batch(3, 1)
     ref_opt = build_optimizer(reference, cfg, torch.device("cpu"))
