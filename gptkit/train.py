@@ -12,6 +12,7 @@ an uninterrupted run's. Under torchrun the same call runs DDP (or FSDP2).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
 import math
@@ -95,10 +96,12 @@ def evaluate(model: torch.nn.Module, val: TokenShards, block_size: int, cfg: Tra
     model.eval()
     total, count = 0.0, 0
     with autocast(device, dtype):
-        if cfg.eval_batches == 0:
-            for x, y in val.windows(block_size):
-                total += model(x[None].to(device), y[None].to(device)).item()
-                count += 1
+        if cfg.eval_batches == 0:  # every window, batch_size at a time; a window's loss is a mean, so weight it
+            windows = val.windows(block_size)
+            while chunk := list(itertools.islice(windows, cfg.batch_size)):
+                x, y = (torch.stack(t).to(device) for t in zip(*chunk))
+                total += model(x, y).item() * len(chunk)
+                count += len(chunk)
         else:
             batches = Batches(val, cfg.batch_size, block_size, seed=cfg.seed + _EVAL_SEED_OFFSET, device=device)
             for i in range(cfg.eval_batches):
@@ -262,7 +265,7 @@ def train(run: RunConfig, on_step: Callable[[dict], None] | None = None) -> Path
     def run_eval() -> dict:
         val = evaluate(wrapped, val_shards, block, cfg, device, dtype)
         record = {"step": progress.step, "val_loss": val, "val_ppl": math.exp(min(val, 50)),
-                  "val_bpb": val / math.log(2) / bytes_per_token}
+                  "val_bpb": val / math.log(2) / bytes_per_token, "elapsed": progress.elapsed}
         if cfg.sample_tokens and dist.is_main and not cfg.fsdp:
             ids = generate(model.eval(), [tokenizer.eot_id], cfg.sample_tokens, Sampling(0.8, top_k=200), seed=0)
             model.train()

@@ -14,7 +14,7 @@ from gptkit.config import RunConfig, TrainConfig, load_config
 from gptkit.data import Batches, PrepareConfig, TokenShards, prepare
 from gptkit.report import read_metrics
 from gptkit.runtime import Distributed
-from gptkit.train import train_step, build_optimizer, lr_at, train
+from gptkit.train import build_optimizer, evaluate, lr_at, train, train_step
 from tests.conftest import SAMPLE_TEXT
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -199,3 +199,13 @@ def test_two_processes_match_one_process_with_accumulation(shards, tmp_path, fsd
     train(_run(shards, tmp_path / "ddp", "grad_accum=2", "max_steps=9", "checkpoint_interval=3", "eval_interval=3",
                "fsdp=false"))
     assert len(_losses(tmp_path / "ddp")) == 9
+
+
+def test_whole_split_evaluation_averages_every_window(shards):
+    val = TokenShards(shards, "val")
+    torch.manual_seed(0)
+    model = GPT(ModelConfig(vocab_size=300, block_size=16, n_layer=1, n_head=2, n_embd=16)).eval()
+    with torch.no_grad():
+        expected = sum(model(x[None], y[None]).item() for x, y in val.windows(16)) / len(list(val.windows(16)))
+    got = evaluate(model, val, 16, TrainConfig(batch_size=5, eval_batches=0), torch.device("cpu"), torch.float32)
+    assert got == pytest.approx(expected, rel=1e-5)

@@ -1,0 +1,88 @@
+"""Character-level tiny Shakespeare under a wall-clock budget, scored like nanoGPT.
+
+    python benchmarks/shakespeare.py [--data ../shared/data/tinyshakespeare.txt] [--minutes 10]
+                                     [--out runs/bench-shakespeare] [key=value ...]
+
+nanoGPT's split (first 90% of the text trains, the last 10% validates), a character
+vocabulary, and val loss over the whole val split (every non-overlapping window).
+Prints the val loss reached, and the training time (evaluation excluded) at which
+val loss first reached 1.88 (nanoGPT's CPU recipe) and 1.70. key=value overrides
+the run config below (e.g. n_layer=6 dtype=fp32).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from gptkit.clean import CleanConfig  # noqa: E402
+from gptkit.config import RunConfig, load_config  # noqa: E402
+from gptkit.data import PrepareConfig, prepare  # noqa: E402
+from gptkit.report import read_metrics  # noqa: E402
+from gptkit.train import train  # noqa: E402
+
+# Sized for a 2-core CPU: small enough to see ~1M characters many times in minutes, bf16 throughout.
+DEFAULTS = [
+    "model.block_size=128", "model.n_layer=4", "model.n_head=4", "model.n_embd=256", "model.dropout=0.1",
+    "batch_size=32", "lr=2e-3", "min_lr=2e-4", "warmup_steps=100", "beta2=0.99", "weight_decay=0.1",
+    "dtype=bf16", "device=cpu", "eval_interval=250", "eval_batches=0", "checkpoint_interval=100000",
+    "log_interval=50",
+]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"))
+    p.add_argument("--minutes", type=float, default=10.0)
+    p.add_argument("--steps", type=int, default=0, help="schedule length; 0 = estimate from a short timing run")
+    p.add_argument("--out", default=str(ROOT / "runs" / "bench-shakespeare"))
+    p.add_argument("overrides", nargs="*")
+    args = p.parse_args()
+    if not Path(args.data).is_file():
+        sys.exit(f"{args.data} not found: pass --data (see shared/data/README.md)")
+    out = Path(args.out)
+    shutil.rmtree(out / "train", ignore_errors=True)
+    prepare([args.data], out / "data", PrepareConfig(tokenizer="char", val_fraction=0.1, split="tail",
+                                                    clean=CleanConfig(dedup_exact=False, min_chars=0)))
+    overrides = [*DEFAULTS, f"data={out / 'data'}", f"out_dir={out / 'train'}", *args.overrides]
+    steps = args.steps or _estimate_steps(overrides, out, args.minutes)
+    run = load_config(RunConfig, None, [*overrides, f"max_steps={steps}", f"max_minutes={args.minutes}"])
+    start = time.perf_counter()
+    train(run)
+    wall = time.perf_counter() - start
+    evals = [r for r in read_metrics(out / "train" / "metrics.jsonl") if "val_loss" in r]
+    final = evals[-1]
+    print(f"# tiny Shakespeare, char-level, {run.model.n_layer}x{run.model.n_embd}, context {run.model.block_size}, "
+          f"{run.train.dtype}, budget {args.minutes} min, {final['step']} steps of "
+          f"{run.train.batch_size} x {run.model.block_size}; wall clock {wall / 60:.1f} min with evaluations")
+    print("| val loss reached | best val loss | train time to 1.88 | train time to 1.70 |")
+    print("|---|---|---|---|")
+    print(f"| {final['val_loss']:.4f} | {min(r['val_loss'] for r in evals):.4f} | "
+          f"{_time_to(evals, 1.88)} | {_time_to(evals, 1.70)} |")
+
+
+def _time_to(evals: list[dict], target: float) -> str:
+    for r in evals:
+        if r["val_loss"] <= target:
+            return f"{r['elapsed']:.0f} s (step {r['step']})"
+    return "not reached"
+
+
+def _estimate_steps(overrides: list[str], out: Path, minutes: float) -> int:
+    """Time 20 steps, so the cosine schedule ends when the budget does."""
+    probe = load_config(RunConfig, None, [*overrides, "max_steps=20", "eval_interval=1000", "eval_batches=1",
+                                          f"out_dir={out / 'probe'}"])
+    shutil.rmtree(out / "probe", ignore_errors=True)
+    train(probe)
+    per_step = [r for r in read_metrics(out / "probe" / "metrics.jsonl") if "elapsed" in r][-1]["elapsed"] / 20
+    shutil.rmtree(out / "probe", ignore_errors=True)
+    return max(100, int(minutes * 60 / per_step))
+
+
+if __name__ == "__main__":
+    main()
