@@ -259,7 +259,7 @@ def train(run: RunConfig, on_step: Callable[[dict], None] | None = None) -> Path
     metrics = MetricsLog(out_dir / "metrics.jsonl", truncate_after=progress.step, enabled=dist.is_main)
     tokens_per_step = cfg.batch_size * block * cfg.grad_accum * dist.world_size
     flops_per_step = model.flops_per_token(block) * tokens_per_step
-    peak = cfg.peak_flops or peak_flops(device, dtype) * dist.world_size
+    peak = (cfg.peak_flops or peak_flops(device, dtype)) * dist.world_size
     bytes_per_token = _bytes_per_token(cfg.data)
 
     def run_eval() -> dict:
@@ -300,8 +300,9 @@ def train(run: RunConfig, on_step: Callable[[dict], None] | None = None) -> Path
                               elapsed=progress.elapsed)
                 metrics.write(record)
                 interval_start, interval_tokens = time.perf_counter(), 0
-            out_of_time = cfg.max_minutes and progress.elapsed >= cfg.max_minutes * 60
-            last_step = progress.step == cfg.max_steps or out_of_time or stop.received
+            out_of_time = bool(cfg.max_minutes) and progress.elapsed >= cfg.max_minutes * 60
+            out_of_time, signalled = _agree(dist, device, out_of_time, stop.received is not None)
+            last_step = progress.step == cfg.max_steps or out_of_time or signalled
             if progress.step % cfg.eval_interval == 0 or last_step:
                 evaluation = run_eval()
                 metrics.write(evaluation)
@@ -316,14 +317,24 @@ def train(run: RunConfig, on_step: Callable[[dict], None] | None = None) -> Path
                 _checkpoint(out_dir, model, tokenizer, run, progress, optimizer, scaler, dist)
             if on_step is not None and dist.is_main:
                 on_step(record)
-            if stop.received or out_of_time:
-                stopped_by = stop.received or f"max_minutes={cfg.max_minutes}"
+            if signalled or out_of_time:
+                stopped_by = stop.received or ("a signal to another rank" if signalled else
+                                               f"max_minutes={cfg.max_minutes}")
                 break
     if dist.is_main:
         write_report(out_dir, run, model, progress, stopped_by)
     if stopped_by:
         log.info("stopped by %s at step %d; run the same command again to resume", stopped_by, progress.step)
     return out_dir / "best"
+
+
+def _agree(dist: Distributed, device: torch.device, *flags: bool) -> tuple[bool, ...]:
+    """Each flag true on any rank becomes true on all, so every rank stops at the same step."""
+    if dist.world_size == 1:
+        return flags
+    t = torch.tensor([float(f) for f in flags], device=device)
+    torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
+    return tuple(bool(v) for v in t.tolist())
 
 
 def train_step(model, optimizer, scaler, batches: Batches, step: int, dist: Distributed, cfg: TrainConfig,
