@@ -78,7 +78,7 @@ class TrainConfig:
     beta1: float = 0.9
     beta2: float = 0.95
     grad_clip: float = 1.0  # max global gradient norm; 0 = off
-    dtype: str = "bf16"  # bf16 or fp16 autocast, or fp32
+    dtype: str = "auto"  # bf16 or fp16 autocast, fp32, or auto (bf16 where the hardware is fast at it)
     device: str = "auto"
     compile: bool = False  # torch.compile the model (falls back to eager if it fails)
     fsdp: bool = False  # under torchrun: shard parameters with FSDP2 instead of DDP
@@ -107,8 +107,8 @@ class TrainConfig:
             raise GptkitError(f"train config: schedule must be cosine, wsd or constant, got {self.schedule!r}")
         if not 0 < self.decay_fraction <= 1:
             raise GptkitError(f"train config: decay_fraction must be in (0, 1], got {self.decay_fraction}")
-        if self.dtype not in ("fp32", "bf16", "fp16"):
-            raise GptkitError(f"train config: dtype must be fp32, bf16 or fp16, got {self.dtype!r}")
+        if self.dtype not in ("auto", "fp32", "bf16", "fp16"):
+            raise GptkitError(f"train config: dtype must be auto, fp32, bf16 or fp16, got {self.dtype!r}")
         if self.weight_decay < 0 or self.grad_clip < 0 or self.max_minutes < 0:
             raise GptkitError("train config: weight_decay, grad_clip and max_minutes must be >= 0")
 

@@ -7,6 +7,7 @@ D = head_dim, V = vocab_size.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
@@ -21,12 +22,12 @@ class KVCache:
 
     `lengths[b]` is the number of positions slot b holds. A forward pass with a
     cache writes its T new tokens at positions lengths[b] .. lengths[b]+T-1 of
-    each slot and then advances every length by T. Slots may hold different
-    lengths: a batch of right-padded prompts is prefilled in one pass and each
-    slot is then cut back to its real length with `truncate`, so later tokens
-    overwrite the padding. The buffers are allocated on first use, with the
-    dtype and device of the keys the model computes (so bf16 autocast gives a
-    bf16 cache).
+    each slot and then advances those lengths by T. A pass may cover only some
+    slots (`slots`), so sequences can join and leave a running batch. Slots may
+    hold different lengths: a batch of right-padded prompts is prefilled in one
+    pass and each slot is then cut back to its real length with `truncate`, so
+    later tokens overwrite the padding. The buffers are allocated on first use,
+    with the dtype and device of the keys the model computes.
     """
 
     def __init__(self, config: ModelConfig, batch_size: int, max_len: int | None = None):
@@ -43,27 +44,57 @@ class KVCache:
             raise ValueError(f"cannot truncate slot {slot} of length {self.lengths[slot]} to {length}")
         self.lengths[slot] = length
 
+    def reorder(self, index: torch.Tensor) -> None:
+        """Slot b takes the contents of slot index[b] (beam search); all slots must have one length."""
+        if self.k is not None:
+            end = max(self.lengths)
+            self.k[:, :, :, :end] = self.k[:, index, :, :end]
+            self.v[:, :, :, :end] = self.v[:, index, :, :end]
+        self.lengths = [self.lengths[i] for i in index.tolist()]
+
     def _allocate(self, like: torch.Tensor) -> None:
         c = self.config
         shape = (c.n_layer, self.batch_size, c.n_head, self.max_len, c.head_dim)
         self.k = torch.zeros(shape, dtype=like.dtype, device=like.device)
         self.v = torch.zeros(shape, dtype=like.dtype, device=like.device)
 
-    def _write(self, layer: int, k: torch.Tensor, v: torch.Tensor, positions: torch.Tensor | None):
-        """Store k, v (B, H, T, D) and return all keys and values so far, (B, H, S, D)."""
+    def _write(self, layer: int, k: torch.Tensor, v: torch.Tensor, layout: _Layout):
+        """Store k, v (B, H, T, D) and return the keys and values the queries attend to, (B, H, S, D)."""
         if self.k is None:
             self._allocate(k)
         T = k.shape[2]
-        if positions is None:  # every slot has the same length: a plain slice
-            start = self.lengths[0]
-            self.k[layer, :, :, start : start + T] = k
-            self.v[layer, :, :, start : start + T] = v
-        else:  # positions (B, T): scatter each sequence's tokens to its own positions
-            index = positions[:, None, :, None].expand_as(k)
-            self.k[layer].scatter_(2, index, k)
-            self.v[layer].scatter_(2, index, v)
-        end = max(self.lengths) + T
-        return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
+        if layout.slots is None and layout.positions is None:  # aligned slots: a plain slice
+            self.k[layer, :, :, layout.start : layout.start + T] = k
+            self.v[layer, :, :, layout.start : layout.start + T] = v
+            return self.k[layer, :, :, : layout.end], self.v[layer, :, :, : layout.end]
+        slots = layout.slots if layout.slots is not None else torch.arange(k.shape[0], device=k.device)
+        positions = layout.positions
+        if positions is None:
+            positions = torch.arange(layout.start, layout.start + T, device=k.device).expand(k.shape[0], T)
+        heads = torch.arange(k.shape[1], device=k.device)[None, :, None]
+        index = (slots[:, None, None], heads, positions[:, None, :])  # broadcasts to (B, H, T)
+        self.k[layer].index_put_(index, k)
+        self.v[layer].index_put_(index, v)
+        if layout.slots is None:
+            return self.k[layer, :, :, : layout.end], self.v[layer, :, :, : layout.end]
+        return self.k[layer, slots, :, : layout.end], self.v[layer, slots, :, : layout.end]
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Where T new tokens go: `start` when every sequence is at the same position, else `positions` (B, T).
+
+    `slots` (B,) picks cache slots (None: all of them, in order); `end` is the
+    number of key positions attended to; `mask` (broadcastable to B, H, T, S)
+    or `causal` say which keys each query sees.
+    """
+
+    start: int = 0
+    end: int = 0
+    positions: torch.Tensor | None = None
+    slots: torch.Tensor | None = None
+    mask: torch.Tensor | None = None
+    causal: bool = True
 
 
 class CausalSelfAttention(nn.Module):
@@ -75,14 +106,14 @@ class CausalSelfAttention(nn.Module):
         self.proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
         self.resid_dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x, layer, cache, positions, mask, causal):
+    def forward(self, x, layer, cache, layout):
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=2)  # each (B, T, C)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
         if cache is not None:
-            k, v = cache._write(layer, k, v, positions)  # (B, H, S, D)
+            k, v = cache._write(layer, k, v, layout)  # (B, H, S, D)
         y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, is_causal=causal,
+            q, k, v, attn_mask=layout.mask, is_causal=layout.causal,
             dropout_p=self.dropout if self.training else 0.0,
         )  # (B, H, T, D)
         y = y.transpose(1, 2).reshape(B, T, C)
@@ -109,8 +140,8 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps, bias=config.bias)
         self.mlp = MLP(config)
 
-    def forward(self, x, layer, cache, positions, mask, causal):
-        x = x + self.attn(self.ln_1(x), layer, cache, positions, mask, causal)
+    def forward(self, x, layer, cache, layout):
+        x = x + self.attn(self.ln_1(x), layer, cache, layout)
         return x + self.mlp(self.ln_2(x))
 
 
@@ -145,16 +176,24 @@ class GPT(nn.Module):
             for proj in (block.attn.proj, block.mlp.proj):
                 nn.init.normal_(proj.weight, mean=0.0, std=0.02 / math.sqrt(2 * self.config.n_layer))
 
-    def hidden_states(self, idx: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
-        """Final-LayerNorm outputs (B, T, C): the features behind the logits (and embeddings)."""
+    def hidden_states(self, idx: torch.Tensor, cache: KVCache | None = None,
+                      slots: list[int] | None = None) -> torch.Tensor:
+        """Final-LayerNorm outputs (B, T, C): the features behind the logits (and embeddings).
+
+        With a cache, idx is appended to cache slots `slots` (default: all, B == cache.batch_size).
+        """
         B, T = idx.shape
-        start, positions, mask, causal = self._attention_layout(B, T, cache, idx.device)
-        pos = torch.arange(start, start + T, device=idx.device) if positions is None else positions
+        layout = self._attention_layout(B, T, cache, slots, idx.device)
+        if layout.positions is None:
+            pos = torch.arange(layout.start, layout.start + T, device=idx.device)
+        else:
+            pos = layout.positions
         x = self.drop(self.wte(idx) + self.wpe(pos))  # (B, T, C)
         for layer, block in enumerate(self.blocks):
-            x = block(x, layer, cache, positions, mask, causal)
+            x = block(x, layer, cache, layout)
         if cache is not None:
-            cache.lengths = [n + T for n in cache.lengths]
+            for slot in range(B) if slots is None else slots:
+                cache.lengths[slot] += T
         return self.ln_f(x)
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
@@ -162,44 +201,40 @@ class GPT(nn.Module):
         return F.linear(hidden, self.wte.weight)
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None,
-                cache: KVCache | None = None) -> torch.Tensor:
-        logits = self.logits(self.hidden_states(idx, cache))
+                cache: KVCache | None = None, slots: list[int] | None = None) -> torch.Tensor:
+        logits = self.logits(self.hidden_states(idx, cache, slots))
         if targets is None:
             return logits
         return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-1)
 
-    def _attention_layout(self, B: int, T: int, cache: KVCache | None, device):
-        """Positions and attention mask for T new tokens, given what the cache holds.
-
-        Returns (start, positions, mask, causal): `start` is the shared first
-        position when all sequences are aligned (then `positions` is None),
-        otherwise `positions` (B, T) gives each token's position.
-        """
-        limit = self.config.block_size if cache is None else cache.max_len
+    def _attention_layout(self, B: int, T: int, cache: KVCache | None, slots: list[int] | None,
+                          device) -> _Layout:
+        """Positions and attention mask for T new tokens, given what the cache holds."""
         if cache is None:
-            if limit < T:
-                raise GptkitError(f"sequence of {T} tokens exceeds the context window of {limit}")
-            return 0, None, None, True
-        if cache.batch_size != B:
+            if self.config.block_size < T:
+                raise GptkitError(f"sequence of {T} tokens exceeds the context window of {self.config.block_size}")
+            return _Layout(end=T)
+        if slots is None and cache.batch_size != B:
             raise ValueError(f"batch of {B} sequences for a cache with {cache.batch_size} slots")
-        lengths = cache.lengths
-        if max(lengths) + T > limit:
-            raise GptkitError(
-                f"{max(lengths)} cached + {T} new tokens exceed the cache length of {limit}"
-            )
+        if slots is not None and len(slots) != B:
+            raise ValueError(f"batch of {B} sequences for {len(slots)} cache slots")
+        lengths = cache.lengths if slots is None else [cache.lengths[s] for s in slots]
+        end = max(lengths) + T
+        if end > cache.max_len:
+            raise GptkitError(f"{max(lengths)} cached + {T} new tokens exceed the cache length of {cache.max_len}")
+        slot_index = None if slots is None else torch.tensor(slots, device=device)
         if min(lengths) == max(lengths):
             start = lengths[0]
-            if start == 0:
-                return 0, None, None, True  # fresh cache: plain causal attention
-            if T == 1:
-                return start, None, None, False  # one new token sees every cached one
-            keys = torch.arange(start + T, device=device)
-            queries = torch.arange(start, start + T, device=device)
-            return start, None, keys[None, :] <= queries[:, None], False  # (T, S)
+            if start == 0:  # fresh slots: plain causal attention
+                return _Layout(0, end, slots=slot_index)
+            if T == 1:  # one new token sees every cached one
+                return _Layout(start, end, slots=slot_index, causal=False)
+            keys = torch.arange(end, device=device)
+            queries = torch.arange(start, end, device=device)
+            return _Layout(start, end, slots=slot_index, mask=keys <= queries[:, None], causal=False)  # (T, S)
         positions = torch.tensor(lengths, device=device)[:, None] + torch.arange(T, device=device)
-        keys = torch.arange(max(lengths) + T, device=device)
-        mask = keys[None, None, :] <= positions[:, :, None]  # (B, T, S)
-        return 0, positions, mask[:, None], False  # broadcast over heads
+        mask = torch.arange(end, device=device) <= positions[:, :, None]  # (B, T, S)
+        return _Layout(0, end, positions, slot_index, mask[:, None], causal=False)  # broadcast over heads
 
     def num_params(self, non_embedding: bool = False) -> int:
         """Parameter count; the LM head shares the token embedding, so it is counted once.

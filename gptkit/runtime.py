@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+from pathlib import Path
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,10 +29,30 @@ def pick_device(name: str = "auto") -> torch.device:
     return device
 
 
-def parse_dtype(name: str) -> torch.dtype:
+def parse_dtype(name: str, device: torch.device | None = None) -> torch.dtype:
+    """'fp32', 'bf16', 'fp16', or 'auto': bf16 where the hardware computes it fast, else fp32."""
+    if name == "auto":
+        return torch.bfloat16 if fast_bf16(device or torch.device("cpu")) else torch.float32
     if name not in DTYPES:
-        raise GptkitError(f"unknown dtype {name!r}: use one of {', '.join(DTYPES)}")
+        raise GptkitError(f"unknown dtype {name!r}: use auto or one of {', '.join(DTYPES)}")
     return DTYPES[name]
+
+
+def fast_bf16(device: torch.device) -> bool:
+    """Whether bf16 matmuls beat fp32 here.
+
+    CPUs without AMX or AVX512-BF16 (AVX2-only x86, many ARM chips) emulate
+    bf16 and run it ~8x slower than fp32, so 'auto' must not pick it there.
+    """
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return False
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
 def autocast(device: torch.device, dtype: torch.dtype):

@@ -226,7 +226,7 @@ def train(run: RunConfig, on_step: Callable[[dict], None] | None = None) -> Path
 
     cfg = run.train
     dist, device = init_distributed(cfg.device)
-    dtype = parse_dtype(cfg.dtype)
+    dtype = parse_dtype(cfg.dtype, device)
     if dtype == torch.float16 and device.type != "cuda":
         raise GptkitError("dtype fp16 needs a CUDA GPU (it uses a gradient scaler); on CPU use bf16 or fp32")
     if not cfg.data:
