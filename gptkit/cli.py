@@ -31,33 +31,58 @@ def _cmd_info(args) -> None:
 
 def _cmd_generate(args) -> None:
     from .checkpoint import load_checkpoint
-    from .generate import Sampling, stream
+    from .generate import Sampling, beam_search, stream_text
+    from .quantize import for_inference
     from .runtime import pick_device
 
-    ckpt = load_checkpoint(args.checkpoint, device=pick_device(args.device))
-    if ckpt.tokenizer is None:
-        raise GptkitError(f"{args.checkpoint} has no tokenizer.json, so text prompts cannot be encoded")
-    if args.prompt_file:
-        if not Path(args.prompt_file).is_file():
-            raise GptkitError(f"prompt file not found: {args.prompt_file}")
-        prompt = Path(args.prompt_file).read_text(encoding="utf-8")
-    else:
-        prompt = args.prompt
+    device = pick_device(args.device)
+    ckpt = load_checkpoint(args.checkpoint, device=device)
     tok = ckpt.tokenizer
-    ids = tok.encode(prompt) if prompt else [tok.eot_id]
-    sampling = Sampling(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
-    stop = (tok.eot_id,) if tok.eot_id is not None else ()
-    ckpt.model.eval()
-    for i in range(args.num_samples):
-        if args.num_samples > 1:
-            print(f"--- sample {i + 1} ---")
-        sys.stdout.write(prompt)
-        seed = None if args.seed is None else args.seed + i
-        tokens = stream(ckpt.model, ids, args.max_new_tokens, sampling, stop, seed)
-        for piece in tok.decode_stream(t for t in tokens if t not in stop):
-            sys.stdout.write(piece)
-            sys.stdout.flush()
-        sys.stdout.write("\n")
+    if tok is None:
+        raise GptkitError(f"{args.checkpoint} has no tokenizer.json, so text prompts cannot be encoded")
+    model = for_inference(ckpt.model, args.dtype)
+    sampling = Sampling(args.temperature, args.top_k, args.top_p, args.min_p, args.repetition_penalty)
+    if args.num_samples < 1 or args.max_new_tokens < 1:
+        raise GptkitError("--num-samples and --max-new-tokens must be at least 1")
+
+    def complete(prompt: str) -> None:
+        if args.beams > 1:
+            stop = (tok.eot_id,) if tok.eot_id is not None else ()
+            best = beam_search(model, tok.encode(prompt) or list(stop), args.max_new_tokens, args.beams,
+                               args.length_penalty, stop_ids=stop)[0]
+            print(prompt + tok.decode(t for t in best.tokens if t not in stop))
+            return
+        for i in range(args.num_samples):
+            if args.num_samples > 1:
+                print(f"--- sample {i + 1} ---")
+            sys.stdout.write(prompt)
+            seed = None if args.seed is None else args.seed + i
+            for piece in stream_text(model, tok, prompt, args.max_new_tokens, sampling, args.stop, seed,
+                                     args.truncate):
+                sys.stdout.write(piece)
+                sys.stdout.flush()
+            sys.stdout.write("\n")
+
+    if not args.interactive:
+        prompt = args.prompt
+        if args.prompt_file:
+            if not Path(args.prompt_file).is_file():
+                raise GptkitError(f"prompt file not found: {args.prompt_file}")
+            prompt = Path(args.prompt_file).read_text(encoding="utf-8")
+        complete(prompt)
+        return
+    print("interactive: type a prompt and press Enter; an empty line or Ctrl-D quits", file=sys.stderr)
+    while True:
+        try:
+            prompt = input("> ")
+        except (EOFError, KeyboardInterrupt):
+            break
+        if not prompt:
+            break
+        try:
+            complete(prompt)
+        except GptkitError as e:  # e.g. a prompt too long: say so and keep going
+            print(f"error: {e}", file=sys.stderr)
 
 
 def _cmd_init(args) -> None:
@@ -203,12 +228,20 @@ def build_parser() -> argparse.ArgumentParser:
     source = p.add_mutually_exclusive_group()
     source.add_argument("--prompt", default="", help="prompt text (default: start from end-of-text)")
     source.add_argument("--prompt-file", help="read the prompt from this file")
+    source.add_argument("-i", "--interactive", action="store_true", help="keep reading prompts from stdin")
     p.add_argument("--max-new-tokens", type=int, default=100)
     p.add_argument("--temperature", type=float, default=0.8, help="0 for greedy decoding")
     p.add_argument("--top-k", type=int, default=None)
     p.add_argument("--top-p", type=float, default=None)
+    p.add_argument("--min-p", type=float, default=None)
+    p.add_argument("--repetition-penalty", type=float, default=1.0, help="> 1 discourages repeats (1.2 is usual)")
+    p.add_argument("--stop", action="append", default=[], help="stop at this text (not printed); repeatable")
     p.add_argument("--num-samples", type=int, default=1)
     p.add_argument("--seed", type=int, default=None, help="seed for reproducible sampling")
+    p.add_argument("--beams", type=int, default=1, help="beam search with this many beams (prints the best)")
+    p.add_argument("--length-penalty", type=float, default=1.0, help="beam search: > 0 favours longer outputs")
+    p.add_argument("--truncate", action="store_true", help="keep the end of a prompt longer than the context")
+    p.add_argument("--dtype", default="auto", help="weights: auto, fp32, bf16, int8 (CPU, fastest) or fp16")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     p.set_defaults(func=_cmd_generate)
 

@@ -306,6 +306,31 @@ def generate_batch(model: GPT, prompts: Sequence[list[int]], max_new_tokens: int
     return [r.tokens for r in requests]
 
 
+def stream_text(model: GPT, tokenizer, prompt: str, max_new_tokens: int, sampling: Sampling = Sampling(),
+                stop: Sequence[str] = (), seed: int | None = None, truncate_prompt: bool = False) -> Iterator[str]:
+    """The continuation of `prompt` as text pieces, ended by end-of-text, a stop string (not shown) or the limit.
+
+    Pieces never split a UTF-8 character; an empty prompt starts from end-of-text.
+    """
+    eot = () if tokenizer.eot_id is None else (tokenizer.eot_id,)
+    if prompt:
+        ids = tokenizer.encode(prompt)
+    elif eot:
+        ids = list(eot)
+    else:
+        raise GptkitError("the prompt is empty and the tokenizer has no end-of-text token to start from")
+    cutter = StopStrings(stop)
+    tokens = stream(model, ids, max_new_tokens, sampling, eot, seed, truncate_prompt)
+    for piece in tokenizer.decode_stream(t for t in tokens if t not in eot):
+        text, stopped = cutter.feed(piece)
+        if text:
+            yield text
+        if stopped:
+            return
+    if rest := cutter.flush():
+        yield rest
+
+
 @dataclass(frozen=True)
 class Beam:
     tokens: list[int]

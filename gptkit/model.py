@@ -161,6 +161,7 @@ class GPT(nn.Module):
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
         self.ln_f = nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps, bias=config.bias)
+        self.lm_head: nn.Module | None = None  # None: tied to wte; set by quantize_int8
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -198,6 +199,8 @@ class GPT(nn.Module):
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """LM head (tied to the token embedding): (..., C) -> (..., V)."""
+        if self.lm_head is not None:
+            return self.lm_head(hidden)
         return F.linear(hidden, self.wte.weight)
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None,

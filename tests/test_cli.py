@@ -9,9 +9,9 @@ from gptkit import load_checkpoint, save_checkpoint
 from gptkit.cli import build_parser
 
 
-def run(*args, check_rc=0):
+def run(*args, check_rc=0, stdin=None):
     proc = subprocess.run([sys.executable, "-m", "gptkit", *map(str, args)],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, input=stdin)
     assert proc.returncode == check_rc, proc.stderr
     return proc
 
@@ -78,6 +78,22 @@ def test_prompt_too_long_exits_2(tmp_path, bpe_tokenizer):
     path = save_checkpoint(tmp_path / "ck", model, bpe_tokenizer)
     proc = run("generate", path, "--prompt", "word " * 40, check_rc=2)
     assert "context window" in proc.stderr
+
+
+def test_generate_options_and_interactive_mode(tmp_path, tiny_model, bpe_tokenizer):
+    path = save_checkpoint(tmp_path / "ck", tiny_model, bpe_tokenizer)
+    greedy = ("--temperature", "0", "--max-new-tokens", "20")
+    free = run("generate", path, "--prompt", "The fox", *greedy).stdout.removesuffix("\n")
+    stop = free[len("The fox") + 4:][:2]
+    cut = run("generate", path, "--prompt", "The fox", *greedy, "--stop", stop).stdout.removesuffix("\n")
+    assert cut == free[: free.index(stop, len("The fox"))]
+    for extra in (["--dtype", "int8"], ["--beams", "3"], ["--min-p", "0.1", "--repetition-penalty", "1.2"]):
+        assert run("generate", path, "--prompt", "The fox", *greedy, *extra).stdout.startswith("The fox")
+    long_prompt = ("--prompt", "word " * 80, "--truncate", "--max-new-tokens", "3")
+    assert run("generate", path, *long_prompt).stdout.startswith("word word")
+    proc = run("generate", path, "-i", *greedy, stdin="The fox\n" + "word " * 80 + "\nThe fox\n\n")
+    assert proc.stdout.count(free) == 2  # both prompts answered; the long one in between is an error line
+    assert "context window" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_prepare_reports_counts_and_skips_an_unchanged_rerun(tmp_path):

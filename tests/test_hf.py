@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from gptkit import GptkitError, Tokenizer, from_hf, generate, to_hf
+from gptkit import GptkitError, Tokenizer, beam_search, from_hf, generate, to_hf
 from gptkit.generate import Sampling
 
 transformers = pytest.importorskip("transformers")
@@ -55,6 +55,41 @@ def test_to_hf_loads_in_transformers_with_identical_outputs(tmp_path, tiny_model
     text = "def add(a, b):\n    return a + b  # Grüße 🙂<|endoftext|>"
     assert hf_tokenizer(text)["input_ids"] == bpe_tokenizer.encode(text)
     assert hf_tokenizer.eos_token == "<|endoftext|>"
+
+
+def _loaded_pair(tmp_path, seed):
+    hf_model = _hf_tiny(seed)
+    hf_model.save_pretrained(tmp_path)
+    return from_hf(tmp_path)[0].eval(), hf_model
+
+
+def test_repetition_penalty_greedy_matches_transformers(tmp_path):
+    model, hf_model = _loaded_pair(tmp_path, seed=2)
+    prompt = [5, 17, 99, 3, 5]
+    for penalty in (1.3, 0.8):
+        theirs = hf_model.generate(torch.tensor([prompt]), attention_mask=torch.ones(1, 5, dtype=torch.long),
+                                   max_new_tokens=24, do_sample=False, repetition_penalty=penalty, pad_token_id=0)
+        sampling = Sampling(temperature=0, repetition_penalty=penalty)
+        assert generate(model, prompt, 24, sampling) == theirs[0, 5:].tolist()
+
+
+@pytest.mark.parametrize("length_penalty, early_stopping", [(1.0, False), (0.0, True), (2.0, False), (-1.0, False)])
+def test_beam_search_matches_transformers(tmp_path, length_penalty, early_stopping):
+    """Same sequences and scores for every returned beam; end-of-text is a token the model likes, so beams finish."""
+    model, hf_model = _loaded_pair(tmp_path, seed=0)
+    prompt = [5, 17, 99, 3]
+    eos = generate(model, prompt, 4, Sampling(temperature=0))[2]
+    out = hf_model.generate(torch.tensor([prompt]), attention_mask=torch.ones(1, 4, dtype=torch.long),
+                            max_new_tokens=12, num_beams=3, num_return_sequences=3, do_sample=False,
+                            length_penalty=length_penalty, early_stopping=early_stopping, eos_token_id=eos,
+                            pad_token_id=0, output_scores=True, return_dict_in_generate=True)
+    theirs = [row[4:].tolist() for row in out.sequences]
+    theirs = [t[: t.index(eos) + 1] if eos in t else t for t in theirs]  # drop the padding after eos
+    ours = beam_search(model, prompt, 12, num_beams=3, length_penalty=length_penalty,
+                       early_stopping=early_stopping, stop_ids=(eos,))
+    assert [b.tokens for b in ours] == theirs
+    assert [b.score for b in ours] == pytest.approx(out.sequences_scores.tolist(), abs=1e-4)
+    assert any(eos in t for t in theirs) == (length_penalty < 2)  # a strong length penalty keeps long beams
 
 
 def test_roundtrip_through_hf_preserves_weights(tmp_path, tiny_model):

@@ -1,0 +1,80 @@
+"""Int8 inference: weights stored as int8 with one scale per output channel.
+
+Decoding one token reads every weight once, so on a CPU it is bound by memory
+bandwidth: int8 weights are a quarter of the fp32 bytes. The matmul is
+PyTorch's FBGEMM/QNNPACK dynamic-quantised linear (activations quantised per
+call, per tensor, accumulation in int32), which also has fast kernels for the
+small batches of decoding, where bf16 without AMX is slow. The quality cost
+is small but not zero: `benchmarks/generate.py` reports the perplexity delta.
+
+A quantised model is for inference only: it is not trained or saved.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+import torch.nn as nn
+
+from .errors import GptkitError
+from .model import GPT
+
+
+class Int8Linear(nn.Module):
+    """y = x W^T + b with W quantised to int8 per output channel; x and y stay fp32."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None):
+        super().__init__()
+        self.in_features, self.out_features = weight.shape[1], weight.shape[0]
+        weight = weight.detach().float().cpu()
+        scales = (weight.abs().amax(dim=1) / 127).clamp(min=1e-8).double()
+        zero_points = torch.zeros(weight.shape[0], dtype=torch.long)
+        with warnings.catch_warnings():  # quantised tensors are deprecated in favour of torchao; the kernels remain
+            warnings.simplefilter("ignore")
+            qweight = torch.quantize_per_channel(weight, scales, zero_points, 0, torch.qint8)
+            self._packed = torch.ops.quantized.linear_prepack(
+                qweight, None if bias is None else bias.detach().float().cpu()
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = x.shape
+        # reduce_range: 7-bit activations keep FBGEMM's int16 intermediate sums from saturating on AVX2
+        y = torch.ops.quantized.linear_dynamic(x.reshape(-1, shape[-1]).float().contiguous(), self._packed, True)
+        return y.reshape(*shape[:-1], self.out_features)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, int8"
+
+
+def quantize_int8(model: GPT) -> GPT:
+    """Replace every Linear in the blocks, and the tied LM head, with Int8Linear (in place; CPU only)."""
+    if model.wte.weight.device.type != "cpu":
+        raise GptkitError("int8 weights run on the CPU: load the model with device=cpu, or use bf16 on a GPU")
+    engines = torch.backends.quantized.supported_engines
+    if "fbgemm" not in engines and "qnnpack" not in engines:
+        raise GptkitError(f"this PyTorch build has no int8 kernels (engines: {engines}): use fp32 or bf16")
+    if torch.backends.quantized.engine not in ("fbgemm", "qnnpack", "x86"):
+        torch.backends.quantized.engine = "fbgemm" if "fbgemm" in engines else "qnnpack"
+    model = model.float().eval()
+    for block in model.blocks:
+        for parent in (block.attn, block.mlp):
+            for name, child in list(parent.named_children()):
+                if isinstance(child, nn.Linear):
+                    setattr(parent, name, Int8Linear(child.weight, child.bias))
+    model.lm_head = Int8Linear(model.wte.weight, None)  # GPT.logits uses it when present
+    return model
+
+
+def for_inference(model: GPT, dtype: str = "auto") -> GPT:
+    """The model in eval mode with weights in `dtype`: fp32, bf16, int8, or auto (bf16 where fast, else fp32)."""
+    from .runtime import fast_bf16
+
+    device = model.wte.weight.device
+    if dtype == "auto":
+        dtype = "bf16" if fast_bf16(device) else "fp32"
+    if dtype == "int8":
+        return quantize_int8(model)
+    if dtype not in ("fp32", "bf16", "fp16"):
+        raise GptkitError(f"unknown dtype {dtype!r} for inference: use auto, fp32, bf16, fp16 or int8")
+    return model.to({"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype]).eval()

@@ -1,0 +1,62 @@
+import pytest
+import torch
+import torch.nn as nn
+
+from gptkit import GPT, GptkitError
+from gptkit.generate import GREEDY, generate, generate_batch
+from gptkit.quantize import Int8Linear, for_inference, quantize_int8
+
+
+def test_int8_linear_is_close_to_the_float_linear():
+    torch.manual_seed(0)
+    linear = nn.Linear(96, 200)
+    x = torch.randn(5, 7, 96)
+    with torch.no_grad():
+        expected = linear(x)
+        got = Int8Linear(linear.weight, linear.bias)(x)
+    assert got.shape == expected.shape
+    assert (got - expected).norm() / expected.norm() < 0.02
+
+
+@pytest.fixture
+def trained_model(tiny_config):
+    """A tiny model taught to continue a fixed pattern, so its predictions are confident."""
+    torch.manual_seed(0)
+    model = GPT(tiny_config)
+    pattern = torch.tensor([3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8, 9, 7] * 4)[None]
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for _ in range(60):
+        loss = model(pattern[:, :-1], pattern[:, 1:])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return model.eval(), pattern[0].tolist()
+
+
+def test_int8_model_keeps_loss_and_greedy_output(trained_model):
+    model, pattern = trained_model
+    idx = torch.tensor([pattern])
+    with torch.no_grad():
+        loss = float(model(idx[:, :-1], idx[:, 1:]))
+    reference = generate(model, pattern[:8], 30, GREEDY)
+    quantized = quantize_int8(_copy(model))
+    with torch.no_grad():
+        assert float(quantized(idx[:, :-1], idx[:, 1:])) == pytest.approx(loss, rel=0.05, abs=0.01)
+    assert generate(quantized, pattern[:8], 30, GREEDY) == reference
+    assert generate_batch(quantized, [pattern[:8], pattern[2:5]], 10, GREEDY) == [
+        generate(quantized, p, 10, GREEDY) for p in (pattern[:8], pattern[2:5])]
+
+
+def _copy(model: GPT) -> GPT:
+    clone = GPT(model.config)
+    clone.load_state_dict(model.state_dict())
+    return clone.eval()
+
+
+def test_for_inference_casts_or_quantizes(tiny_model):
+    assert for_inference(_copy(tiny_model), "bf16").wte.weight.dtype == torch.bfloat16
+    assert for_inference(_copy(tiny_model), "fp32").wte.weight.dtype == torch.float32
+    assert isinstance(for_inference(_copy(tiny_model), "int8").blocks[0].mlp.fc, Int8Linear)
+    assert for_inference(_copy(tiny_model), "auto").wte.weight.dtype in (torch.float32, torch.bfloat16)
+    with pytest.raises(GptkitError, match="unknown dtype 'int4'"):
+        for_inference(tiny_model, "int4")
