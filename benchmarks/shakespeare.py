@@ -26,11 +26,11 @@ from gptkit.data import PrepareConfig, prepare  # noqa: E402
 from gptkit.report import read_metrics  # noqa: E402
 from gptkit.train import train  # noqa: E402
 
-# Sized for a 2-core CPU: small enough to see ~1M characters many times in minutes, bf16 throughout.
+# Sized for a 2-core CPU: small enough to see ~1M characters many times in minutes.
 DEFAULTS = [
     "model.block_size=128", "model.n_layer=4", "model.n_head=4", "model.n_embd=256", "model.dropout=0.1",
     "batch_size=32", "lr=2e-3", "min_lr=2e-4", "warmup_steps=100", "beta2=0.99", "weight_decay=0.1",
-    "dtype=bf16", "device=cpu", "eval_interval=100", "eval_batches=0", "checkpoint_interval=100000",
+    "dtype=auto", "device=cpu", "eval_interval=100", "eval_batches=0", "checkpoint_interval=100000",
     "log_interval=50",
 ]
 
