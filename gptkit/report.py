@@ -52,7 +52,7 @@ def read_metrics(path: str | Path) -> list[dict]:
     return [json.loads(line) for line in _read_lines(Path(path))]
 
 
-def write_report(out_dir: Path, run, model, progress, stopped_by: str | None) -> None:
+def write_report(out_dir: Path, run, model, progress, stopped_by: str | None, precision: str = "") -> None:
     """report.md (config, size, throughput, losses, sample) and loss.png when matplotlib is there."""
     records = read_metrics(out_dir / "metrics.jsonl")
     train = [(r["step"], r["loss"]) for r in records if "loss" in r]
@@ -67,7 +67,7 @@ def write_report(out_dir: Path, run, model, progress, stopped_by: str | None) ->
         f"- steps: {progress.step:,} of {run.train.max_steps:,}"
         + (f" (stopped by {stopped_by})" if stopped_by else ""),
         f"- tokens seen: {progress.tokens_seen:,}",
-        f"- training time: {progress.elapsed / 60:.1f} min",
+        f"- training time: {progress.elapsed / 60:.1f} min" + (f", {precision}" if precision else ""),
         f"- throughput: {sum(speed) / len(speed):,.0f} tokens/s, MFU {100 * sum(mfu) / len(mfu):.1f}%"
         if speed else "- throughput: n/a",
         f"- final train loss: {train[-1][1]:.4f}" if train else "- final train loss: n/a",

@@ -322,7 +322,8 @@ def train(run: RunConfig, on_step: Callable[[dict], None] | None = None) -> Path
                                                f"max_minutes={cfg.max_minutes}")
                 break
     if dist.is_main:
-        write_report(out_dir, run, model, progress, stopped_by)
+        precision = f"{str(dtype).removeprefix('torch.')} (dtype={cfg.dtype}) on {device}"
+        write_report(out_dir, run, model, progress, stopped_by, precision)
     if stopped_by:
         log.info("stopped by %s at step %d; run the same command again to resume", stopped_by, progress.step)
     return out_dir / "best"
