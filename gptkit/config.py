@@ -73,6 +73,8 @@ class TrainConfig:
     warmup_steps: int = 100
     schedule: str = "cosine"  # cosine, wsd (warmup-stable-decay) or constant
     decay_fraction: float = 0.2  # wsd: share of steps spent decaying to min_lr
+    optimizer: str = "adamw"  # adamw, or muon (Muon for hidden weight matrices, AdamW for the rest)
+    muon_lr: float = 0.02  # optimizer=muon: peak lr of the hidden matrices (same schedule shape as lr)
     weight_decay: float = 0.1  # on weight matrices only
     decay_embeddings: bool = False  # also decay the token/position embeddings
     beta1: float = 0.9
@@ -109,6 +111,12 @@ class TrainConfig:
             raise GptkitError(f"train config: decay_fraction must be in (0, 1], got {self.decay_fraction}")
         if self.dtype not in ("auto", "fp32", "bf16", "fp16"):
             raise GptkitError(f"train config: dtype must be auto, fp32, bf16 or fp16, got {self.dtype!r}")
+        if self.optimizer not in ("adamw", "muon"):
+            raise GptkitError(f"train config: optimizer must be adamw or muon, got {self.optimizer!r}")
+        if not self.muon_lr > 0:
+            raise GptkitError(f"train config: muon_lr must be > 0, got {self.muon_lr}")
+        if self.optimizer == "muon" and self.fsdp:
+            raise GptkitError("train config: optimizer=muon needs whole weight matrices; use DDP (fsdp=false)")
         if self.weight_decay < 0 or self.grad_clip < 0 or self.max_minutes < 0:
             raise GptkitError("train config: weight_decay, grad_clip and max_minutes must be >= 0")
 

@@ -31,7 +31,7 @@ from .data import Batches, TokenShards, read_manifest
 from .errors import GptkitError
 from .generate import Sampling, generate
 from .model import GPT
-from .runtime import Distributed, autocast, init_distributed, parse_dtype, peak_flops
+from .runtime import Distributed, autocast, fast_bf16, init_distributed, parse_dtype, peak_flops
 from .tokenizer import Tokenizer
 
 log = logging.getLogger(__name__)
@@ -54,15 +54,30 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * progress))
 
 
-def build_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
-    """AdamW with weight decay on weight matrices only (not biases, norms, or embeddings unless asked)."""
-    decay, no_decay = [], []
+def build_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
+    """AdamW with weight decay on weight matrices only (not biases, norms, or embeddings unless asked).
+
+    optimizer=muon: the blocks' weight matrices get Muon at muon_lr instead. Each group's
+    `lr_scale` is its peak lr over cfg.lr, so one schedule drives every group.
+    """
+    decay, no_decay, hidden = [], [], []
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
         is_embedding = name.split(".")[-2] in ("wte", "wpe")
-        (decay if p.dim() >= 2 and (cfg.decay_embeddings or not is_embedding) else no_decay).append(p)
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        if cfg.optimizer == "muon" and p.dim() == 2 and not is_embedding:
+            hidden.append(p)
+        else:
+            (decay if p.dim() >= 2 and (cfg.decay_embeddings or not is_embedding) else no_decay).append(p)
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay, "lr_scale": 1.0},
+              {"params": no_decay, "weight_decay": 0.0, "lr_scale": 1.0}]
+    if cfg.optimizer == "muon":
+        from .muon import MuonAdamW
+
+        groups.append({"params": hidden, "weight_decay": cfg.weight_decay, "lr_scale": cfg.muon_lr / cfg.lr,
+                       "muon": True})
+        ns_dtype = "bf16" if device.type == "cuda" or fast_bf16(device) else "fp32"
+        return MuonAdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), ns_dtype=ns_dtype)
     fused = device.type == "cuda"  # fused kernels on GPU; foreach (the default) on CPU
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=fused)
 
@@ -280,7 +295,7 @@ def train(run: RunConfig, on_step: Callable[[dict], None] | None = None) -> Path
             step_start = time.perf_counter()
             lr = lr_at(progress.step, cfg)
             for group in optimizer.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * group.get("lr_scale", 1.0)
             loss = train_step(wrapped, optimizer, scaler, batches, progress.step, dist, cfg, device, dtype)
             if not math.isfinite(loss):
                 last = _latest_checkpoint(out_dir)

@@ -1,0 +1,88 @@
+"""Muon for the hidden weight matrices, AdamW for everything else, in one optimizer.
+
+Muon (Jordan et al., 2024) replaces each matrix's momentum by the nearest
+semi-orthogonal matrix (a few Newton-Schulz iterations), so every direction of
+the update moves at the same rate; on small models it reaches a given loss in
+markedly fewer steps than AdamW. Embeddings, the (tied) head, biases and
+LayerNorm gains are not hidden matrices and keep AdamW.
+
+The update is scaled to AdamW's typical RMS (0.2 * sqrt(max(rows, cols)), as
+in Moonshot's Muon-is-scalable), so `muon_lr` sits near AdamW learning rates.
+PyTorch's own torch.optim.Muon orthogonalises in bf16, which CPUs without
+AMX/AVX512-BF16 emulate ~10x slower than fp32; here the dtype is a choice.
+"""
+
+from __future__ import annotations
+
+import torch
+
+# quintic Newton-Schulz coefficients that push singular values towards 1 quickly (Keller Jordan)
+NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
+
+
+def orthogonalize(g: torch.Tensor, steps: int = 5, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Approximately U V^T for g = U S V^T (singular values end up roughly in [0.7, 1.2])."""
+    x = g.to(dtype)
+    x = x / (x.norm() + 1e-7)
+    wide = x.shape[0] <= x.shape[1]
+    if not wide:
+        x = x.T  # iterate on the smaller Gram matrix
+    a, b, c = NS_COEFFICIENTS
+    for _ in range(steps):
+        gram = x @ x.T
+        x = a * x + (b * gram + c * gram @ gram) @ x
+    return (x if wide else x.T).to(g.dtype)
+
+
+class MuonAdamW(torch.optim.Optimizer):
+    """Param groups with muon=True get Muon (Nesterov momentum, orthogonalised); the others AdamW.
+
+    Both use decoupled weight decay (the group's weight_decay times its lr).
+    ns_dtype ("fp32" or "bf16") is the precision of the Newton-Schulz iterations.
+    """
+
+    def __init__(self, groups, lr: float = 1e-3, betas=(0.9, 0.95), eps: float = 1e-8, weight_decay: float = 0.0,
+                 momentum: float = 0.95, ns_steps: int = 5, ns_dtype: str = "fp32"):
+        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, momentum=momentum, muon=False,
+                        ns_steps=ns_steps, ns_dtype=ns_dtype)
+        super().__init__(groups, defaults)
+        for group in self.param_groups:
+            if group["muon"] and any(p.dim() != 2 for p in group["params"]):
+                raise ValueError("Muon groups may hold 2-D weight matrices only")
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if group["weight_decay"]:
+                    p.mul_(1 - group["lr"] * group["weight_decay"])
+                (self._muon if group["muon"] else self._adamw)(p, group, self.state[p])
+        return loss
+
+    def _muon(self, p: torch.Tensor, group: dict, state: dict) -> None:
+        if not state:
+            state["momentum_buffer"] = torch.zeros_like(p)
+        buf = state["momentum_buffer"]
+        buf.mul_(group["momentum"]).add_(p.grad)
+        update = p.grad.add(buf, alpha=group["momentum"])  # Nesterov
+        dtype = torch.bfloat16 if group["ns_dtype"] == "bf16" else torch.float32
+        update = orthogonalize(update, group["ns_steps"], dtype)
+        p.add_(update, alpha=-group["lr"] * 0.2 * max(p.shape) ** 0.5)
+
+    def _adamw(self, p: torch.Tensor, group: dict, state: dict) -> None:
+        if not state:
+            state["step"] = 0
+            state["exp_avg"] = torch.zeros_like(p)
+            state["exp_avg_sq"] = torch.zeros_like(p)
+        beta1, beta2 = group["betas"]
+        state["step"] += 1
+        state["exp_avg"].lerp_(p.grad, 1 - beta1)
+        state["exp_avg_sq"].mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
+        denom = (state["exp_avg_sq"] / (1 - beta2 ** state["step"])).sqrt_().add_(group["eps"])
+        p.addcdiv_(state["exp_avg"], denom, value=-group["lr"] / (1 - beta1 ** state["step"]))
