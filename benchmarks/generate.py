@@ -35,15 +35,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from gptkit import GPT, ModelConfig, load_checkpoint, to_hf  # noqa: E402
 from gptkit.generate import GREEDY, generate_batch  # noqa: E402
-from gptkit.quantize import quantize_int8  # noqa: E402
+from gptkit.quantize import for_inference  # noqa: E402
 from gptkit.runtime import fast_bf16  # noqa: E402
 
 
 def as_dtype(model: GPT, name: str) -> GPT:
-    model = copy.deepcopy(model)
-    if name == "int8":
-        return quantize_int8(model)
-    return model.to({"fp32": torch.float32, "bf16": torch.bfloat16}[name])
+    return for_inference(copy.deepcopy(model), name)
 
 
 def time_ours(model, prompts, new: int) -> float:

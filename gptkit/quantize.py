@@ -19,6 +19,7 @@ import torch.nn as nn
 
 from .errors import GptkitError
 from .model import GPT
+from .runtime import DTYPES, parse_dtype
 
 
 class Int8Linear(nn.Module):
@@ -67,14 +68,9 @@ def quantize_int8(model: GPT) -> GPT:
 
 
 def for_inference(model: GPT, dtype: str = "auto") -> GPT:
-    """The model in eval mode with weights in `dtype`: fp32, bf16, int8, or auto (bf16 where fast, else fp32)."""
-    from .runtime import fast_bf16
-
-    device = model.wte.weight.device
-    if dtype == "auto":
-        dtype = "bf16" if fast_bf16(device) else "fp32"
+    """The model in eval mode with weights in `dtype`: fp32, bf16, fp16, int8, or auto (bf16 where fast, else fp32)."""
     if dtype == "int8":
         return quantize_int8(model)
-    if dtype not in ("fp32", "bf16", "fp16"):
+    if dtype not in ("auto", *DTYPES):
         raise GptkitError(f"unknown dtype {dtype!r} for inference: use auto, fp32, bf16, fp16 or int8")
-    return model.to({"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype]).eval()
+    return model.to(parse_dtype(dtype, model.wte.weight.device)).eval()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import random
 from dataclasses import dataclass
@@ -48,11 +49,16 @@ def fast_bf16(device: torch.device) -> bool:
         return torch.cuda.is_bf16_supported()
     if device.type != "cpu":
         return False
-    try:
-        flags = Path("/proc/cpuinfo").read_text().split()
-    except OSError:
-        return False
+    flags = _cpu_flags()
     return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+@functools.cache
+def _cpu_flags() -> frozenset[str]:
+    try:
+        return frozenset(Path("/proc/cpuinfo").read_text().split())
+    except OSError:  # not Linux
+        return frozenset()
 
 
 def autocast(device: torch.device, dtype: torch.dtype):

@@ -76,7 +76,7 @@ def build_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.devi
 
         groups.append({"params": hidden, "weight_decay": cfg.weight_decay, "lr_scale": cfg.muon_lr / cfg.lr,
                        "muon": True})
-        ns_dtype = "bf16" if device.type == "cuda" or fast_bf16(device) else "fp32"
+        ns_dtype = "bf16" if fast_bf16(device) else "fp32"
         return MuonAdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), ns_dtype=ns_dtype)
     fused = device.type == "cuda"  # fused kernels on GPU; foreach (the default) on CPU
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=fused)

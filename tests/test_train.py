@@ -72,10 +72,14 @@ def test_weight_decay_applies_to_weight_matrices_only():
     assert "wte.weight" in {names[id(p)] for p in no_decay["params"]}
 
 
-def test_loss_falls_when_overfitting_one_batch():
+@pytest.mark.parametrize("name", ["adamw", "muon"])
+def test_loss_falls_when_overfitting_one_batch(name):
     torch.manual_seed(0)
     model = GPT(ModelConfig(vocab_size=64, block_size=16, n_layer=2, n_head=2, n_embd=32))
-    optimizer = build_optimizer(model, TrainConfig(lr=1e-2, weight_decay=0.0), torch.device("cpu"))
+    cfg = TrainConfig(lr=1e-2, weight_decay=0.0, optimizer=name, muon_lr=2e-2)
+    optimizer = build_optimizer(model, cfg, torch.device("cpu"))
+    for group in optimizer.param_groups:
+        group["lr"] = cfg.lr * group["lr_scale"]
     x = torch.randint(0, 64, (4, 16))
     y = torch.roll(x, -1, dims=1)
     first = model(x, y).item()
