@@ -69,10 +69,11 @@ def config_from_hf(hf: dict) -> ModelConfig:
         unsupported.append("untied LM head")
     if unsupported:
         raise GptkitError(f"this GPT-2 variant is not supported: {', '.join(unsupported)}")
+    resid, attn = float(hf.get("resid_pdrop", 0.0)), float(hf.get("attn_pdrop", 0.0))
     return ModelConfig(
         vocab_size=hf.get("vocab_size", 50257), block_size=hf.get("n_positions", 1024),
         n_layer=hf.get("n_layer", 12), n_head=hf.get("n_head", 12), n_embd=n_embd,
-        dropout=float(hf.get("resid_pdrop", 0.0)), bias=True,
+        dropout=resid, attn_dropout=None if attn == resid else attn, bias=True,
         layer_norm_eps=hf.get("layer_norm_epsilon", 1e-5),
     )
 
@@ -86,7 +87,7 @@ def config_to_hf(config: ModelConfig, tokenizer: Tokenizer | None) -> dict:
         "vocab_size": config.vocab_size, "n_positions": config.block_size, "n_embd": config.n_embd,
         "n_layer": config.n_layer, "n_head": config.n_head, "n_inner": None,
         "activation_function": "gelu_new", "layer_norm_epsilon": config.layer_norm_eps,
-        "resid_pdrop": config.dropout, "embd_pdrop": config.dropout, "attn_pdrop": config.dropout,
+        "resid_pdrop": config.dropout, "embd_pdrop": config.dropout, "attn_pdrop": config.attention_dropout,
         "initializer_range": 0.02, "scale_attn_weights": True, "tie_word_embeddings": True,
         "use_cache": True, "bos_token_id": eot, "eos_token_id": eot, "torch_dtype": "float32",
     }

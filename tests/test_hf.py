@@ -99,6 +99,16 @@ def test_roundtrip_through_hf_preserves_weights(tmp_path, tiny_model):
         assert torch.equal(a, b), name
 
 
+@pytest.mark.parametrize("resid, attn", [(0.1, 0.1), (0.1, 0.0), (0.0, 0.2)])
+def test_dropout_settings_travel_both_ways(tmp_path, resid, attn):
+    _hf_tiny(resid_pdrop=resid, embd_pdrop=resid, attn_pdrop=attn).save_pretrained(tmp_path / "hf")
+    model, _ = from_hf(tmp_path / "hf")
+    assert (model.config.dropout, model.config.attention_dropout) == (resid, attn)
+    to_hf(model, None, tmp_path / "back")
+    back = json.loads((tmp_path / "back" / "config.json").read_text())
+    assert (back["resid_pdrop"], back["embd_pdrop"], back["attn_pdrop"]) == (resid, resid, attn)
+
+
 def test_original_gpt2_layout_loads(tmp_path):
     """The `gpt2` upload: bare names (no `transformer.`), causal-mask buffers, a .bin pickle."""
     hf_model = _hf_tiny(seed=1)

@@ -102,6 +102,20 @@ def test_dropout_is_active_in_training_only(tiny_config):
     assert torch.equal(model(idx), model(idx))
 
 
+def test_attention_dropout_is_its_own_setting(tiny_config):
+    def model(**dropouts):
+        return GPT(ModelConfig(**{**vars(tiny_config), **dropouts})).train()
+
+    idx = torch.randint(0, tiny_config.vocab_size, (1, 16))
+    only_attention = model(dropout=0.0, attn_dropout=0.5)
+    assert not torch.equal(only_attention(idx), only_attention(idx))
+    none = model(dropout=0.0)
+    assert torch.equal(none(idx), none(idx))
+    assert model(dropout=0.5).blocks[0].attn.dropout == 0.5  # unset: follows dropout
+    residual_only = model(dropout=0.5, attn_dropout=0.0)
+    assert residual_only.blocks[0].attn.dropout == 0.0 and residual_only.drop.p == 0.5
+
+
 def test_backward_reaches_every_parameter(tiny_model, tiny_config):
     idx = torch.randint(0, tiny_config.vocab_size, (2, 16))
     tiny_model.train()
@@ -111,7 +125,7 @@ def test_backward_reaches_every_parameter(tiny_model, tiny_config):
 
 
 @pytest.mark.parametrize("bad", [
-    {"n_embd": 30, "n_head": 4}, {"n_layer": 0}, {"dropout": 1.0}, {"vocab_size": -1},
+    {"n_embd": 30, "n_head": 4}, {"n_layer": 0}, {"dropout": 1.0}, {"attn_dropout": -0.1}, {"vocab_size": -1},
     {"block_size": "64"}, {"layer_norm_eps": 0},
 ])
 def test_invalid_model_config_is_rejected(bad):
