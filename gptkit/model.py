@@ -80,6 +80,23 @@ class KVCache:
         return self.k[layer, slots, :, : layout.end], self.v[layer, slots, :, : layout.end]
 
 
+class Dropout(nn.Dropout):
+    """nn.Dropout with a cheaper mask on CPU: four 16-bit random numbers per 64-bit draw.
+
+    PyTorch's CPU dropout draws a random number per element, which made residual
+    dropout a fifth of a small model's training step; this mask is ~3x faster to
+    make (benchmarks/dropout.py). The drop probability is exact to 1/65536.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0 or x.device.type != "cpu":
+            return super().forward(x)
+        n = x.numel()
+        bits = torch.randint(-(2**63), 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64).view(torch.int16)[:n]
+        keep = bits.view(x.shape) >= round(self.p * 65536) - 32768
+        return x * torch.where(keep, 1 / (1 - self.p), 0.0).to(x.dtype)
+
+
 @dataclass(frozen=True)
 class _Layout:
     """Where T new tokens go: `start` when every sequence is at the same position, else `positions` (B, T).
@@ -104,7 +121,7 @@ class CausalSelfAttention(nn.Module):
         self.dropout = config.attention_dropout
         self.qkv = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
         self.proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
-        self.resid_dropout = nn.Dropout(config.dropout)
+        self.resid_dropout = Dropout(config.dropout)
 
     def forward(self, x, layer, cache, layout):
         B, T, C = x.shape
@@ -125,7 +142,7 @@ class MLP(nn.Module):
         super().__init__()
         self.fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
         self.proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout)
 
     def forward(self, x):
         # GPT-2's "gelu_new" is the tanh approximation; exact parity needs the same one.
@@ -158,7 +175,7 @@ class GPT(nn.Module):
         self.config = config
         self.wte = nn.Embedding(config.vocab_size, config.n_embd)
         self.wpe = nn.Embedding(config.block_size, config.n_embd)
-        self.drop = nn.Dropout(config.dropout)
+        self.drop = Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
         self.ln_f = nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps, bias=config.bias)
         self.lm_head: nn.Module | None = None  # None: tied to wte; set by quantize_int8

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from gptkit import GPT, GptkitError, KVCache, ModelConfig
+from gptkit.model import Dropout
 
 
 def test_cached_decoding_matches_full_recompute(tiny_model, tiny_config, device):
@@ -100,6 +101,27 @@ def test_dropout_is_active_in_training_only(tiny_config):
     assert not torch.equal(model(idx), model(idx))
     model.eval()
     assert torch.equal(model(idx), model(idx))
+
+
+@pytest.mark.parametrize("p", [0.05, 0.5, 0.9])
+def test_cpu_dropout_drops_p_and_rescales(p):
+    torch.manual_seed(0)
+    x = torch.rand(1000, 1000) + 1.0  # no zeros of its own
+    x.requires_grad_()
+    dropout = Dropout(p).train()
+    y = dropout(x)
+    dropped = (y == 0).float().mean().item()
+    assert abs(dropped - p) < 0.003  # 1M draws: the standard error is under 0.0005
+    kept = y != 0
+    assert torch.allclose(y[kept], x[kept] / (1 - p))
+    y.sum().backward()
+    assert torch.equal(x.grad, kept.float() / (1 - p))
+    torch.manual_seed(1)
+    a = dropout(x)
+    torch.manual_seed(1)
+    assert torch.equal(a, dropout(x)) and not torch.equal(a, dropout(x))  # seeded, and fresh each call
+    assert torch.equal(dropout.eval()(x), x)
+    assert dropout.train()(torch.ones(3, 5, dtype=torch.bfloat16)).dtype == torch.bfloat16
 
 
 def test_attention_dropout_is_its_own_setting(tiny_config):
