@@ -29,12 +29,12 @@ sys.path.insert(0, str(ROOT))
 def _child(kind: str, corpus: str, tokenizer_path: str, out: str, dedup: bool) -> None:
     """Run one measurement and print {seconds, tokens, max_rss_mb} as JSON."""
     from gptkit import Tokenizer
-    from gptkit.clean import CleanConfig
     from gptkit.data import PrepareConfig, prepare
+    from gptkit.data.clean import CleanConfig
 
     start = time.perf_counter()
     if kind == "train":
-        from gptkit.corpus import read_documents
+        from gptkit.data.corpus import read_documents
 
         tok = Tokenizer.train_bpe(read_documents([corpus]), vocab_size=int(tokenizer_path))
         tok.save(Path(out) / "tokenizer.json")

@@ -24,11 +24,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from gptkit.clean import CleanConfig  # noqa: E402
 from gptkit.config import RunConfig, load_config  # noqa: E402
 from gptkit.data import PrepareConfig, prepare  # noqa: E402
-from gptkit.report import read_metrics  # noqa: E402
+from gptkit.data.clean import CleanConfig  # noqa: E402
 from gptkit.train import train  # noqa: E402
+from gptkit.train.report import read_metrics  # noqa: E402
 
 # The best 15-minute recipe measured on a 2-core AVX2 CPU (fp32): a small model that
 # sees the 1M characters ~9 times, Muon for the matrices, residual dropout only

@@ -97,19 +97,29 @@ def weight_shapes(path: str | Path) -> dict[str, tuple[int, ...]]:
         raise GptkitError(f"{weights}: corrupt or truncated weights file ({e})") from e
 
 
+def inspect_checkpoint(path: str | Path) -> tuple[ModelConfig, dict, int]:
+    """(model config, other config.json entries, parameter count), checked against the weights' header.
+
+    Reads no weights: the shapes come from the safetensors header and a model on the meta device.
+    """
+    config, meta = read_config(path)
+    with torch.device("meta"):
+        model = GPT(config)
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    _check_shapes(expected, weight_shapes(path), str(Path(path) / WEIGHTS_FILE))
+    return config, meta, model.num_params()
+
+
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Checkpoint:
     """Load model (+ tokenizer if saved); every mismatch is a GptkitError that says what."""
     path = _require_dir(path)
-    config, meta = read_config(path)
+    config, meta, _ = inspect_checkpoint(path)  # validates before anything is allocated
     weights = path / WEIGHTS_FILE
-    shapes = weight_shapes(path)  # validates the header before we allocate anything
-    model = GPT(config)
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    _check_shapes(expected, shapes, str(weights))
     try:
         state = load_file(str(weights), device="cpu")
     except (SafetensorError, OSError, RuntimeError) as e:
         raise GptkitError(f"{weights}: corrupt or truncated weights file ({e})") from e
+    model = GPT(config)
     model.load_state_dict(state)
     tokenizer = Tokenizer.load(path / TOKENIZER_FILE) if (path / TOKENIZER_FILE).is_file() else None
     _check_tokenizer_fits(config, tokenizer, str(path))

@@ -1,95 +1,100 @@
-"""`gptkit` command line: argument parsing and error printing over the Python API."""
+"""`gptkit` command line: parse flags, call the Python API, print. No logic a Python user cannot reach."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
-import math
 import sys
+import typing
 from pathlib import Path
 
+from .config import RunConfig, load_config, presets
+from .data import PrepareConfig
 from .errors import GptkitError
+from .runtime import InferenceDtype
 
 log = logging.getLogger("gptkit")
 
 
 def _cmd_info(args) -> None:
-    from .checkpoint import read_config, weight_shapes
+    from .checkpoint import inspect_checkpoint
 
-    config, meta = read_config(args.checkpoint)
-    n_params = sum(math.prod(shape) for shape in weight_shapes(args.checkpoint).values())
+    config, meta, n_params = inspect_checkpoint(args.checkpoint)
     files = [f for f in Path(args.checkpoint).iterdir() if f.is_file()]
     rows = {"checkpoint": args.checkpoint, **vars(config)}
     n_pos = config.block_size * config.n_embd
     rows["parameters"] = f"{n_params:,} ({n_params - n_pos:,} without position embeddings)"
     rows["size"] = f"{sum(f.stat().st_size for f in files) / 2**20:.1f} MiB on disk"
     rows["files"] = ", ".join(sorted(f.name for f in files))
-    rows.update(meta)
+    rows.update({k: v for k, v in meta.items() if k != "run"})
     for key, value in rows.items():
         print(f"{key:<15} {value}")
 
 
 def _cmd_generate(args) -> None:
     from .checkpoint import load_checkpoint
-    from .generate import Sampling, beam_search, stream_text
+    from .generate import Sampling
     from .quantize import for_inference
     from .runtime import pick_device
 
-    device = pick_device(args.device)
-    ckpt = load_checkpoint(args.checkpoint, device=device)
-    tok = ckpt.tokenizer
-    if tok is None:
+    if args.num_samples < 1 or args.max_new_tokens < 1:
+        raise GptkitError("--num-samples and --max-new-tokens must be at least 1")
+    ckpt = load_checkpoint(args.checkpoint, device=pick_device(args.device))
+    if ckpt.tokenizer is None:
         raise GptkitError(f"{args.checkpoint} has no tokenizer.json, so text prompts cannot be encoded")
     model = for_inference(ckpt.model, args.dtype)
     sampling = Sampling(args.temperature, args.top_k, args.top_p, args.min_p, args.repetition_penalty)
-    if args.num_samples < 1 or args.max_new_tokens < 1:
-        raise GptkitError("--num-samples and --max-new-tokens must be at least 1")
-
-    def complete(prompt: str) -> None:
-        if args.beams > 1:
-            stop = (tok.eot_id,) if tok.eot_id is not None else ()
-            best = beam_search(model, tok.encode(prompt) or list(stop), args.max_new_tokens, args.beams,
-                               args.length_penalty, stop_ids=stop)[0]
-            print(prompt + tok.decode(t for t in best.tokens if t not in stop))
-            return
-        for i in range(args.num_samples):
-            if args.num_samples > 1:
-                print(f"--- sample {i + 1} ---")
-            sys.stdout.write(prompt)
-            seed = None if args.seed is None else args.seed + i
-            for piece in stream_text(model, tok, prompt, args.max_new_tokens, sampling, args.stop, seed,
-                                     args.truncate):
-                sys.stdout.write(piece)
-                sys.stdout.flush()
-            sys.stdout.write("\n")
-
     if not args.interactive:
-        prompt = args.prompt
-        if args.prompt_file:
-            if not Path(args.prompt_file).is_file():
-                raise GptkitError(f"prompt file not found: {args.prompt_file}")
-            prompt = Path(args.prompt_file).read_text(encoding="utf-8")
-        complete(prompt)
+        _complete(model, ckpt.tokenizer, _read_prompt(args), sampling, args)
         return
     print("interactive: type a prompt and press Enter; an empty line or Ctrl-D quits", file=sys.stderr)
-    while True:
+    while prompt := _input("> "):
         try:
-            prompt = input("> ")
-        except (EOFError, KeyboardInterrupt):
-            break
-        if not prompt:
-            break
-        try:
-            complete(prompt)
+            _complete(model, ckpt.tokenizer, prompt, sampling, args)
         except GptkitError as e:  # e.g. a prompt too long: say so and keep going
             print(f"error: {e}", file=sys.stderr)
+
+
+def _read_prompt(args) -> str:
+    if not args.prompt_file:
+        return args.prompt
+    if not Path(args.prompt_file).is_file():
+        raise GptkitError(f"prompt file not found: {args.prompt_file}")
+    return Path(args.prompt_file).read_text(encoding="utf-8")
+
+
+def _input(prompt: str) -> str:
+    try:
+        return input(prompt)
+    except (EOFError, KeyboardInterrupt):
+        return ""
+
+
+def _complete(model, tokenizer, prompt: str, sampling, args) -> None:
+    """Print the prompt and its continuation(s): the best beam, or num_samples streamed samples."""
+    from .generate import beam_search_text, stream_text
+
+    if args.beams > 1:
+        print(prompt + beam_search_text(model, tokenizer, prompt, args.max_new_tokens, args.beams,
+                                        args.length_penalty))
+        return
+    for i in range(args.num_samples):
+        if args.num_samples > 1:
+            print(f"--- sample {i + 1} ---")
+        sys.stdout.write(prompt)
+        seed = None if args.seed is None else args.seed + i
+        for piece in stream_text(model, tokenizer, prompt, args.max_new_tokens, sampling, args.stop, seed,
+                                 args.truncate):
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+        sys.stdout.write("\n")
 
 
 def _cmd_init(args) -> None:
     import torch
 
     from .checkpoint import save_checkpoint
-    from .config import RunConfig, load_config
     from .model import GPT
     from .tokenizer import Tokenizer
 
@@ -126,26 +131,23 @@ def _cmd_export_hf(args) -> None:
 def _cmd_demo(args) -> None:
     """Shard the built-in corpus, train a small model for a few minutes, sample from it."""
     from .checkpoint import load_checkpoint
-    from .data import PrepareConfig, prepare
-    from .generate import Sampling, generate
+    from .data import prepare
+    from .generate import Sampling, generate_text
 
     out = Path(args.out)
-    print("1/3 prepare: clean builtin:python-docs, train a 2,048-token byte-level BPE, write token shards")
-    manifest = prepare(["builtin:python-docs"], out / "data", PrepareConfig(vocab_size=2048))
+    run = load_config(RunConfig, "demo", [f"data={out / 'data'}", f"out_dir={out / 'train'}", *args.overrides])
+    vocab = run.model.vocab_size
+    print(f"1/3 prepare: clean builtin:python-docs, train a {vocab:,}-token byte-level BPE, write token shards")
+    manifest = prepare(["builtin:python-docs"], out / "data", PrepareConfig(vocab_size=vocab))
     print(f"    {manifest['splits']['train']['tokens']:,} train and {manifest['splits']['val']['tokens']:,} "
           f"val tokens in {out / 'data'}")
-    print(f"2/3 train: configs/demo.toml, a few minutes on a CPU (metrics, loss.png, report.md in {out / 'train'})")
-    config = Path(__file__).resolve().parent.parent / "configs" / "demo.toml"
-    if not config.is_file():
-        raise GptkitError(f"{config} not found: run the demo from a gptkit checkout (git clone, pip install -e .)")
-    _cmd_train(argparse.Namespace(config=config, quiet=False, overrides=[
-        f"data={out / 'data'}", f"out_dir={out / 'train'}", *args.overrides]))
+    print(f"2/3 train: the demo preset, a few minutes on a CPU (metrics, loss.png, report.md in {out / 'train'})")
+    _train(run, quiet=False)
     ckpt = load_checkpoint(out / "train" / "best")
     print("3/3 generate: three samples (temperature 0.8, top-k 50)")
-    tok = ckpt.tokenizer
     for i, prompt in enumerate(["The assert statement", "A class definition", "Exceptions"]):
-        ids = generate(ckpt.model.eval(), tok.encode(prompt), 60, Sampling(0.8, top_k=50), (tok.eot_id,), seed=i)
-        print(f"--- {prompt}{tok.decode(t for t in ids if t != tok.eot_id)}")
+        text = generate_text(ckpt.model.eval(), ckpt.tokenizer, prompt, 60, Sampling(0.8, top_k=50), seed=i)
+        print(f"--- {prompt}{text}")
     print(f"\nnext: gptkit generate {out / 'train' / 'best'} --prompt \"...\"")
 
 
@@ -154,21 +156,13 @@ def _cmd_prepare(args) -> None:
 
     from tqdm import tqdm
 
-    from .clean import CleanConfig
-    from .corpus import ReadOptions
-    from .data import PrepareConfig, prepare
+    from .data import prepare
     from .tokenizer import Tokenizer
 
-    config = PrepareConfig(
-        tokenizer=args.tokenizer_type, vocab_size=args.vocab_size, val_fraction=args.val_fraction,
-        seed=args.seed, shard_tokens=args.shard_tokens,
-        read=ReadOptions(text_field=args.text_field, column=args.column, include=tuple(args.include),
-                         txt_documents=args.txt_documents),
-        clean=CleanConfig(nfc=not args.no_nfc, strip_control=not args.no_strip_control,
-                          min_chars=args.min_chars, dedup_exact=not args.no_dedup, dedup_near=args.near_dedup,
-                          redact_pii=args.redact_pii, remove_stopwords=args.remove_stopwords),
-    )
-    tokenizer = Tokenizer.load(args.tokenizer) if args.tokenizer else None
+    shortcuts = [f"{key}={json.dumps(getattr(args, key))}" for key in _PREPARE_SHORTCUTS
+                 if getattr(args, key) is not None]
+    config = load_config(PrepareConfig, args.config, shortcuts + args.overrides)
+    tokenizer = Tokenizer.load(args.tokenizer_file) if args.tokenizer_file else None
     start = time.perf_counter()
     with tqdm(unit="B", unit_scale=True, desc="prepare", disable=True if args.quiet else None) as bar:
         def progress(bytes_read: int, tokens: int) -> None:
@@ -188,14 +182,19 @@ def _cmd_prepare(args) -> None:
 
 
 def _cmd_train(args) -> None:
+    if args.config is None:
+        raise GptkitError(f"say what to train: --config with a preset ({', '.join(presets())}) or a TOML file")
+    _train(load_config(RunConfig, args.config, args.overrides), args.quiet)
+
+
+def _train(run: RunConfig, quiet: bool) -> None:
+    """Train with a progress bar on the main process; print where the best checkpoint is."""
     from tqdm import tqdm
 
-    from .config import RunConfig, load_config
     from .runtime import is_main_process
     from .train import train
 
-    run = load_config(RunConfig, args.config, args.overrides)
-    quiet = args.quiet or not is_main_process()
+    quiet = quiet or not is_main_process()
     with tqdm(total=run.train.max_steps, desc="train", unit="step", disable=True if quiet else None) as bar:
         def on_step(record: dict) -> None:
             bar.n = record["step"]
@@ -214,15 +213,55 @@ def _cmd_train(args) -> None:
         print(f"best checkpoint: {best}  (report: {Path(run.train.out_dir) / 'report.md'})")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gptkit", description="Build, train and use GPT-2-style models.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+def _choices(cls: type, name: str) -> list[str]:
+    """The allowed values of a Literal config field, for --help."""
+    return list(typing.get_args(typing.get_type_hints(cls)[name]))
 
-    p = sub.add_parser("info", help="describe a checkpoint: config, parameters, size")
-    p.add_argument("checkpoint", help="checkpoint directory")
-    p.set_defaults(func=_cmd_info)
 
+# prepare's flags that are shortcuts for config keys (dest = key); each defaults to the config's value
+_PREPARE_SHORTCUTS = ("tokenizer", "vocab_size", "val_fraction", "seed", "shard_tokens", "text_field", "column",
+                      "include", "txt_documents", "min_chars", "nfc", "strip_control", "dedup_exact", "dedup_near",
+                      "redact_pii", "remove_stopwords")
+
+
+def _add_prepare(sub) -> None:
+    from .data import ReadOptions
+
+    p = sub.add_parser("prepare", help="clean, tokenize and shard a corpus (files, directories, builtin:)",
+                       usage="gptkit prepare SOURCE [SOURCE ...] --out DIR [--config FILE] [flags] [key=value ...]",
+                       epilog="Flags are shortcuts for config keys; key=value sets any key of the prepare config "
+                              "and its [read] and [clean] tables, e.g. near_threshold=0.7.")
+    p.add_argument("sources", nargs="+", help="files, directories or builtin:python-docs (.gz accepted)")
+    p.add_argument("--out", required=True, help="directory for shards, manifest.json and tokenizer.json")
+    p.add_argument("--config", help="prepare config (TOML: top-level keys, [read], [clean])")
+    p.add_argument("--tokenizer", dest="tokenizer_file", help="use this tokenizer.json instead of training one")
+    p.add_argument("--tokenizer-type", dest="tokenizer", choices=_choices(PrepareConfig, "tokenizer"),
+                   help="what to train (default bpe)")
+    p.add_argument("--vocab-size", type=int, help="BPE vocabulary size (default 8192)")
+    p.add_argument("--val-fraction", type=float, help="share of documents in val (default 0.1)")
+    p.add_argument("--seed", type=int, help="decides the train/val split")
+    p.add_argument("--shard-tokens", type=int, help="tokens per shard file")
+    p.add_argument("--text-field", help="JSONL field with the text (default text)")
+    p.add_argument("--column", help="CSV/Parquet column with the text (default text)")
+    p.add_argument("--include", action="append", help="glob for files in directories (repeatable)")
+    p.add_argument("--txt-documents", choices=_choices(ReadOptions, "txt_documents"),
+                   help="how a .txt file splits into documents (default paragraph)")
+    p.add_argument("--min-chars", type=int, help="drop documents shorter than this")
+    p.add_argument("--no-nfc", dest="nfc", action="store_const", const=False, help="skip Unicode NFC normalisation")
+    p.add_argument("--no-strip-control", dest="strip_control", action="store_const", const=False,
+                   help="keep control characters")
+    p.add_argument("--no-dedup", dest="dedup_exact", action="store_const", const=False,
+                   help="keep exact duplicate documents")
+    p.add_argument("--near-dedup", dest="dedup_near", action="store_const", const=True,
+                   help="drop near duplicates (MinHash; extra 'data')")
+    p.add_argument("--redact-pii", action="store_const", const=True, help="replace e-mails, phone numbers, IPs")
+    p.add_argument("--remove-stopwords", action="store_const", const=True,
+                   help="for retrieval indexes only, not for LM training")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_prepare, takes_overrides=True)
+
+
+def _add_generate(sub) -> None:
     p = sub.add_parser("generate", help="generate text from a checkpoint (streams to stdout)")
     p.add_argument("checkpoint", help="checkpoint directory")
     source = p.add_mutually_exclusive_group()
@@ -241,15 +280,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--beams", type=int, default=1, help="beam search with this many beams (prints the best)")
     p.add_argument("--length-penalty", type=float, default=1.0, help="beam search: > 0 favours longer outputs")
     p.add_argument("--truncate", action="store_true", help="keep the end of a prompt longer than the context")
-    p.add_argument("--dtype", default="auto", help="weights: auto, fp32, bf16, int8 (CPU, fastest) or fp16")
+    p.add_argument("--dtype", default="auto", choices=typing.get_args(InferenceDtype),
+                   help="weights: auto (bf16 where fast, else fp32), int8 is the fastest on a CPU")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     p.set_defaults(func=_cmd_generate)
 
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gptkit", description="Build, train and use GPT-2-style models.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    preset_help = f"a preset ({', '.join(presets())}) or a TOML file"
+
+    p = sub.add_parser("info", help="describe a checkpoint: config, parameters, size")
+    p.add_argument("checkpoint", help="checkpoint directory")
+    p.set_defaults(func=_cmd_info)
+
+    _add_generate(sub)
+
     p = sub.add_parser("init", help="write a randomly initialised checkpoint from a model config",
-                       usage="gptkit init OUT [--config FILE] [--tokenizer PATH] [key=value ...]",
-                       epilog="key=value pairs override the config file, e.g. n_layer=4 dropout=0.1")
+                       usage="gptkit init OUT [--config NAME|FILE] [--tokenizer PATH] [key=value ...]",
+                       epilog="key=value pairs override the config, e.g. n_layer=4 dropout=0.1")
     p.add_argument("out", help="checkpoint directory to write")
-    p.add_argument("--config", help="model config file (TOML), e.g. configs/tiny.toml")
+    p.add_argument("--config", help=f"run config whose [model] is used: {preset_help}")
     p.add_argument("--tokenizer", help="tokenizer.json (or a directory with one) to bundle")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_init, takes_overrides=True)
@@ -264,41 +317,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out", help="directory to write (loadable by transformers' Auto classes)")
     p.set_defaults(func=_cmd_export_hf)
 
-    p = sub.add_parser("prepare", help="clean, tokenize and shard a corpus (files, directories, builtin:)")
-    p.add_argument("sources", nargs="+", help="files, directories or builtin:python-docs (.gz accepted)")
-    p.add_argument("--out", required=True, help="directory for shards, manifest.json and tokenizer.json")
-    p.add_argument("--tokenizer", help="use this tokenizer.json instead of training one")
-    p.add_argument("--tokenizer-type", choices=["bpe", "char"], default="bpe", help="what to train")
-    p.add_argument("--vocab-size", type=int, default=8192, help="BPE vocabulary size")
-    p.add_argument("--val-fraction", type=float, default=0.1)
-    p.add_argument("--seed", type=int, default=1337, help="decides the train/val split")
-    p.add_argument("--shard-tokens", type=int, default=100_000_000)
-    p.add_argument("--text-field", default="text", help="JSONL field with the text")
-    p.add_argument("--column", default="text", help="CSV/Parquet column with the text")
-    p.add_argument("--include", action="append", default=[], help="glob for files in directories (repeatable)")
-    p.add_argument("--txt-documents", choices=["file", "paragraph", "line"], default="paragraph",
-                   help="how a .txt file splits into documents")
-    p.add_argument("--min-chars", type=int, default=1, help="drop documents shorter than this")
-    p.add_argument("--no-nfc", action="store_true", help="skip Unicode NFC normalisation")
-    p.add_argument("--no-strip-control", action="store_true", help="keep control characters")
-    p.add_argument("--no-dedup", action="store_true", help="keep exact duplicate documents")
-    p.add_argument("--near-dedup", action="store_true", help="drop near duplicates (MinHash; extra 'data')")
-    p.add_argument("--redact-pii", action="store_true", help="replace e-mails, phone numbers, IPs")
-    p.add_argument("--remove-stopwords", action="store_true", help="for retrieval indexes only, not for LM training")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=_cmd_prepare)
+    _add_prepare(sub)
 
     p = sub.add_parser("train", help="train (or resume) a model on token shards",
-                       usage="gptkit train --config FILE [key=value ...]",
+                       usage="gptkit train --config NAME|FILE [key=value ...]",
                        epilog="key=value (or model.key / train.key) overrides the config, e.g. lr=1e-3 n_layer=4. "
                               "Run again with the same out_dir to resume; under torchrun it trains with DDP.")
-    p.add_argument("--config", help="run config (TOML with [model] and [train]), e.g. configs/tiny.toml")
+    p.add_argument("--config", help=f"run config ([model] and [train]): {preset_help}")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train, takes_overrides=True)
 
     p = sub.add_parser("demo", help="the tour: shard a corpus, train a small model for a few minutes, sample",
                        usage="gptkit demo [--out DIR] [key=value ...]",
-                       epilog="key=value overrides configs/demo.toml, e.g. max_steps=50 for a quick look")
+                       epilog="key=value overrides the demo preset, e.g. max_steps=50 for a quick look")
     p.add_argument("--out", default="runs/demo", help="where to write data, checkpoints and report")
     p.set_defaults(func=_cmd_demo, takes_overrides=True)
     return parser

@@ -1,20 +1,27 @@
 """Configs are frozen dataclasses, validated on construction, loaded by one function.
 
-`load_config(ModelConfig, "configs/tiny.toml", ["n_layer=4"])` reads a TOML file,
-applies `key=value` overrides and validates; unknown keys are errors that name
-the key, so a typo never silently falls back to a default.
+`load_config(RunConfig, "tiny", ["n_layer=4"])` reads a preset (a name from
+gptkit/configs/) or a TOML/JSON file, applies `key=value` overrides and
+validates. Unknown keys and values of the wrong type or outside their choices
+are errors that name the key, so a typo never silently falls back to a default.
+A field whose type is itself a config dataclass is a `[section]` of the file.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import importlib.resources
 import json
 import sys
-from dataclasses import dataclass, field, fields
+import types
+import typing
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from .errors import GptkitError
+from .runtime import DtypeName
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -41,22 +48,11 @@ class ModelConfig:
     layer_norm_eps: float = 1e-5
 
     def __post_init__(self):
-        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise GptkitError(f"model config: {name} must be a positive integer, got {value!r}")
+        check_fields(self, "model config")
+        require(self, "model config", vocab_size=">= 1", block_size=">= 1", n_layer=">= 1", n_head=">= 1",
+                n_embd=">= 1", dropout="[0, 1)", attn_dropout="[0, 1)", layer_norm_eps="> 0")
         if self.n_embd % self.n_head:
-            raise GptkitError(
-                f"model config: n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})"
-            )
-        for name in ("dropout", "attn_dropout"):
-            value = getattr(self, name)
-            if value is not None and not (isinstance(value, (int, float)) and 0.0 <= value < 1.0):
-                raise GptkitError(f"model config: {name} must be in [0, 1), got {value!r}")
-        if not isinstance(self.bias, bool):
-            raise GptkitError(f"model config: bias must be true or false, got {self.bias!r}")
-        if not self.layer_norm_eps > 0:
-            raise GptkitError(f"model config: layer_norm_eps must be > 0, got {self.layer_norm_eps!r}")
+            raise GptkitError(f"model config: n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
 
     @property
     def head_dim(self) -> int:
@@ -80,16 +76,16 @@ class TrainConfig:
     lr: float = 6e-4
     min_lr: float = 6e-5
     warmup_steps: int = 100
-    schedule: str = "cosine"  # cosine, wsd (warmup-stable-decay) or constant
+    schedule: Literal["cosine", "wsd", "constant"] = "cosine"  # wsd: warmup-stable-decay
     decay_fraction: float = 0.2  # wsd: share of steps spent decaying to min_lr
-    optimizer: str = "adamw"  # adamw, or muon (Muon for hidden weight matrices, AdamW for the rest)
+    optimizer: Literal["adamw", "muon"] = "adamw"  # muon: Muon for hidden weight matrices, AdamW for the rest
     muon_lr: float = 0.02  # optimizer=muon: peak lr of the hidden matrices (same schedule shape as lr)
     weight_decay: float = 0.1  # on weight matrices only
     decay_embeddings: bool = False  # also decay the token/position embeddings
     beta1: float = 0.9
     beta2: float = 0.95
     grad_clip: float = 1.0  # max global gradient norm; 0 = off
-    dtype: str = "auto"  # bf16 or fp16 autocast, fp32, or auto (bf16 where the hardware is fast at it)
+    dtype: DtypeName = "auto"  # bf16 or fp16 autocast, fp32, or auto (bf16 where the hardware is fast at it)
     device: str = "auto"
     compile: bool = False  # torch.compile the model (falls back to eager if it fails)
     fsdp: bool = False  # under torchrun: shard parameters with FSDP2 instead of DDP
@@ -97,37 +93,25 @@ class TrainConfig:
     eval_interval: int = 250  # steps between evaluations (and at the end)
     eval_batches: int = 20  # val batches per evaluation; 0 = every window of the val split
     sample_tokens: int = 0  # tokens to sample at each evaluation; 0 = none
+    sample_temperature: float = 0.8  # sampling of those tokens; 0 = greedy
+    sample_top_k: int = 200  # 0 = no top-k filter
     checkpoint_interval: int = 500  # steps between checkpoints (also at the end and on SIGINT/SIGTERM)
     keep_last: int = 2  # step checkpoints kept besides `best`
     log_interval: int = 10  # steps between metric lines
     peak_flops: float = 0.0  # for MFU; 0 = a guess for the device and dtype
 
     def __post_init__(self):
-        positive = ("batch_size", "grad_accum", "max_steps", "eval_interval", "checkpoint_interval",
-                    "keep_last", "log_interval")
-        for name in positive:
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise GptkitError(f"train config: {name} must be a positive integer, got {value!r}")
-        for name in ("warmup_steps", "eval_batches", "sample_tokens"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
-                raise GptkitError(f"train config: {name} must be an integer >= 0, got {getattr(self, name)!r}")
-        if not self.lr > 0 or not 0 <= self.min_lr <= self.lr:
-            raise GptkitError(f"train config: need lr > 0 and 0 <= min_lr <= lr, got {self.lr}, {self.min_lr}")
-        if self.schedule not in ("cosine", "wsd", "constant"):
-            raise GptkitError(f"train config: schedule must be cosine, wsd or constant, got {self.schedule!r}")
-        if not 0 < self.decay_fraction <= 1:
-            raise GptkitError(f"train config: decay_fraction must be in (0, 1], got {self.decay_fraction}")
-        if self.dtype not in ("auto", "fp32", "bf16", "fp16"):
-            raise GptkitError(f"train config: dtype must be auto, fp32, bf16 or fp16, got {self.dtype!r}")
-        if self.optimizer not in ("adamw", "muon"):
-            raise GptkitError(f"train config: optimizer must be adamw or muon, got {self.optimizer!r}")
-        if not self.muon_lr > 0:
-            raise GptkitError(f"train config: muon_lr must be > 0, got {self.muon_lr}")
+        section = "train config"
+        check_fields(self, section)
+        require(self, section, batch_size=">= 1", grad_accum=">= 1", max_steps=">= 1", eval_interval=">= 1",
+                checkpoint_interval=">= 1", keep_last=">= 1", log_interval=">= 1", warmup_steps=">= 0",
+                eval_batches=">= 0", sample_tokens=">= 0", sample_temperature=">= 0", sample_top_k=">= 0",
+                lr="> 0", min_lr=">= 0", muon_lr="> 0", decay_fraction="(0, 1]", weight_decay=">= 0",
+                grad_clip=">= 0", max_minutes=">= 0", peak_flops=">= 0")
+        if self.min_lr > self.lr:
+            raise GptkitError(f"{section}: min_lr ({self.min_lr}) must not exceed lr ({self.lr})")
         if self.optimizer == "muon" and self.fsdp:
-            raise GptkitError("train config: optimizer=muon needs whole weight matrices; use DDP (fsdp=false)")
-        if self.weight_decay < 0 or self.grad_clip < 0 or self.max_minutes < 0:
-            raise GptkitError("train config: weight_decay, grad_clip and max_minutes must be >= 0")
+            raise GptkitError(f"{section}: optimizer=muon needs whole weight matrices; use DDP (fsdp=false)")
 
 
 @dataclass(frozen=True)
@@ -138,32 +122,134 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
+# -- validation ---------------------------------------------------------------------
+
+
+def check_fields(config: Any, section: str) -> None:
+    """Check every field of a config dataclass against its type hint (numbers, booleans, choices, ...)."""
+    for name, hint in _hints(type(config)).items():
+        value = getattr(config, name)
+        if not _matches(value, hint):
+            raise GptkitError(f"{section}: {name} must be {_describe(hint)}, got {value!r}")
+
+
+def require(config: Any, section: str, **rules: str) -> None:
+    """Range checks, e.g. require(cfg, "train config", lr="> 0", dropout="[0, 1)"); unset (None) values pass."""
+    for name, rule in rules.items():
+        value = getattr(config, name)
+        if value is not None and not _within(value, rule):
+            raise GptkitError(f"{section}: {name} must be {'in ' if rule[0] in '[(' else ''}{rule}, got {value!r}")
+
+
+def _within(value: float, rule: str) -> bool:
+    """`>= x`, `> x`, or an interval such as `[0, 1)`."""
+    if rule[0] in "[(":
+        low, high = (float(x) for x in rule[1:-1].split(","))
+        above = low <= value if rule[0] == "[" else low < value
+        below = value <= high if rule[-1] == "]" else value < high
+        return above and below
+    op, bound = rule.split()
+    return value >= float(bound) if op == ">=" else value > float(bound)
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _is_union(hint: Any) -> bool:
+    return typing.get_origin(hint) in (typing.Union, types.UnionType)
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        return value in typing.get_args(hint)
+    if _is_union(hint):
+        return any(_matches(value, arg) for arg in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if origin is tuple:
+        return isinstance(value, tuple) and all(_matches(v, typing.get_args(hint)[0]) for v in value)
+    return hint is Any or not isinstance(hint, type) or isinstance(value, hint)
+
+
+def _describe(hint: Any) -> str:
+    if typing.get_origin(hint) is Literal:
+        return "one of " + ", ".join(str(a) for a in typing.get_args(hint))
+    if _is_union(hint):
+        return " or ".join("unset" if a is type(None) else _describe(a) for a in typing.get_args(hint))
+    if typing.get_origin(hint) is tuple:
+        return f"a list of {_describe(typing.get_args(hint)[0])}s"
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+    return names.get(hint, getattr(hint, "__name__", str(hint)))
+
+
+def _nested(cls: type) -> dict[str, type]:
+    """Fields of `cls` that are config dataclasses themselves: the [sections] of its files."""
+    return {name: hint for name, hint in _hints(cls).items() if dataclasses.is_dataclass(hint)}
+
+
+# -- loading ------------------------------------------------------------------------
+
+
 def to_dict(config: Any) -> dict:
     return dataclasses.asdict(config)
 
 
 def from_dict(cls: type[T], data: dict, source: str = "config") -> T:
     """Build `cls` from a dict; unknown keys and wrong types are GptkitErrors."""
-    known = {f.name: f for f in fields(cls)}
-    unknown = sorted(set(data) - set(known))
+    hints = _hints(cls)
+    unknown = sorted(set(data) - set(hints))
     if unknown:
-        raise GptkitError(
-            f"{source}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(known)}"
-        )
+        raise GptkitError(f"{source}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(hints)}")
     data = dict(data)
-    for name, sub in _NESTED.get(cls, {}).items():  # nested tables become nested dataclasses
-        value = data.get(name, {})
-        if not isinstance(value, dict):
-            raise GptkitError(f"{source}: [{name}] must be a table of settings")
-        data[name] = from_dict(sub, value, f"{source} [{name}]")
+    for name, value in data.items():
+        if name in _nested(cls):
+            if not isinstance(value, dict):
+                raise GptkitError(f"{source}: [{name}] must be a table of settings")
+            data[name] = from_dict(hints[name], value, f"{source} [{name}]")
+        elif typing.get_origin(hints[name]) is tuple and isinstance(value, list):
+            data[name] = tuple(value)  # TOML arrays are lists; frozen configs keep tuples
+    return cls(**data)
+
+
+def presets() -> list[str]:
+    """Names of the configs shipped inside the package (`--config tiny`)."""
+    folder = importlib.resources.files("gptkit") / "configs"
+    return sorted(f.name.removesuffix(".toml") for f in folder.iterdir() if f.name.endswith(".toml"))
+
+
+def read_config_file(path: str | Path) -> tuple[dict, str]:
+    """The raw table of a TOML/JSON file or a preset name, and a name for it in messages."""
+    path = Path(path)
+    if path.is_file():
+        text, suffix = _read_text(path), path.suffix
+    elif path.suffix == "" and path.name in presets() and len(path.parts) == 1:
+        text, suffix = (importlib.resources.files("gptkit") / "configs" / f"{path}.toml").read_text("utf-8"), ".toml"
+    else:
+        raise GptkitError(f"config not found: {path} is neither a file nor a preset ({', '.join(presets())})")
     try:
-        return cls(**data)
-    except TypeError as e:  # e.g. a nested value of the wrong kind
-        raise GptkitError(f"{source}: {e}") from e
+        return (json.loads(text) if suffix == ".json" else tomllib.loads(text)), str(path)
+    except ValueError as e:
+        raise GptkitError(f"{path}: not a valid {suffix.lstrip('.').upper() or 'TOML'} file: {e}") from e
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise GptkitError(f"{path}: not a UTF-8 text file ({e})") from e
 
 
 def _parse_value(text: str) -> Any:
-    """Parse an override value the way TOML would (numbers, booleans, strings)."""
+    """Parse an override value the way TOML would (numbers, booleans, strings, arrays)."""
     try:
         return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
@@ -171,19 +257,8 @@ def _parse_value(text: str) -> Any:
 
 
 def load_config(cls: type[T], path: str | Path | None = None, overrides: list[str] = ()) -> T:
-    """Load `cls` from a TOML or JSON file (optional) plus `key=value` overrides."""
-    data: dict[str, Any] = {}
-    source = "config"
-    if path is not None:
-        path = Path(path)
-        source = str(path)
-        if not path.is_file():
-            raise GptkitError(f"config file not found: {path}")
-        try:
-            text = path.read_text(encoding="utf-8")
-            data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
-        except (ValueError, UnicodeDecodeError) as e:
-            raise GptkitError(f"{path}: not a valid {path.suffix.lstrip('.') or 'TOML'} file: {e}") from e
+    """Load `cls` from a preset name or a TOML/JSON file (optional) plus `key=value` overrides."""
+    data, source = read_config_file(path) if path is not None else ({}, "config")
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
@@ -194,10 +269,10 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
 
 def _set_override(cls: type, data: dict, key: str, value: Any) -> None:
     """Set `key` (or `section.key`); a bare key goes to the one nested section that has it."""
-    nested = _NESTED.get(cls, {})
+    nested = _nested(cls)
     section, dot, name = key.partition(".")
-    if not dot and key not in {f.name for f in fields(cls)}:
-        owners = [s for s, sub in nested.items() if key in {f.name for f in fields(sub)}]
+    if not dot and key not in _hints(cls):
+        owners = [s for s, sub in nested.items() if key in _hints(sub)]
         if len(owners) == 1:
             section, name, dot = owners[0], key, "."
     if dot:
@@ -206,7 +281,3 @@ def _set_override(cls: type, data: dict, key: str, value: Any) -> None:
         data.setdefault(section, {})[name] = value
     else:
         data[key] = value
-
-
-# Which fields of a config class are themselves config classes (for files and overrides).
-_NESTED: dict[type, dict[str, type]] = {RunConfig: {"model": ModelConfig, "train": TrainConfig}}

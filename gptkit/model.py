@@ -18,66 +18,108 @@ from .errors import GptkitError
 
 
 class KVCache:
-    """Preallocated keys and values for every layer, one slot per sequence.
+    """Preallocated keys and values for every layer, one slot per sequence: the only code that touches them.
 
-    `lengths[b]` is the number of positions slot b holds. A forward pass with a
-    cache writes its T new tokens at positions lengths[b] .. lengths[b]+T-1 of
-    each slot and then advances those lengths by T. A pass may cover only some
-    slots (`slots`), so sequences can join and leave a running batch. Slots may
-    hold different lengths: a batch of right-padded prompts is prefilled in one
-    pass and each slot is then cut back to its real length with `truncate`, so
-    later tokens overwrite the padding. The buffers are allocated on first use,
-    with the dtype and device of the keys the model computes.
+    `length(b)` is the number of positions slot b holds. A forward pass with a
+    cache asks `plan` where its T new tokens go (positions lengths[b] ..
+    lengths[b]+T-1 of each slot, or of the `slots` it covers, so sequences can
+    join and leave a running batch), each layer stores its keys and values with
+    `append`, and `advance` then moves the lengths on. A batch of right-padded
+    prompts is prefilled in one pass: `advance` keeps each row's real length,
+    so later tokens overwrite the padding. The buffers are allocated on first
+    use, with the dtype and device of the keys the model computes.
     """
 
     def __init__(self, config: ModelConfig, batch_size: int, max_len: int | None = None):
         self.config = config
         self.batch_size = batch_size
         self.max_len = min(max_len or config.block_size, config.block_size)
-        self.lengths = [0] * batch_size
-        self.k: torch.Tensor | None = None  # (L, B, H, max_len, D)
-        self.v: torch.Tensor | None = None
+        self._lengths = [0] * batch_size
+        self._k: torch.Tensor | None = None  # (L, B, H, max_len, D)
+        self._v: torch.Tensor | None = None
 
-    def truncate(self, slot: int, length: int) -> None:
-        """Forget everything in `slot` from position `length` on."""
-        if not 0 <= length <= self.lengths[slot]:
-            raise ValueError(f"cannot truncate slot {slot} of length {self.lengths[slot]} to {length}")
-        self.lengths[slot] = length
+    def length(self, slot: int) -> int:
+        return self._lengths[slot]
+
+    @property
+    def dtype(self) -> torch.dtype | None:
+        """The dtype of the stored keys and values (None until the first pass)."""
+        return None if self._k is None else self._k.dtype
+
+    @property
+    def device(self) -> torch.device | None:
+        return None if self._k is None else self._k.device
+
+    def reset(self, slots: list[int]) -> None:
+        """Empty these slots (their next pass starts at position 0)."""
+        for slot in slots:
+            self._lengths[slot] = 0
 
     def reorder(self, index: torch.Tensor) -> None:
         """Slot b takes the contents of slot index[b] (beam search); all slots must have one length."""
-        if self.k is not None:
-            end = max(self.lengths)
-            self.k[:, :, :, :end] = self.k[:, index, :, :end]
-            self.v[:, :, :, :end] = self.v[:, index, :, :end]
-        self.lengths = [self.lengths[i] for i in index.tolist()]
+        if self._k is not None:
+            end = max(self._lengths)
+            self._k[:, :, :, :end] = self._k[:, index, :, :end]
+            self._v[:, :, :, :end] = self._v[:, index, :, :end]
+        self._lengths = [self._lengths[i] for i in index.tolist()]
 
-    def _allocate(self, like: torch.Tensor) -> None:
-        c = self.config
-        shape = (c.n_layer, self.batch_size, c.n_head, self.max_len, c.head_dim)
-        self.k = torch.zeros(shape, dtype=like.dtype, device=like.device)
-        self.v = torch.zeros(shape, dtype=like.dtype, device=like.device)
+    def plan(self, B: int, T: int, slots: list[int] | None, device: torch.device) -> Layout:
+        """Positions and attention mask for T new tokens of B sequences, given what the slots hold."""
+        if slots is None and self.batch_size != B:
+            raise ValueError(f"batch of {B} sequences for a cache with {self.batch_size} slots")
+        if slots is not None and len(slots) != B:
+            raise ValueError(f"batch of {B} sequences for {len(slots)} cache slots")
+        lengths = self._lengths if slots is None else [self._lengths[s] for s in slots]
+        end = max(lengths) + T
+        if end > self.max_len:
+            raise GptkitError(f"{max(lengths)} cached + {T} new tokens exceed the cache length of {self.max_len}")
+        slot_index = None if slots is None else torch.tensor(slots, device=device)
+        layout = dict(T=T, end=end, slot_list=slots, slots=slot_index)
+        if min(lengths) == max(lengths):
+            start = lengths[0]
+            if start == 0:  # fresh slots: plain causal attention
+                return Layout(**layout)
+            if T == 1:  # one new token sees every cached one
+                return Layout(start=start, causal=False, **layout)
+            keys = torch.arange(end, device=device)
+            queries = torch.arange(start, end, device=device)
+            return Layout(start=start, mask=keys <= queries[:, None], causal=False, **layout)  # (T, S)
+        positions = torch.tensor(lengths, device=device)[:, None] + torch.arange(T, device=device)
+        mask = torch.arange(end, device=device) <= positions[:, :, None]  # (B, T, S)
+        return Layout(positions=positions, mask=mask[:, None], causal=False, **layout)  # broadcast over heads
 
-    def _write(self, layer: int, k: torch.Tensor, v: torch.Tensor, layout: _Layout):
-        """Store k, v (B, H, T, D) and return the keys and values the queries attend to, (B, H, S, D)."""
-        if self.k is None:
+    def append(self, layer: int, k: torch.Tensor, v: torch.Tensor, layout: Layout):
+        """Store k, v (B, H, T, D) where `layout` says; return the keys and values to attend to, (B, H, S, D)."""
+        if self._k is None:
             self._allocate(k)
         T = k.shape[2]
         if layout.slots is None and layout.positions is None:  # aligned slots: a plain slice
-            self.k[layer, :, :, layout.start : layout.start + T] = k
-            self.v[layer, :, :, layout.start : layout.start + T] = v
-            return self.k[layer, :, :, : layout.end], self.v[layer, :, :, : layout.end]
+            self._k[layer, :, :, layout.start : layout.start + T] = k
+            self._v[layer, :, :, layout.start : layout.start + T] = v
+            return self._k[layer, :, :, : layout.end], self._v[layer, :, :, : layout.end]
         slots = layout.slots if layout.slots is not None else torch.arange(k.shape[0], device=k.device)
         positions = layout.positions
         if positions is None:
             positions = torch.arange(layout.start, layout.start + T, device=k.device).expand(k.shape[0], T)
         heads = torch.arange(k.shape[1], device=k.device)[None, :, None]
         index = (slots[:, None, None], heads, positions[:, None, :])  # broadcasts to (B, H, T)
-        self.k[layer].index_put_(index, k)
-        self.v[layer].index_put_(index, v)
+        self._k[layer].index_put_(index, k)
+        self._v[layer].index_put_(index, v)
         if layout.slots is None:
-            return self.k[layer, :, :, : layout.end], self.v[layer, :, :, : layout.end]
-        return self.k[layer, slots, :, : layout.end], self.v[layer, slots, :, : layout.end]
+            return self._k[layer, :, :, : layout.end], self._v[layer, :, :, : layout.end]
+        return self._k[layer, slots, :, : layout.end], self._v[layer, slots, :, : layout.end]
+
+    def advance(self, layout: Layout, lengths: list[int] | None = None) -> None:
+        """After every layer has appended: each slot of the pass grows by T, or by lengths[i] for row i."""
+        slots = range(self.batch_size) if layout.slot_list is None else layout.slot_list
+        for i, slot in enumerate(slots):
+            self._lengths[slot] += layout.T if lengths is None else lengths[i]
+
+    def _allocate(self, like: torch.Tensor) -> None:
+        c = self.config
+        shape = (c.n_layer, self.batch_size, c.n_head, self.max_len, c.head_dim)
+        self._k = torch.zeros(shape, dtype=like.dtype, device=like.device)
+        self._v = torch.zeros(shape, dtype=like.dtype, device=like.device)
 
 
 class Dropout(nn.Dropout):
@@ -98,37 +140,40 @@ class Dropout(nn.Dropout):
 
 
 @dataclass(frozen=True)
-class _Layout:
+class Layout:
     """Where T new tokens go: `start` when every sequence is at the same position, else `positions` (B, T).
 
-    `slots` (B,) picks cache slots (None: all of them, in order); `end` is the
-    number of key positions attended to; `mask` (broadcastable to B, H, T, S)
-    or `causal` say which keys each query sees.
+    `slots` (B,) picks cache slots (None: all of them, in order; `slot_list` is
+    the same as a list); `end` is the number of key positions attended to;
+    `mask` (broadcastable to B, H, T, S) or `causal` say which keys each query sees.
     """
 
+    T: int
+    end: int
     start: int = 0
-    end: int = 0
     positions: torch.Tensor | None = None
     slots: torch.Tensor | None = None
+    slot_list: list[int] | None = None
     mask: torch.Tensor | None = None
     causal: bool = True
 
 
 class CausalSelfAttention(nn.Module):
-    def __init__(self, config: ModelConfig):
+    def __init__(self, config: ModelConfig, layer: int):
         super().__init__()
+        self.layer = layer  # which of the cache's layers this attention reads and writes
         self.n_head = config.n_head
         self.dropout = config.attention_dropout
         self.qkv = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
         self.proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
         self.resid_dropout = Dropout(config.dropout)
 
-    def forward(self, x, layer, cache, layout):
+    def forward(self, x: torch.Tensor, cache: KVCache | None, layout: Layout) -> torch.Tensor:
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=2)  # each (B, T, C)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
         if cache is not None:
-            k, v = cache._write(layer, k, v, layout)  # (B, H, S, D)
+            k, v = cache.append(self.layer, k, v, layout)  # (B, H, S, D)
         y = F.scaled_dot_product_attention(
             q, k, v, attn_mask=layout.mask, is_causal=layout.causal,
             dropout_p=self.dropout if self.training else 0.0,
@@ -150,15 +195,15 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, config: ModelConfig):
+    def __init__(self, config: ModelConfig, layer: int):
         super().__init__()
         self.ln_1 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps, bias=config.bias)
-        self.attn = CausalSelfAttention(config)
+        self.attn = CausalSelfAttention(config, layer)
         self.ln_2 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps, bias=config.bias)
         self.mlp = MLP(config)
 
-    def forward(self, x, layer, cache, layout):
-        x = x + self.attn(self.ln_1(x), layer, cache, layout)
+    def forward(self, x: torch.Tensor, cache: KVCache | None, layout: Layout) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), cache, layout)
         return x + self.mlp(self.ln_2(x))
 
 
@@ -176,7 +221,7 @@ class GPT(nn.Module):
         self.wte = nn.Embedding(config.vocab_size, config.n_embd)
         self.wpe = nn.Embedding(config.block_size, config.n_embd)
         self.drop = Dropout(config.dropout)
-        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        self.blocks = nn.ModuleList(Block(config, layer) for layer in range(config.n_layer))
         self.ln_f = nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps, bias=config.bias)
         self.lm_head: nn.Module | None = None  # None: tied to wte; set by quantize_int8
         self.reset_parameters()
@@ -194,24 +239,38 @@ class GPT(nn.Module):
             for proj in (block.attn.proj, block.mlp.proj):
                 nn.init.normal_(proj.weight, mean=0.0, std=0.02 / math.sqrt(2 * self.config.n_layer))
 
-    def hidden_states(self, idx: torch.Tensor, cache: KVCache | None = None,
-                      slots: list[int] | None = None) -> torch.Tensor:
+    @property
+    def device(self) -> torch.device:
+        return self.wte.weight.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype of the embeddings (int8 quantisation keeps them in fp32)."""
+        return self.wte.weight.dtype
+
+    def hidden_states(self, idx: torch.Tensor, cache: KVCache | None = None, slots: list[int] | None = None,
+                      lengths: list[int] | None = None) -> torch.Tensor:
         """Final-LayerNorm outputs (B, T, C): the features behind the logits (and embeddings).
 
         With a cache, idx is appended to cache slots `slots` (default: all, B == cache.batch_size).
+        Right-padded rows pass their real token counts as `lengths`: the cache keeps only those.
         """
         B, T = idx.shape
-        layout = self._attention_layout(B, T, cache, slots, idx.device)
+        if cache is not None:
+            layout = cache.plan(B, T, slots, idx.device)
+        elif self.config.block_size < T:
+            raise GptkitError(f"sequence of {T} tokens exceeds the context window of {self.config.block_size}")
+        else:
+            layout = Layout(T=T, end=T)
         if layout.positions is None:
             pos = torch.arange(layout.start, layout.start + T, device=idx.device)
         else:
             pos = layout.positions
         x = self.drop(self.wte(idx) + self.wpe(pos))  # (B, T, C)
-        for layer, block in enumerate(self.blocks):
-            x = block(x, layer, cache, layout)
+        for block in self.blocks:
+            x = block(x, cache, layout)
         if cache is not None:
-            for slot in range(B) if slots is None else slots:
-                cache.lengths[slot] += T
+            cache.advance(layout, lengths)
         return self.ln_f(x)
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
@@ -226,35 +285,6 @@ class GPT(nn.Module):
         if targets is None:
             return logits
         return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-1)
-
-    def _attention_layout(self, B: int, T: int, cache: KVCache | None, slots: list[int] | None,
-                          device) -> _Layout:
-        """Positions and attention mask for T new tokens, given what the cache holds."""
-        if cache is None:
-            if self.config.block_size < T:
-                raise GptkitError(f"sequence of {T} tokens exceeds the context window of {self.config.block_size}")
-            return _Layout(end=T)
-        if slots is None and cache.batch_size != B:
-            raise ValueError(f"batch of {B} sequences for a cache with {cache.batch_size} slots")
-        if slots is not None and len(slots) != B:
-            raise ValueError(f"batch of {B} sequences for {len(slots)} cache slots")
-        lengths = cache.lengths if slots is None else [cache.lengths[s] for s in slots]
-        end = max(lengths) + T
-        if end > cache.max_len:
-            raise GptkitError(f"{max(lengths)} cached + {T} new tokens exceed the cache length of {cache.max_len}")
-        slot_index = None if slots is None else torch.tensor(slots, device=device)
-        if min(lengths) == max(lengths):
-            start = lengths[0]
-            if start == 0:  # fresh slots: plain causal attention
-                return _Layout(0, end, slots=slot_index)
-            if T == 1:  # one new token sees every cached one
-                return _Layout(start, end, slots=slot_index, causal=False)
-            keys = torch.arange(end, device=device)
-            queries = torch.arange(start, end, device=device)
-            return _Layout(start, end, slots=slot_index, mask=keys <= queries[:, None], causal=False)  # (T, S)
-        positions = torch.tensor(lengths, device=device)[:, None] + torch.arange(T, device=device)
-        mask = torch.arange(end, device=device) <= positions[:, :, None]  # (B, T, S)
-        return _Layout(0, end, positions, slot_index, mask[:, None], causal=False)  # broadcast over heads
 
     def num_params(self, non_embedding: bool = False) -> int:
         """Parameter count; the LM head shares the token embedding, so it is counted once.

@@ -12,6 +12,7 @@ A quantised model is for inference only: it is not trained or saved.
 
 from __future__ import annotations
 
+import typing
 import warnings
 
 import torch
@@ -19,7 +20,7 @@ import torch.nn as nn
 
 from .errors import GptkitError
 from .model import GPT
-from .runtime import DTYPES, parse_dtype
+from .runtime import InferenceDtype, parse_dtype
 
 
 class Int8Linear(nn.Module):
@@ -50,7 +51,7 @@ class Int8Linear(nn.Module):
 
 def quantize_int8(model: GPT) -> GPT:
     """Replace every Linear in the blocks, and the tied LM head, with Int8Linear (in place; CPU only)."""
-    if model.wte.weight.device.type != "cpu":
+    if model.device.type != "cpu":
         raise GptkitError("int8 weights run on the CPU: load the model with device=cpu, or use bf16 on a GPU")
     engines = torch.backends.quantized.supported_engines
     if "fbgemm" not in engines and "qnnpack" not in engines:
@@ -67,10 +68,11 @@ def quantize_int8(model: GPT) -> GPT:
     return model
 
 
-def for_inference(model: GPT, dtype: str = "auto") -> GPT:
+def for_inference(model: GPT, dtype: InferenceDtype = "auto") -> GPT:
     """The model in eval mode with weights in `dtype`: fp32, bf16, fp16, int8, or auto (bf16 where fast, else fp32)."""
     if dtype == "int8":
         return quantize_int8(model)
-    if dtype not in ("auto", *DTYPES):
-        raise GptkitError(f"unknown dtype {dtype!r} for inference: use auto, fp32, bf16, fp16 or int8")
-    return model.to(parse_dtype(dtype, model.wte.weight.device)).eval()
+    choices = typing.get_args(InferenceDtype)
+    if dtype not in choices:
+        raise GptkitError(f"unknown dtype {dtype!r} for inference: use one of {', '.join(choices)}")
+    return model.to(parse_dtype(dtype, model.device)).eval()

@@ -1,20 +1,21 @@
-"""Device, dtype, autocast and seeding: the only module that inspects the environment."""
+"""Device, dtype, autocast and torchrun: the only module that inspects the environment."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
 import os
-import random
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
-import numpy as np
 import torch
 
 from .errors import GptkitError
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+DtypeName = Literal[("auto", *DTYPES)]  # what configs and flags accept: auto picks bf16 where it is fast
+InferenceDtype = Literal[("auto", *DTYPES, "int8")]  # int8: quantised weights for CPU inference
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -68,14 +69,6 @@ def autocast(device: torch.device, dtype: torch.dtype):
     if dtype == torch.float16 and device.type == "cpu":
         raise GptkitError("fp16 autocast is for CUDA; on CPU use bf16 (or fp32)")
     return torch.autocast(device_type=device.type, dtype=dtype)
-
-
-def seed_everything(seed: int) -> torch.Generator:
-    """Seed Python, NumPy and torch; return a torch.Generator for explicit use."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-    return torch.Generator().manual_seed(seed)
 
 
 @dataclass(frozen=True)

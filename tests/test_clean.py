@@ -1,7 +1,7 @@
 import pytest
 
 from gptkit import GptkitError
-from gptkit.clean import CleanConfig, Cleaner, redact_pii, remove_stopwords
+from gptkit.data.clean import CleanConfig, Cleaner, redact_pii, remove_stopwords
 
 
 def test_nfc_normalisation_is_applied_and_counted():

@@ -26,7 +26,7 @@ def test_every_subcommand_has_help():
 def test_init_info_generate(tmp_path, bpe_tokenizer):
     bpe_tokenizer.save(tmp_path / "tokenizer.json")
     ck = tmp_path / "ck"
-    run("init", ck, "--config", "configs/tiny.toml", "vocab_size=300", "n_layer=1",
+    run("init", ck, "--config", "tiny", "vocab_size=300", "n_layer=1",
         "--tokenizer", tmp_path / "tokenizer.json")
     info = run("info", ck).stdout
     assert "n_layer         1" in info and "parameters" in info and "tokenizer.json" in info
@@ -50,11 +50,11 @@ def test_hf_export_import_roundtrip(tmp_path, tiny_model, bpe_tokenizer):
     (["info", "no/such/dir"], "checkpoint not found"),
     (["generate", "no/such/dir", "--prompt", "x"], "checkpoint not found"),
     (["init", "OUT", "n_head=5", "n_embd=32"], "divisible by n_head"),
-    (["init", "OUT", "--config", "missing.toml"], "config file not found"),
+    (["init", "OUT", "--config", "missing.toml"], "neither a file nor a preset"),
     (["import-hf", "no/such/dir", "OUT"], "no config.json"),
     (["prepare", "no/such/file.txt", "--out", "OUT"], "corpus source not found"),
-    (["train", "--config", "configs/tiny.toml", "data=no/such/dir", "out_dir=OUT"], "missing manifest.json"),
-    (["train", "--config", "configs/tiny.toml", "batch_size=0"], "batch_size must be a positive integer"),
+    (["train", "--config", "tiny", "data=no/such/dir", "out_dir=OUT"], "missing manifest.json"),
+    (["train", "--config", "tiny", "batch_size=0"], "batch_size must be >= 1"),
     (["prepare", "builtin:python-docs", "--out", "OUT", "--vocab-size", "100"], "too small"),
 ])
 def test_user_errors_print_one_line_and_exit_2(tmp_path, args, message):

@@ -1,25 +1,21 @@
-from pathlib import Path
-
 import pytest
 
 from gptkit import GPT, GptkitError, ModelConfig, load_config
-from gptkit.config import RunConfig, TrainConfig
-
-CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.toml"))
+from gptkit.config import RunConfig, TrainConfig, presets
 
 
 def test_there_are_presets():
-    assert {p.stem for p in CONFIGS} >= {"tiny", "shakespeare-char", "small", "gpt2-124m"}
+    assert set(presets()) >= {"tiny", "demo", "shakespeare-char", "small", "gpt2-124m"}
 
 
-@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
-def test_every_preset_parses(path):
-    config = load_config(RunConfig, path).model
+@pytest.mark.parametrize("name", presets())
+def test_every_preset_parses(name):
+    config = load_config(RunConfig, name).model
     assert config.n_embd % config.n_head == 0
 
 
 def test_gpt2_preset_has_gpt2_small_size():
-    assert GPT(load_config(RunConfig, "configs/gpt2-124m.toml").model).num_params() == 124_439_808
+    assert GPT(load_config(RunConfig, "gpt2-124m").model).num_params() == 124_439_808
 
 
 def test_overrides_are_typed_and_win_over_the_file(tmp_path):
@@ -33,7 +29,8 @@ def test_overrides_are_typed_and_win_over_the_file(tmp_path):
     (["n_layers=2"], "unknown key.*n_layers"),
     (["n_layer"], "key=value"),
     (["n_head=5"], "divisible by n_head"),
-    (["block_size=big"], "block_size must be a positive integer"),
+    (["block_size=big"], "block_size must be an integer"),
+    (["block_size=0"], "block_size must be >= 1"),
 ])
 def test_bad_overrides_are_clear_errors(overrides, message):
     with pytest.raises(GptkitError, match=message):
@@ -41,7 +38,7 @@ def test_bad_overrides_are_clear_errors(overrides, message):
 
 
 def test_bad_files_are_clear_errors(tmp_path):
-    with pytest.raises(GptkitError, match="config file not found"):
+    with pytest.raises(GptkitError, match="neither a file nor a preset"):
         load_config(ModelConfig, tmp_path / "missing.toml")
     bad = tmp_path / "bad.toml"
     bad.write_text("n_layer = = 3")
@@ -50,7 +47,7 @@ def test_bad_files_are_clear_errors(tmp_path):
 
 
 def test_run_config_overrides_find_their_section(tmp_path):
-    config = load_config(RunConfig, "configs/tiny.toml", ["lr=0.01", "model.n_layer=3", "train.batch_size=2"])
+    config = load_config(RunConfig, "tiny", ["lr=0.01", "model.n_layer=3", "train.batch_size=2"])
     assert (config.train.lr, config.model.n_layer, config.train.batch_size) == (0.01, 3, 2)
     assert config.model.n_embd == 64  # from the file
     with pytest.raises(GptkitError, match="no section 'optim'"):

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from gptkit import GptkitError
-from gptkit.corpus import ReadOptions, ReadStats, expand_sources, read_documents
+from gptkit.data.corpus import ReadOptions, ReadStats, expand_sources, read_documents
 
 
 def _write(path, data: bytes, gz=False):

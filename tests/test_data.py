@@ -1,13 +1,12 @@
-import json
 
 import numpy as np
 import pytest
 import torch
 
 from gptkit import GptkitError, Tokenizer
-from gptkit.clean import CleanConfig
-from gptkit.corpus import ReadOptions
 from gptkit.data import Batches, PrepareConfig, TokenShards, prepare
+from gptkit.data.clean import CleanConfig
+from gptkit.data.corpus import ReadOptions
 from tests.conftest import SAMPLE_TEXT
 
 
@@ -105,28 +104,24 @@ def test_truncated_shard_and_missing_manifest_are_clear_errors(tmp_path, corpus)
         TokenShards(tmp_path, "train")
 
 
-def test_batches_are_shifted_windows_and_resume_exactly(tmp_path, corpus):
+def test_batches_are_shifted_windows_and_the_same_step_gives_the_same_batch(tmp_path, corpus):
     prepare([str(corpus)], tmp_path / "out", CONFIG)
     shards = TokenShards(tmp_path / "out", "train")
     batches = Batches(shards, batch_size=4, block_size=16, seed=3)
-    x, y = next(batches)
+    x, y = batches.batch(0)
     assert x.shape == y.shape == (4, 16) and x.dtype == torch.int64
     assert torch.equal(x[:, 1:], y[:, :-1])
-    next(batches)
-    state = batches.state_dict()
-    expected = [next(batches) for _ in range(3)]
-    resumed = Batches(shards, batch_size=4, block_size=16, seed=3)
-    resumed.load_state_dict(json.loads(json.dumps(state)))  # survives a JSON round trip
-    for (ex, ey), (rx, ry) in zip(expected, (next(resumed) for _ in range(3))):
+    expected = [batches.batch(step) for step in (2, 3, 4)]
+    resumed = Batches(shards, batch_size=4, block_size=16, seed=3)  # a resumed run needs only the step
+    for (ex, ey), (rx, ry) in zip(expected, (resumed.batch(step) for step in (2, 3, 4))):
         assert torch.equal(ex, rx) and torch.equal(ey, ry)
+    assert not torch.equal(batches.batch(2)[0], batches.batch(3)[0])
 
 
 def test_ranks_draw_distinct_streams(tmp_path, corpus):
     prepare([str(corpus)], tmp_path / "out", CONFIG)
-    shards = TokenShards(tmp_path / "out", "train")
-    r0 = next(Batches(shards, 4, 16, seed=0, rank=0, world_size=2))[0]
-    r1 = next(Batches(shards, 4, 16, seed=0, rank=1, world_size=2))[0]
-    assert not torch.equal(r0, r1)
+    batches = Batches(TokenShards(tmp_path / "out", "train"), 4, 16, seed=0)
+    assert not torch.equal(batches.batch(0, stream=0)[0], batches.batch(0, stream=1)[0])
 
 
 def test_eval_windows_cover_the_split_without_overlap(tmp_path, corpus):
@@ -148,9 +143,9 @@ def test_block_size_larger_than_data_is_a_clear_error(tmp_path, corpus):
 
 def test_batches_land_on_the_requested_device(tmp_path, corpus, device):
     prepare([str(corpus)], tmp_path / "out", CONFIG)
-    x, y = next(Batches(TokenShards(tmp_path / "out", "train"), 2, 8, device=device))
+    x, y = Batches(TokenShards(tmp_path / "out", "train"), 2, 8, device=device).batch(0)
     assert x.device.type == y.device.type == device
-    cpu_x, _ = next(Batches(TokenShards(tmp_path / "out", "train"), 2, 8))
+    cpu_x, _ = Batches(TokenShards(tmp_path / "out", "train"), 2, 8).batch(0)
     assert torch.equal(x.cpu(), cpu_x)  # same seed, same batch, wherever it lands
 
 

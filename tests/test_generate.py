@@ -186,10 +186,13 @@ class Bigram(nn.Module):
         self.wte = nn.Embedding(vocab, vocab)
         self.wte.weight.data = torch.tensor(table).log()
 
-    def hidden_states(self, idx, cache=None, slots=None):
+    @property
+    def device(self):
+        return self.wte.weight.device
+
+    def hidden_states(self, idx, cache=None, slots=None, lengths=None):
         if cache is not None:  # the model contract: idx is appended to those cache slots
-            for slot in range(len(idx)) if slots is None else slots:
-                cache.lengths[slot] += idx.shape[1]
+            cache.advance(cache.plan(*idx.shape, slots, idx.device), lengths)
         return self.wte(idx)  # the row of log-probabilities after each token
 
     def logits(self, hidden):

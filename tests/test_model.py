@@ -16,26 +16,26 @@ def test_cached_decoding_matches_full_recompute(tiny_model, tiny_config, device)
         steps = [tiny_model(idx[:, :6], cache=cache)]  # prefill, then one token at a time
         steps += [tiny_model(idx[:, t : t + 1], cache=cache) for t in range(6, 16)]
         steps.append(tiny_model(idx[:, 16:], cache=cache))  # a multi-token chunk on a warm cache
-    assert cache.lengths == [24, 24, 24]
+    assert [cache.length(slot) for slot in range(3)] == [24, 24, 24]
     torch.testing.assert_close(torch.cat(steps, dim=1), full, atol=1e-5, rtol=0)
 
 
 def test_cache_slots_of_different_lengths_match_full_recompute(tiny_model, tiny_config, device):
     tiny_model.to(device)
     idx = torch.randint(0, tiny_config.vocab_size, (3, 20), device=device)
-    lengths = [4, 9, 13]  # right-padded prefill, then each slot cut back to its real length
+    lengths = [4, 9, 13]  # a right-padded prefill: the cache keeps each row's real length
     with torch.no_grad():
         full = tiny_model(idx)
         cache = KVCache(tiny_config, batch_size=3)
-        tiny_model(idx[:, :13], cache=cache)
-        for slot, n in enumerate(lengths):
-            cache.truncate(slot, n)
+        padded = torch.stack([torch.cat([idx[b, :n], torch.zeros(13 - n, dtype=torch.long, device=device)])
+                              for b, n in enumerate(lengths)])
+        tiny_model.hidden_states(padded, cache, lengths=lengths)
         for step in range(5):
             new = torch.stack([idx[b, n + step] for b, n in enumerate(lengths)])[:, None]
             out = tiny_model(new, cache=cache)
             for b, n in enumerate(lengths):
                 torch.testing.assert_close(out[b, 0], full[b, n + step], atol=1e-5, rtol=0)
-    assert cache.lengths == [n + 5 for n in lengths]
+    assert [cache.length(slot) for slot in range(3)] == [n + 5 for n in lengths]
 
 
 def test_bf16_cache_follows_autocast_dtype(tiny_model, tiny_config, device):
@@ -44,7 +44,7 @@ def test_bf16_cache_follows_autocast_dtype(tiny_model, tiny_config, device):
     with torch.no_grad(), torch.autocast(device, dtype=torch.bfloat16):
         tiny_model(torch.zeros(1, 3, dtype=torch.long, device=device), cache=cache)
         tiny_model(torch.zeros(1, 1, dtype=torch.long, device=device), cache=cache)
-    assert cache.k.dtype == torch.bfloat16 and cache.k.device.type == device
+    assert cache.dtype == torch.bfloat16 and cache.device.type == device
 
 
 def test_overflowing_the_context_window_is_a_clear_error(tiny_model, tiny_config):

@@ -3,8 +3,8 @@ import torch
 
 from gptkit import GPT, GptkitError, ModelConfig
 from gptkit.config import TrainConfig
-from gptkit.muon import MuonAdamW, orthogonalize
 from gptkit.train import build_optimizer
+from gptkit.train.optim import MuonAdamW, orthogonalize
 
 
 @pytest.mark.parametrize("shape", [(16, 48), (48, 16)])
@@ -65,5 +65,5 @@ def test_muon_state_round_trips_for_exact_resume():
 def test_muon_with_fsdp_is_rejected():
     with pytest.raises(GptkitError, match="fsdp=false"):
         TrainConfig(optimizer="muon", fsdp=True)
-    with pytest.raises(GptkitError, match="optimizer must be adamw or muon"):
+    with pytest.raises(GptkitError, match="optimizer must be one of adamw, muon"):
         TrainConfig(optimizer="sgd")

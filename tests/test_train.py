@@ -12,9 +12,9 @@ import torch
 from gptkit import GPT, GptkitError, ModelConfig, load_checkpoint
 from gptkit.config import RunConfig, TrainConfig, load_config
 from gptkit.data import Batches, PrepareConfig, TokenShards, prepare
-from gptkit.report import read_metrics
 from gptkit.runtime import Distributed
 from gptkit.train import build_optimizer, evaluate, lr_at, train, train_step
+from gptkit.train.report import read_metrics
 from tests.conftest import SAMPLE_TEXT
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,11 +39,11 @@ def _overrides(shards, out_dir, *extra) -> list[str]:
 
 
 def _run(shards, out_dir, *extra) -> RunConfig:
-    return load_config(RunConfig, ROOT / "configs" / "tiny.toml", _overrides(shards, out_dir, *extra))
+    return load_config(RunConfig, "tiny", _overrides(shards, out_dir, *extra))
 
 
 def _cli(*args) -> list[str]:
-    return [*args, "train", "--config", str(ROOT / "configs" / "tiny.toml"), "--quiet"]
+    return [*args, "train", "--config", "tiny", "--quiet"]
 
 
 def _losses(out_dir, after=0):

@@ -1,14 +1,11 @@
-"""Token shards: corpus in, memory-mapped token files out, and batches back.
+"""Preparing a corpus: read, clean, tokenize and write token shards, in one streaming pass.
 
     manifest = prepare(["builtin:python-docs"], "data/pydocs", PrepareConfig(vocab_size=4096))
-    train = TokenShards("data/pydocs", "train")
-    batches = Batches(train, batch_size=8, block_size=256, seed=0)
-    x, y = next(batches)          # (8, 256) int64 each, y is x shifted by one
-    state = batches.state_dict()  # restore with load_state_dict: the same batches follow
 
-A shard directory holds `manifest.json`, `tokenizer.json` and `{split}_{n:03d}.bin`
-files of uint16 (uint32 for vocabularies over 65,535 tokens), documents
-separated by the end-of-text token.
+A tokenizer is trained on the cleaned corpus first unless one is given. The
+shards, `tokenizer.json` and `manifest.json` appear all at once (an atomic
+directory swap); a second call with the same inputs, tokenizer and settings
+does nothing.
 """
 
 from __future__ import annotations
@@ -22,27 +19,29 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
-import torch
 
-from .atomic import atomic_directory
+from ..atomic import atomic_directory
+from ..config import check_fields, require
+from ..errors import GptkitError
+from ..tokenizer import Tokenizer
 from .clean import CleanConfig, Cleaner
 from .corpus import ReadOptions, ReadStats, expand_sources, read_documents, source_fingerprint
-from .errors import GptkitError
-from .tokenizer import Tokenizer
+from .shards import MANIFEST_VERSION, SPLITS, read_manifest_or_none
 
 log = logging.getLogger(__name__)
-MANIFEST_VERSION = 1
-SPLITS = ("train", "val")
 
 
 @dataclass(frozen=True)
 class PrepareConfig:
-    tokenizer: str = "bpe"  # what to train when no tokenizer is given: bpe or char
+    """How to turn a corpus into shards; [read] and [clean] are tables of their own in a config file."""
+
+    tokenizer: Literal["bpe", "char"] = "bpe"  # what to train when no tokenizer is given
     vocab_size: int = 8192  # for a trained BPE tokenizer
     val_fraction: float = 0.1  # share of documents in the val split
-    split: str = "random"  # random: documents drawn by seed; tail: the last val_fraction of the input bytes
+    split: Literal["random", "tail"] = "random"  # random: documents drawn by seed; tail: the last bytes
     seed: int = 1337  # decides which documents go to val
     shard_tokens: int = 100_000_000  # start a new shard file after this many tokens
     batch_documents: int = 512  # documents per tokenizer call
@@ -50,14 +49,9 @@ class PrepareConfig:
     clean: CleanConfig = field(default_factory=CleanConfig)
 
     def __post_init__(self):
-        if self.tokenizer not in ("bpe", "char"):
-            raise GptkitError(f"tokenizer must be bpe or char, got {self.tokenizer!r}")
-        if self.split not in ("random", "tail"):
-            raise GptkitError(f"split must be random or tail, got {self.split!r}")
-        if not 0 <= self.val_fraction < 1:
-            raise GptkitError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
-        if self.shard_tokens < 1 or self.batch_documents < 1:
-            raise GptkitError("shard_tokens and batch_documents must be positive")
+        check_fields(self, "prepare config")
+        require(self, "prepare config", vocab_size=">= 1", val_fraction="[0, 1)", shard_tokens=">= 1",
+                batch_documents=">= 1")
 
 
 def _clean_documents(sources, config: PrepareConfig, stats: ReadStats, cleaner: Cleaner) -> Iterator[str]:
@@ -88,12 +82,11 @@ def prepare(sources: list[str], out_dir: str | Path, config: PrepareConfig = Pre
         log.warning("stop-word removal is on: fine for a retrieval index, harmful for language-model training")
     files = expand_sources(sources, config.read.include)
     inputs = source_fingerprint(files)
-    existing = _read_manifest_or_none(out_dir)
+    existing = read_manifest_or_none(out_dir)
     if tokenizer is None:
-        if existing and existing["inputs"] == inputs and existing["config"] == _config_dict(config):
-            tokenizer = Tokenizer.load(out_dir / "tokenizer.json")  # same inputs and settings: reuse it
-        else:
-            tokenizer = train_tokenizer(files, config)
+        same_run = existing and existing["inputs"] == inputs and existing["config"] == _config_dict(config)
+        # same inputs and settings: the tokenizer would come out the same, so reuse it
+        tokenizer = Tokenizer.load(out_dir / "tokenizer.json") if same_run else train_tokenizer(files, config)
     key = _fingerprint(inputs, tokenizer, config)
     if existing is not None and existing.get("key") == key:
         log.info("%s is up to date (same inputs, tokenizer and settings): nothing to do", out_dir)
@@ -126,12 +119,16 @@ def prepare(sources: list[str], out_dir: str | Path, config: PrepareConfig = Pre
             "cleaning": dict(cleaner.counts), "config": _config_dict(config),
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    _log_read_problems(stats)
+    return manifest
+
+
+def _log_read_problems(stats: ReadStats) -> None:
     for path in stats.skipped_binary:
         log.warning("skipped binary file %s", path)
     if stats.invalid_utf8_documents:
         log.warning("%d documents had invalid UTF-8; bad bytes were replaced by U+FFFD",
                     stats.invalid_utf8_documents)
-    return manifest
 
 
 def _val_chooser(config: PrepareConfig, inputs: list[dict]) -> Callable[[list[str]], list[bool]]:
@@ -250,116 +247,3 @@ class _ShardWriter:
     def summary(self) -> dict:
         return {"documents": self.documents, "tokens": sum(s["tokens"] for s in self.shards),
                 "shards": self.shards}
-
-
-def read_manifest(directory: str | Path) -> dict:
-    directory = Path(directory)
-    manifest = _read_manifest_or_none(directory)
-    if manifest is None:
-        raise GptkitError(f"{directory}: no shards here (missing manifest.json); create them with `gptkit prepare`")
-    return manifest
-
-
-def _read_manifest_or_none(directory: Path) -> dict | None:
-    path = directory / "manifest.json"
-    if not path.is_file():
-        return None
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as e:
-        raise GptkitError(f"{path}: corrupt manifest ({e}); delete the directory and run `gptkit prepare` again") from e
-    if manifest.get("schema_version") != MANIFEST_VERSION:
-        raise GptkitError(f"{path}: unsupported manifest version {manifest.get('schema_version')!r}")
-    return manifest
-
-
-class TokenShards:
-    """The token files of one split, memory-mapped (nothing is read until used)."""
-
-    def __init__(self, directory: str | Path, split: str = "train", tokenizer: Tokenizer | None = None):
-        directory = Path(directory)
-        self.manifest = read_manifest(directory)
-        if split not in self.manifest["splits"]:
-            raise GptkitError(f"{directory}: no split {split!r}; splits: {', '.join(self.manifest['splits'])}")
-        if tokenizer is not None and tokenizer.sha256 != self.manifest["tokenizer_sha256"]:
-            raise GptkitError(
-                f"{directory} was written with another tokenizer than the one given: "
-                f"run `gptkit prepare` again with this tokenizer, or use the shards' own tokenizer.json"
-            )
-        dtype = np.dtype(self.manifest["dtype"])
-        self.arrays = []
-        for shard in self.manifest["splits"][split]["shards"]:
-            path = directory / shard["file"]
-            if not path.is_file() or path.stat().st_size != shard["tokens"] * dtype.itemsize:
-                raise GptkitError(f"{path}: missing or truncated shard; run `gptkit prepare` again")
-            if shard["tokens"]:
-                self.arrays.append(np.memmap(path, dtype=dtype, mode="r"))
-        self.tokens = sum(len(a) for a in self.arrays)
-
-    def __len__(self) -> int:
-        return self.tokens
-
-    def windows(self, block_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Every non-overlapping (x, y) window in order, for evaluation over the whole split."""
-        for array in self.arrays:
-            for start in range(0, len(array) - block_size, block_size):
-                chunk = torch.from_numpy(array[start : start + block_size + 1].astype(np.int64))
-                yield chunk[:-1], chunk[1:]
-
-
-class Batches:
-    """Random (x, y) windows from shards, each batch drawn from its own seeded RNG.
-
-    Batch number n of stream r comes from RNG(seed, r, n), so ranks see distinct
-    streams and resuming needs only the batch counter.
-    """
-
-    def __init__(self, shards: TokenShards, batch_size: int, block_size: int, seed: int = 0,
-                 rank: int = 0, world_size: int = 1, device: str | torch.device = "cpu"):
-        if batch_size < 1:
-            raise GptkitError(f"batch_size must be >= 1, got {batch_size}")
-        usable = [len(a) > block_size for a in shards.arrays]
-        if not any(usable):
-            raise GptkitError(
-                f"block_size {block_size} is larger than the data: the longest shard has "
-                f"{max((len(a) for a in shards.arrays), default=0)} tokens; lower block_size or add data"
-            )
-        self.arrays = [a for a, ok in zip(shards.arrays, usable) if ok]
-        sizes = np.array([len(a) - block_size for a in self.arrays], dtype=np.float64)
-        self._weights = sizes / sizes.sum()
-        self.batch_size, self.block_size, self.seed = batch_size, block_size, seed
-        self.rank, self.world_size, self.device = rank, world_size, torch.device(device)
-        self.step = 0
-
-    def __iter__(self) -> Batches:
-        return self
-
-    def __next__(self) -> tuple[torch.Tensor, torch.Tensor]:
-        batch = self.batch(self.step, self.rank)
-        self.step += 1
-        return batch
-
-    def batch(self, step: int, stream: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Batch `step` of stream `stream`: the same arguments always give the same batch.
-
-        Training with gradient accumulation uses stream rank * grad_accum + micro_step,
-        so 2 processes x 1 micro-batch see exactly what 1 process x 2 micro-batches sees.
-        """
-        rng = np.random.default_rng([self.seed, stream, step])
-        which = rng.choice(len(self.arrays), size=self.batch_size, p=self._weights)
-        rows = []
-        for i in which:
-            start = int(rng.integers(0, len(self.arrays[i]) - self.block_size))
-            rows.append(self.arrays[i][start : start + self.block_size + 1])
-        chunk = torch.from_numpy(np.stack(rows).astype(np.int64))
-        if self.device.type == "cuda":
-            chunk = chunk.pin_memory().to(self.device, non_blocking=True)
-        return chunk[:, :-1], chunk[:, 1:]
-
-    def state_dict(self) -> dict:
-        return {"step": self.step, "seed": self.seed, "rank": self.rank, "world_size": self.world_size}
-
-    def load_state_dict(self, state: dict) -> None:
-        if state["seed"] != self.seed:
-            raise GptkitError(f"resuming batches with seed {self.seed}, but they were drawn with seed {state['seed']}")
-        self.step = state["step"]

@@ -1,12 +1,43 @@
-"""What a training run leaves for people: metrics.jsonl, loss.png and report.md."""
+"""What a training run leaves for people: metrics.jsonl, loss.png and report.md, and the counters behind them."""
 
 from __future__ import annotations
 
 import json
 import logging
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
+from ..config import RunConfig, to_dict
+
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class Progress:
+    """How far a run has come; saved in every checkpoint, so it survives a resume."""
+
+    step: int = 0
+    tokens_seen: int = 0
+    elapsed: float = 0.0  # seconds of training, summed over resumed segments
+    best_val: float = float("inf")
+
+
+class Throughput:
+    """Tokens per second and model FLOPs utilisation over the steps since the last reading."""
+
+    def __init__(self, flops_per_token: float, peak_flops: float):
+        self.flops_per_token, self.peak_flops = flops_per_token, peak_flops
+        self._start, self._tokens = time.perf_counter(), 0
+
+    def add(self, tokens: int) -> None:
+        self._tokens += tokens
+
+    def read(self) -> dict:
+        seconds = time.perf_counter() - self._start
+        tokens_per_s = self._tokens / seconds
+        self._start, self._tokens = time.perf_counter(), 0
+        return {"tokens_per_s": tokens_per_s, "mfu": tokens_per_s * self.flops_per_token / self.peak_flops}
 
 
 class MetricsLog:
@@ -52,7 +83,8 @@ def read_metrics(path: str | Path) -> list[dict]:
     return [json.loads(line) for line in _read_lines(Path(path))]
 
 
-def write_report(out_dir: Path, run, model, progress, stopped_by: str | None, precision: str = "") -> None:
+def write_report(out_dir: Path, run: RunConfig, num_params: int, progress: Progress, stopped_by: str | None,
+                 precision: str = "") -> None:
     """report.md (config, size, throughput, losses, sample) and loss.png when matplotlib is there."""
     records = read_metrics(out_dir / "metrics.jsonl")
     train = [(r["step"], r["loss"]) for r in records if "loss" in r]
@@ -63,7 +95,7 @@ def write_report(out_dir: Path, run, model, progress, stopped_by: str | None, pr
     plot = _plot(out_dir / "loss.png", train, val)
     lines = [
         f"# Training report: {out_dir}", "",
-        f"- parameters: {model.num_params():,}",
+        f"- parameters: {num_params:,}",
         f"- steps: {progress.step:,} of {run.train.max_steps:,}"
         + (f" (stopped by {stopped_by})" if stopped_by else ""),
         f"- tokens seen: {progress.tokens_seen:,}",
@@ -73,8 +105,7 @@ def write_report(out_dir: Path, run, model, progress, stopped_by: str | None, pr
         f"- final train loss: {train[-1][1]:.4f}" if train else "- final train loss: n/a",
         f"- final val loss: {val[-1][1]:.4f}, best: {min(v for _, v in val):.4f}" if val else "- val loss: n/a",
         "", "![loss curve](loss.png)" if plot else "(install matplotlib for loss.png)", "",
-        "## Config", "", "```json", json.dumps({"model": vars(run.model), "train": vars(run.train)}, indent=2),
-        "```",
+        "## Config", "", "```json", json.dumps(to_dict(run), indent=2), "```",
     ]
     if samples:
         lines += ["", "## Last sample", "", "```", samples[-1], "```"]

@@ -21,8 +21,10 @@ import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
-from .errors import GptkitError, require_extra
+from ..config import check_fields
+from ..errors import GptkitError, require_extra
 
 BUILTIN_SOURCES = ("builtin:python-docs",)
 _SNIFF_BYTES = 8192
@@ -30,14 +32,15 @@ _SNIFF_BYTES = 8192
 
 @dataclass(frozen=True)
 class ReadOptions:
+    """Where the text is in each file format; the [read] table of a prepare config."""
+
     text_field: str = "text"  # JSONL key holding the text
     column: str = "text"  # CSV / Parquet column holding the text
     include: tuple[str, ...] = ()  # glob patterns for files inside directories, e.g. ("*.txt",)
-    txt_documents: str = "paragraph"  # how a .txt splits into documents: file, paragraph or line
+    txt_documents: Literal["file", "paragraph", "line"] = "paragraph"  # how a .txt splits into documents
 
     def __post_init__(self):
-        if self.txt_documents not in ("file", "paragraph", "line"):
-            raise GptkitError(f"txt_documents must be file, paragraph or line, got {self.txt_documents!r}")
+        check_fields(self, "read options")
 
 
 @dataclass

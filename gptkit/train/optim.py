@@ -1,4 +1,8 @@
-"""Muon for the hidden weight matrices, AdamW for everything else, in one optimizer.
+"""Optimisation: the learning-rate schedule, the optimizer's parameter groups, and Muon.
+
+`lr_at(step, cfg)` is the schedule (linear warmup, then cosine, warmup-stable-decay
+or constant); `build_optimizer` puts weight matrices, everything else and, with
+optimizer=muon, the hidden matrices into groups whose `lr_scale` ties them to it.
 
 Muon (Jordan et al., 2024) replaces each matrix's momentum by the nearest
 semi-orthogonal matrix (a few Newton-Schulz iterations), so every direction of
@@ -14,7 +18,56 @@ AMX/AVX512-BF16 emulate ~10x slower than fp32; here the dtype is a choice.
 
 from __future__ import annotations
 
+import math
+
 import torch
+
+from ..config import TrainConfig
+from ..runtime import fast_bf16
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Learning rate for optimiser step `step` (0-based): linear warmup, then the schedule."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    if cfg.schedule == "constant":
+        return cfg.lr
+    if cfg.schedule == "wsd":  # stable at lr, then linear decay over the last decay_fraction of steps
+        decay_start = cfg.max_steps - int(cfg.decay_fraction * cfg.max_steps)
+        if step < decay_start:
+            return cfg.lr
+        progress = (step - decay_start) / max(1, cfg.max_steps - decay_start)
+        return cfg.lr - (cfg.lr - cfg.min_lr) * min(1.0, progress)
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps))
+    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * progress))
+
+
+def build_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
+    """AdamW with weight decay on weight matrices only (not biases, norms, or embeddings unless asked).
+
+    optimizer=muon: the blocks' weight matrices get Muon at muon_lr instead. Each group's
+    `lr_scale` is its peak lr over cfg.lr, so one schedule drives every group.
+    """
+    decay, no_decay, hidden = [], [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        is_embedding = name.split(".")[-2] in ("wte", "wpe")
+        if cfg.optimizer == "muon" and p.dim() == 2 and not is_embedding:
+            hidden.append(p)
+        else:
+            (decay if p.dim() >= 2 and (cfg.decay_embeddings or not is_embedding) else no_decay).append(p)
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay, "lr_scale": 1.0},
+              {"params": no_decay, "weight_decay": 0.0, "lr_scale": 1.0}]
+    if cfg.optimizer == "muon":
+        groups.append({"params": hidden, "weight_decay": cfg.weight_decay, "lr_scale": cfg.muon_lr / cfg.lr,
+                       "muon": True})
+        ns_dtype = "bf16" if fast_bf16(device) else "fp32"
+        return MuonAdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), ns_dtype=ns_dtype)
+    fused = device.type == "cuda"  # fused kernels on GPU; foreach (the default) on CPU
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=fused)
+
+
 
 # quintic Newton-Schulz coefficients that push singular values towards 1 quickly (Keller Jordan)
 NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)

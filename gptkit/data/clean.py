@@ -17,25 +17,29 @@ import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 
-from .errors import GptkitError, require_extra
+from ..config import check_fields, require
+from ..errors import require_extra
 
 
 @dataclass(frozen=True)
 class CleanConfig:
+    """Which cleaning steps run; the [clean] table of a prepare config."""
+
     nfc: bool = True  # Unicode NFC normalisation
     strip_control: bool = True  # drop control characters except tab, newline, carriage return
     min_chars: int = 1  # drop documents shorter than this (after stripping whitespace)
     dedup_exact: bool = True  # drop exact duplicates (by hash)
     dedup_near: bool = False  # drop near duplicates (MinHash LSH, needs the `data` extra)
-    near_threshold: float = 0.8  # estimated Jaccard similarity of word 5-grams counted as near-duplicate
+    near_threshold: float = 0.8  # estimated Jaccard similarity of word shingles counted as near-duplicate
+    near_shingle_words: int = 5  # words per shingle (the units whose sets are compared)
+    near_permutations: int = 128  # MinHash permutations: more estimate the similarity better, and cost more
     redact_pii: bool = False  # e-mail addresses, phone numbers, IP addresses -> placeholders
     remove_stopwords: bool = False  # retrieval/BM25 only; never for language-model training
 
     def __post_init__(self):
-        if self.min_chars < 0:
-            raise GptkitError(f"min_chars must be >= 0, got {self.min_chars}")
-        if not 0 < self.near_threshold < 1:
-            raise GptkitError(f"near_threshold must be in (0, 1), got {self.near_threshold}")
+        check_fields(self, "clean config")
+        require(self, "clean config", min_chars=">= 0", near_threshold="(0, 1)", near_shingle_words=">= 1",
+                near_permutations=">= 1")
 
 
 # Control characters (Unicode category Cc) other than \t \n \r.
@@ -84,7 +88,7 @@ class Cleaner:
         self._lsh = None
         if config.dedup_near:
             datasketch = require_extra("datasketch", "data")
-            self._lsh = datasketch.MinHashLSH(threshold=config.near_threshold, num_perm=128)
+            self._lsh = datasketch.MinHashLSH(threshold=config.near_threshold, num_perm=config.near_permutations)
             self._minhash = datasketch.MinHash
 
     def __call__(self, doc: str) -> str | None:
@@ -116,9 +120,9 @@ class Cleaner:
         return doc
 
     def _is_near_duplicate(self, doc: str) -> bool:
-        words = doc.split()
-        shingles = {" ".join(words[i : i + 5]).encode("utf-8") for i in range(max(1, len(words) - 4))}
-        minhash = self._minhash(num_perm=128, seed=1)
+        words, n = doc.split(), self.config.near_shingle_words
+        shingles = {" ".join(words[i : i + n]).encode("utf-8") for i in range(max(1, len(words) - n + 1))}
+        minhash = self._minhash(num_perm=self.config.near_permutations, seed=1)
         minhash.update_batch(list(shingles))
         if self._lsh.query(minhash):
             return True

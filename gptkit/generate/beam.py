@@ -1,0 +1,111 @@
+"""Beam search on token ids, with transformers' scores and stopping rule."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..errors import GptkitError
+from ..model import GPT, KVCache
+
+
+@dataclass(frozen=True)
+class Beam:
+    tokens: list[int]
+    score: float  # sum of log-probabilities / len(tokens) ** length_penalty
+
+
+@torch.inference_mode()
+def beam_search(model: GPT, prompt: list[int], max_new_tokens: int, num_beams: int = 4,
+                length_penalty: float = 1.0, early_stopping: bool = False,
+                stop_ids: tuple[int, ...] = ()) -> list[Beam]:
+    """The num_beams best continuations, best first (transformers' beam search, the same scores).
+
+    Each step extends every live beam by every token and keeps the 2 * num_beams
+    best candidates; a candidate ending in a stop id among the first num_beams
+    becomes a finished hypothesis scored sum(log p) / length ** length_penalty
+    (> 0 favours longer outputs). The search ends at max_new_tokens, when
+    num_beams hypotheses are finished (early_stopping=True), or when no live
+    beam can still beat the worst finished one at its current length.
+    """
+    _check_arguments(model, prompt, max_new_tokens, num_beams)
+    device = model.device
+    cache = KVCache(model.config, num_beams, len(prompt) + max_new_tokens)
+    hidden = model.hidden_states(torch.tensor([prompt], device=device), cache, slots=[0])[:, -1]
+    cache.reorder(torch.zeros(num_beams, dtype=torch.long, device=device))  # every beam starts from the prompt
+    log_probs = model.logits(hidden).float().log_softmax(-1).expand(num_beams, -1)
+    # only the first beam is live at the start, so the first step does not pick one token num_beams times
+    scores = torch.full((num_beams,), float("-inf"), device=device)
+    scores[0] = 0.0
+    beams: list[list[int]] = [[] for _ in range(num_beams)]
+    finished = _Finished(num_beams, length_penalty)
+    stops = torch.tensor(sorted(set(stop_ids)), dtype=torch.long, device=device)
+    for length in range(1, max_new_tokens + 1):
+        beams, live_scores, origins = _extend(beams, scores, log_probs, stops, finished, length)
+        if length == max_new_tokens or not beams:  # the live beams end here too
+            for tokens, score in zip(beams, live_scores):
+                finished.add(tokens, score, length)
+            break
+        if finished.settled(max(live_scores), length, early_stopping):
+            break
+        padding = num_beams - len(beams)  # slots of beams that stopped: never picked again
+        scores = torch.tensor(live_scores + [float("-inf")] * padding, device=device)
+        cache.reorder(torch.tensor(origins + [0] * padding, device=device))
+        last = torch.tensor([[b[-1]] for b in beams] + [[0]] * padding, device=device)
+        beams += [[]] * padding
+        log_probs = model.logits(model.hidden_states(last, cache)[:, -1]).float().log_softmax(-1)
+    return finished.beams
+
+
+def _check_arguments(model: GPT, prompt: list[int], max_new_tokens: int, num_beams: int) -> None:
+    if not prompt:
+        raise GptkitError("the prompt is empty: give at least one token")
+    if num_beams < 1:
+        raise GptkitError(f"num_beams must be >= 1, got {num_beams}")
+    if len(prompt) + max_new_tokens > model.config.block_size:
+        raise GptkitError(
+            f"prompt ({len(prompt)} tokens) + max_new_tokens ({max_new_tokens}) exceeds the context window of "
+            f"{model.config.block_size}: beam search does not slide the window; shorten the prompt"
+        )
+
+
+class _Finished:
+    """The best num_beams finished hypotheses so far, best first."""
+
+    def __init__(self, num_beams: int, length_penalty: float):
+        self.num_beams, self.length_penalty = num_beams, length_penalty
+        self.beams: list[Beam] = []
+
+    def add(self, tokens: list[int], log_prob: float, length: int) -> None:
+        self.beams.append(Beam(tokens, log_prob / length**self.length_penalty))
+        self.beams.sort(key=lambda b: b.score, reverse=True)
+        del self.beams[self.num_beams :]
+
+    def settled(self, best_live: float, length: int, early_stopping: bool) -> bool:
+        """Whether no live beam can still enter the finished ones (judged at its current length)."""
+        if len(self.beams) < self.num_beams:
+            return False
+        return early_stopping or best_live / length**self.length_penalty <= self.beams[-1].score
+
+
+def _extend(beams: list[list[int]], scores: torch.Tensor, log_probs: torch.Tensor, stops: torch.Tensor,
+            finished: _Finished, length: int) -> tuple[list[list[int]], list[float], list[int]]:
+    """The best live continuations (tokens, scores, origin beams); top candidates ending in a stop finish."""
+    num_beams, vocab = finished.num_beams, log_probs.shape[-1]
+    width = max(2, 1 + len(stops)) * num_beams  # enough candidates for num_beams live ones even if many stop
+    candidates = (scores[:, None] + log_probs).flatten()
+    top_scores, top_index = candidates.topk(min(width, candidates.numel()))
+    origins, tokens = (top_index // vocab).tolist(), (top_index % vocab).tolist()
+    is_stop = torch.isin(top_index % vocab, stops).tolist()
+    live, live_scores, live_origins = [], [], []
+    for rank, (score, origin, token, stop) in enumerate(zip(top_scores.tolist(), origins, tokens, is_stop)):
+        if score == float("-inf") or len(live) == num_beams:
+            break
+        if not stop:
+            live.append(beams[origin] + [token])
+            live_scores.append(score)
+            live_origins.append(origin)
+        elif rank < num_beams:  # only the top num_beams candidates may finish
+            finished.add(beams[origin] + [token], score, length)
+    return live, live_scores, live_origins

@@ -1,0 +1,232 @@
+"""The generation engine on token ids: batches whose sequences join and leave.
+
+The engine (`Generator`) gives each running sequence one KV-cache slot. A
+request joins by prefilling its prompt into a free slot (one forward pass for
+all newcomers); every `step()` then feeds each running sequence its last token
+(one forward pass for all of them, whatever their lengths) and samples with
+that request's own settings; a sequence that stops leaves and frees its slot.
+`stream`, `generate` and `generate_batch` wrap the engine.
+
+Context window: a prompt longer than the cache is an error unless the caller
+asks to keep its last tokens (`truncate_prompt`). When a sequence fills its
+slot, the window slides: the slot is rebuilt from the last half of the window
+(one prefill) and decoding goes on, since GPT-2's learned positions cannot
+extend past block_size.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from ..errors import GptkitError
+from ..model import GPT, KVCache
+from .sampling import GREEDY, Sampling, next_token
+
+
+@dataclass(eq=False)
+class Request:
+    """One sequence to generate, and (as it runs) what it has produced.
+
+    finish_reason becomes "stop" (a stop id was produced, and is the last of
+    `tokens`; or the caller cancelled) or "length" (max_new_tokens reached).
+    """
+
+    prompt: list[int]
+    max_new_tokens: int = 256
+    sampling: Sampling = GREEDY
+    stop_ids: tuple[int, ...] = ()
+    seed: int | None = None
+    tokens: list[int] = field(default_factory=list)
+    finish_reason: str | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.finish_reason is not None
+
+
+@dataclass(eq=False)
+class _Running:
+    """The engine's bookkeeping for one admitted request."""
+
+    request: Request
+    slot: int
+    generator: torch.Generator | None
+    seen: torch.Tensor | None  # (1, V) bool: tokens subject to the repetition penalty
+
+
+class Generator:
+    """A batch of cache slots that requests join (`submit`) and leave; `step` advances them all by one token.
+
+    max_len is the window each slot holds (default: the model's block_size);
+    a smaller one saves memory: the cache takes n_layer * max_batch * max_len
+    * n_embd * 2 values.
+    """
+
+    def __init__(self, model: GPT, max_batch: int = 8, max_len: int | None = None, truncate_prompt: bool = False):
+        if max_batch < 1:
+            raise GptkitError(f"max_batch must be >= 1, got {max_batch}")
+        self.model = model
+        self.cache = KVCache(model.config, max_batch, max_len)
+        self.truncate_prompt = truncate_prompt
+        self.waiting: deque[Request] = deque()
+        self.running: list[_Running | None] = [None] * max_batch
+        self.device = model.device
+
+    @property
+    def window(self) -> int:
+        return self.cache.max_len
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.waiting) or any(r is not None for r in self.running)
+
+    def submit(self, request: Request) -> Request:
+        """Queue a request; it joins the batch at the next step with a free slot."""
+        if not request.prompt:
+            raise GptkitError("the prompt is empty: give at least one token")
+        if request.max_new_tokens < 1:
+            raise GptkitError(f"max_new_tokens must be >= 1, got {request.max_new_tokens}")
+        if len(request.prompt) > self.window:
+            if not self.truncate_prompt:
+                raise GptkitError(
+                    f"prompt of {len(request.prompt)} tokens exceeds the context window of {self.window}: "
+                    f"shorten it, or ask to keep its last {self.window} tokens (truncate_prompt / --truncate)"
+                )
+            request.prompt = request.prompt[-self.window :]
+        self.waiting.append(request)
+        return request
+
+    def cancel(self, request: Request) -> None:
+        """Stop a request now (e.g. its text hit a stop string); its slot is freed."""
+        if request in self.waiting:
+            self.waiting.remove(request)
+        for slot, run in enumerate(self.running):
+            if run is not None and run.request is request:
+                self.running[slot] = None
+        if not request.done:
+            request.finish_reason = "stop"
+
+    @torch.inference_mode()
+    def step(self) -> list[tuple[Request, int]]:
+        """Admit waiting requests, then produce one token for each running one: [(request, token)]."""
+        decoding = [run for run in self.running if run is not None]
+        events = self._admit() + self._decode(decoding)
+        for request, _ in events:
+            if request.done:
+                self.cancel(request)
+        return events
+
+    def _admit(self) -> list[tuple[Request, int]]:
+        free = [slot for slot, run in enumerate(self.running) if run is None]
+        joining = []
+        while free and self.waiting:
+            request = self.waiting.popleft()
+            slot = free.pop(0)
+            generator = None
+            if request.seed is not None and not request.sampling.greedy:
+                generator = torch.Generator(device=self.device).manual_seed(request.seed)
+            seen = None
+            if request.sampling.repetition_penalty != 1:
+                seen = torch.zeros(1, self.model.config.vocab_size, dtype=torch.bool, device=self.device)
+                seen[0, request.prompt] = True
+            self.running[slot] = _Running(request, slot, generator, seen)
+            joining.append(self.running[slot])
+        if not joining:
+            return []
+        logits = self._prefill([run.slot for run in joining], [run.request.prompt for run in joining])
+        return self._sample(joining, logits)
+
+    def _prefill(self, slots: list[int], prompts: list[list[int]]) -> torch.Tensor:
+        """Write right-padded prompts into emptied slots in one pass; the logits after each prompt's last token."""
+        self.cache.reset(slots)
+        lengths = [len(p) for p in prompts]
+        idx = torch.tensor([p + [0] * (max(lengths) - len(p)) for p in prompts], device=self.device)
+        hidden = self.model.hidden_states(idx, self.cache, slots, lengths)  # (B, T, C); padding is not kept
+        last = torch.tensor(lengths, device=self.device) - 1
+        return self.model.logits(hidden[torch.arange(len(prompts), device=self.device), last])
+
+    def _decode(self, runs: list[_Running]) -> list[tuple[Request, int]]:
+        if not runs:
+            return []
+        for run in runs:
+            if self.cache.length(run.slot) == self.window:
+                self._slide(run)
+        slots = [run.slot for run in runs]
+        idx = torch.tensor([[run.request.tokens[-1]] for run in runs], device=self.device)
+        every_slot = slots == list(range(self.cache.batch_size))  # the cheapest layout: no gather
+        hidden = self.model.hidden_states(idx, self.cache, None if every_slot else slots)
+        return self._sample(runs, self.model.logits(hidden[:, -1]))
+
+    def _slide(self, run: _Running) -> None:
+        """The slot is full: rebuild it from the last half of the window (the newest token is fed next)."""
+        keep = max(1, self.window // 2)
+        context = (run.request.prompt + run.request.tokens)[:-1][-keep:]
+        self._prefill([run.slot], [context])
+
+    def _sample(self, runs: list[_Running], logits: torch.Tensor) -> list[tuple[Request, int]]:
+        if all(run.request.sampling.greedy and run.seen is None for run in runs):
+            tokens = logits.argmax(-1).tolist()  # one op for the whole batch
+        else:
+            tokens = [
+                int(next_token(logits[i : i + 1], run.request.sampling, run.generator, run.seen))
+                for i, run in enumerate(runs)
+            ]
+        events = []
+        for run, token in zip(runs, tokens):
+            request = run.request
+            request.tokens.append(token)
+            if run.seen is not None:
+                run.seen[0, token] = True
+            if token in request.stop_ids:
+                request.finish_reason = "stop"
+            elif len(request.tokens) >= request.max_new_tokens:
+                request.finish_reason = "length"
+            events.append((request, token))
+        return events
+
+
+def _window_for(model: GPT, requests: Sequence[Request]) -> int:
+    """Cache length for these requests: all they can reach, capped at the context window."""
+    return min(model.config.block_size, max(len(r.prompt) + r.max_new_tokens for r in requests))
+
+
+def stream(model: GPT, prompt: list[int], max_new_tokens: int, sampling: Sampling = Sampling(),
+           stop_ids: tuple[int, ...] = (), seed: int | None = None, truncate_prompt: bool = False) -> Iterator[int]:
+    """Yield new token ids one at a time; stops after a stop id (yielded) or max_new_tokens."""
+    request = Request(list(prompt), max_new_tokens, sampling, tuple(stop_ids), seed)
+    engine = Generator(model, 1, _window_for(model, [request]), truncate_prompt)
+    engine.submit(request)
+    while engine.busy:
+        for _, token in engine.step():
+            yield token
+
+
+def generate(model: GPT, prompt: list[int], max_new_tokens: int, sampling: Sampling = Sampling(),
+             stop_ids: tuple[int, ...] = (), seed: int | None = None, truncate_prompt: bool = False) -> list[int]:
+    """The new tokens as a list (see `stream`)."""
+    return list(stream(model, prompt, max_new_tokens, sampling, stop_ids, seed, truncate_prompt))
+
+
+def generate_batch(model: GPT, prompts: Sequence[list[int]], max_new_tokens: int, sampling: Sampling = Sampling(),
+                   stop_ids: tuple[int, ...] = (), seed: int | None = None, max_batch: int | None = None,
+                   truncate_prompt: bool = False) -> list[list[int]]:
+    """New tokens for each prompt, generated together (prompts may differ in length; each stops on its own).
+
+    With a seed, prompt i samples from seed + i, so its output does not depend on its batch mates.
+    """
+    requests = [
+        Request(list(p), max_new_tokens, sampling, tuple(stop_ids), None if seed is None else seed + i)
+        for i, p in enumerate(prompts)
+    ]
+    if not requests:
+        return []
+    engine = Generator(model, max_batch or len(requests), _window_for(model, requests), truncate_prompt)
+    for request in requests:
+        engine.submit(request)
+    while engine.busy:
+        engine.step()
+    return [r.tokens for r in requests]

@@ -1,0 +1,92 @@
+"""Training on several processes: wrapping the model for DDP or FSDP2, gathering and restoring state.
+
+Everything here is a no-op (or the plain single-process path) when the run has
+one process, so the loop calls it unconditionally. The process group itself is
+joined in `runtime.init_distributed`, the only place that reads torchrun's
+environment.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+
+from ..config import TrainConfig
+from ..model import GPT
+from ..runtime import Distributed
+
+log = logging.getLogger(__name__)
+
+
+def wrap_model(model: GPT, cfg: TrainConfig, dist: Distributed, device: torch.device) -> torch.nn.Module:
+    """The module the loop calls: compiled and/or wrapped for DDP or FSDP2 as configured."""
+    wrapped: torch.nn.Module = model
+    if dist.world_size > 1 and cfg.fsdp:
+        from torch.distributed.fsdp import fully_shard
+
+        for block in model.blocks:
+            fully_shard(block)
+        wrapped = fully_shard(model)
+    elif dist.world_size > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        wrapped = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if cfg.compile:
+        try:
+            wrapped = torch.compile(wrapped)
+        except Exception as e:  # compilation support varies by platform
+            log.warning("torch.compile failed (%s); training without it", e)
+    return wrapped
+
+
+def is_fsdp(model: torch.nn.Module) -> bool:
+    return any(type(m).__name__.startswith("FSDP") for m in model.modules())
+
+
+def gather_state(model: GPT, optimizer: torch.optim.Optimizer, dist: Distributed) -> tuple[dict, dict]:
+    """Full (unsharded) model and optimizer state dicts; every rank must call it under FSDP."""
+    if dist.world_size > 1 and is_fsdp(model):
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
+
+        return get_state_dict(model, optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    return model.state_dict(), optimizer.state_dict()
+
+
+def load_optimizer_state(model: GPT, optimizer: torch.optim.Optimizer, state: dict, dist: Distributed) -> None:
+    """Load a full optimizer state dict (as `gather_state` returns it), sharding it under FSDP."""
+    if dist.world_size > 1 and is_fsdp(model):
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+        set_optimizer_state_dict(model, optimizer, state, options=StateDictOptions(full_state_dict=True))
+    else:
+        optimizer.load_state_dict(state)
+
+
+def plain_model(model: GPT, state: dict) -> GPT:
+    """`model` itself, or under FSDP (sharded parameters) a CPU copy holding the gathered state."""
+    if not is_fsdp(model):
+        return model
+    copy = GPT(model.config)
+    copy.load_state_dict(state)
+    return copy
+
+
+def barrier(dist: Distributed) -> None:
+    if dist.world_size > 1:
+        torch.distributed.barrier()
+
+
+def agree(dist: Distributed, device: torch.device, *flags: bool) -> tuple[bool, ...]:
+    """Each flag true on any rank becomes true on all, so every rank stops at the same step."""
+    if dist.world_size == 1:
+        return flags
+    t = torch.tensor([float(f) for f in flags], device=device)
+    torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
+    return tuple(bool(v) for v in t.tolist())
+
+
+def sum_over_ranks(total: torch.Tensor, dist: Distributed) -> None:
+    """Sum a tensor over ranks, in place."""
+    if dist.world_size > 1:
+        torch.distributed.all_reduce(total, op=torch.distributed.ReduceOp.SUM)

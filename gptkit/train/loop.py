@@ -1,0 +1,340 @@
+"""Pretraining: a loop made of small named steps, so a run can be resumed, grown or fine-tuned.
+
+    run = load_config(RunConfig, "tiny", ["data=runs/pydocs"])
+    best = train(run)                # -> out_dir/best, a checkpoint directory
+
+Every `checkpoint_interval` steps (and at the end, and on SIGINT/SIGTERM) the run
+writes out_dir/ckpt-NNNNNN with the model, optimizer, RNG and step counters;
+`train` resumes from the newest one, and the resumed loss curve is identical to
+an uninterrupted run's. Under torchrun the same call runs DDP (or FSDP2).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import logging
+import math
+import shutil
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..checkpoint import load_checkpoint, load_train_state, save_checkpoint
+from ..config import ModelConfig, RunConfig, TrainConfig, to_dict
+from ..data import Batches, TokenShards, read_manifest
+from ..errors import GptkitError
+from ..generate import Sampling, generate_text
+from ..model import GPT
+from ..runtime import Distributed, autocast, init_distributed, parse_dtype, peak_flops
+from ..tokenizer import Tokenizer
+from .distributed import agree, barrier, gather_state, load_optimizer_state, plain_model, sum_over_ranks, wrap_model
+from .optim import build_optimizer, lr_at
+from .report import MetricsLog, Progress, Throughput, write_report
+
+log = logging.getLogger(__name__)
+_EVAL_SEED_OFFSET = 10_000  # val batches come from their own stream, the same at every evaluation
+_MAX_PPL_LOSS = 50.0  # perplexity is reported as exp(min(loss, this)): a diverged run must not overflow it
+
+
+@dataclass
+class _Run:
+    """What one training run holds while it trains, so the loop reads as a few named steps."""
+
+    config: RunConfig
+    model: GPT  # the plain model: its weights are what checkpoints and samples use
+    wrapped: torch.nn.Module  # what the loop calls: the model compiled and/or wrapped for DDP/FSDP
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler | None  # fp16 only
+    batches: Batches
+    val: TokenShards
+    tokenizer: Tokenizer
+    dist: Distributed
+    device: torch.device
+    dtype: torch.dtype
+    progress: Progress
+    metrics: MetricsLog
+    throughput: Throughput
+    bytes_per_token: float
+
+    @property
+    def cfg(self) -> TrainConfig:
+        return self.config.train
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.cfg.out_dir)
+
+    @property
+    def tokens_per_step(self) -> int:
+        return self.cfg.batch_size * self.config.model.block_size * self.cfg.grad_accum * self.dist.world_size
+
+
+def train(run: RunConfig, on_step: Callable[[dict], None] | None = None) -> Path:
+    """Train (or resume) the run; returns the path of the best checkpoint (lowest val loss).
+
+    `on_step(record)` sees each step's metrics (loss, lr, and at intervals speed and val loss), on rank 0.
+    """
+    r = _start(run)
+    stopped_by = None
+    with _StopSignal() as stop:
+        while r.progress.step < r.cfg.max_steps and stopped_by is None:
+            record = _optimizer_step(r)
+            stopped_by = _stop_reason(r, stop)
+            last = stopped_by is not None or r.progress.step == r.cfg.max_steps
+            if last or r.progress.step % r.cfg.eval_interval == 0:
+                record.update(_evaluate_and_keep_best(r))
+            if last or r.progress.step % r.cfg.checkpoint_interval == 0:
+                _save(r, f"ckpt-{r.progress.step:06d}", resumable=True)
+            if on_step is not None and r.dist.is_main:
+                on_step(record)
+    if r.dist.is_main:
+        precision = f"{str(r.dtype).removeprefix('torch.')} (dtype={r.cfg.dtype}) on {r.device}"
+        write_report(r.out_dir, r.config, r.model.num_params(), r.progress, stopped_by, precision)
+    if stopped_by:
+        log.info("stopped by %s at step %d; run the same command again to resume", stopped_by, r.progress.step)
+    return r.out_dir / "best"
+
+
+def _start(run: RunConfig) -> _Run:
+    """Check the config, open the data, build (or resume) the model and optimizer."""
+    cfg = run.train
+    dist, device = init_distributed(cfg.device)
+    dtype = parse_dtype(cfg.dtype, device)
+    if dtype == torch.float16 and device.type != "cuda":
+        raise GptkitError("dtype fp16 needs a CUDA GPU (it uses a gradient scaler); on CPU use bf16 or fp32")
+    if not cfg.data:
+        raise GptkitError("no training data: set train.data to a directory made by `gptkit prepare`")
+    train_shards, val_shards = TokenShards(cfg.data, "train"), TokenShards(cfg.data, "val")
+    tokenizer = Tokenizer.load(Path(cfg.data) / "tokenizer.json")
+    run = RunConfig(model=_fit_vocab(run.model, tokenizer), train=cfg)
+    block = run.model.block_size
+    batches = Batches(train_shards, cfg.batch_size, block, seed=cfg.seed, device=device)
+    Batches(val_shards, 1, block)  # fail now, not at the first evaluation, if val is too short
+
+    torch.manual_seed(cfg.seed)
+    model = GPT(run.model)
+    resume_from = _latest_checkpoint(Path(cfg.out_dir))
+    saved_state = _load_weights(resume_from, model) if resume_from is not None else None
+    model.to(device)
+    wrapped = wrap_model(model, cfg, dist, device)
+    optimizer = build_optimizer(model, cfg, device)  # after wrapping: FSDP replaces the parameters
+    scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
+    progress = Progress()
+    if saved_state is not None:
+        progress = _restore_state(saved_state, model, optimizer, scaler, dist)
+        log.info("resuming from %s (step %d)", resume_from, progress.step)
+    if dist.is_main:
+        Path(cfg.out_dir).mkdir(parents=True, exist_ok=True)
+        (Path(cfg.out_dir) / "run.json").write_text(json.dumps(to_dict(run), indent=2) + "\n")
+    metrics = MetricsLog(Path(cfg.out_dir) / "metrics.jsonl", truncate_after=progress.step, enabled=dist.is_main)
+    peak = (cfg.peak_flops or peak_flops(device, dtype)) * dist.world_size
+    throughput = Throughput(model.flops_per_token(block), peak)
+    wrapped.train()
+    return _Run(run, model, wrapped, optimizer, scaler, batches, val_shards, tokenizer, dist, device, dtype,
+                progress, metrics, throughput, _bytes_per_token(cfg.data))
+
+
+def _optimizer_step(r: _Run) -> dict:
+    """One step at the scheduled learning rate; advances the counters and logs at log_interval."""
+    step_start = time.perf_counter()
+    lr = lr_at(r.progress.step, r.cfg)
+    for group in r.optimizer.param_groups:
+        group["lr"] = lr * group.get("lr_scale", 1.0)
+    loss = train_step(r.wrapped, r.optimizer, r.scaler, r.batches, r.progress.step, r.dist, r.cfg, r.device, r.dtype)
+    if not math.isfinite(loss):
+        raise GptkitError(
+            f"loss became {loss} at step {r.progress.step + 1}; the last good checkpoint is "
+            f"{_latest_checkpoint(r.out_dir) or 'none'}: lower lr (now {lr:.2e}), raise warmup_steps or set grad_clip"
+        )
+    r.progress.step += 1
+    r.progress.tokens_seen += r.tokens_per_step
+    r.progress.elapsed += time.perf_counter() - step_start
+    r.throughput.add(r.tokens_per_step)
+    record = {"step": r.progress.step, "loss": loss, "lr": lr}
+    if r.progress.step % r.cfg.log_interval == 0 or r.progress.step == r.cfg.max_steps:
+        record.update(r.throughput.read(), elapsed=r.progress.elapsed)
+        r.metrics.write(record)
+    return record
+
+
+def _stop_reason(r: _Run, stop: _StopSignal) -> str | None:
+    """Why the run stops early after this step (a signal, max_minutes), agreed by every rank; or None."""
+    out_of_time = bool(r.cfg.max_minutes) and r.progress.elapsed >= r.cfg.max_minutes * 60
+    out_of_time, signalled = agree(r.dist, r.device, out_of_time, stop.received is not None)
+    if signalled:
+        return stop.received or "a signal to another rank"
+    return f"max_minutes={r.cfg.max_minutes}" if out_of_time else None
+
+
+def _evaluate_and_keep_best(r: _Run) -> dict:
+    """Val loss (and a sample); a new best is saved as out_dir/best."""
+    val = evaluate(r.wrapped, r.val, r.config.model.block_size, r.cfg, r.device, r.dtype)
+    record = {"step": r.progress.step, "val_loss": val, "val_ppl": math.exp(min(val, _MAX_PPL_LOSS)),
+              "val_bpb": val / math.log(2) / r.bytes_per_token, "elapsed": r.progress.elapsed}
+    if r.cfg.sample_tokens and r.dist.is_main and not r.cfg.fsdp:
+        sampling = Sampling(r.cfg.sample_temperature, top_k=r.cfg.sample_top_k or None)
+        record["sample"] = generate_text(r.model.eval(), r.tokenizer, "", r.cfg.sample_tokens, sampling, seed=0)
+        r.model.train()
+    r.metrics.write(record)
+    if val < r.progress.best_val:
+        r.progress.best_val = val
+        _save(r, "best", resumable=False)
+    return record
+
+
+def _save(r: _Run, name: str, resumable: bool) -> Path:
+    """Write out_dir/name (rank 0; every rank joins the state gathering); a resumable one has the train state.
+
+    Resumable checkpoints beyond the newest keep_last are removed.
+    """
+    path = r.out_dir / name
+    model_state, optim_state = gather_state(r.model, r.optimizer, r.dist)  # collective under FSDP
+    if r.dist.is_main:
+        state = _train_state(r, optim_state) if resumable else None
+        extra = {"step": r.progress.step, "run": to_dict(r.config)}
+        if not resumable:
+            extra["val_loss"] = r.progress.best_val
+        save_checkpoint(path, plain_model(r.model, model_state), r.tokenizer, extra=extra, train_state=state)
+        if resumable:
+            for old in sorted(r.out_dir.glob("ckpt-*"))[: -r.cfg.keep_last]:
+                shutil.rmtree(old, ignore_errors=True)
+    barrier(r.dist)
+    return path
+
+
+def _train_state(r: _Run, optim_state: dict) -> dict:
+    p = r.progress
+    state = {
+        "step": p.step, "tokens_seen": p.tokens_seen, "elapsed": p.elapsed, "best_val": p.best_val,
+        "optimizer": optim_state, "rng_cpu": torch.get_rng_state(),
+        "scaler": r.scaler.state_dict() if r.scaler is not None else {},
+    }
+    if torch.cuda.is_available():
+        state["rng_cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _restore_state(state: dict, model: GPT, optimizer, scaler, dist: Distributed) -> Progress:
+    """Optimizer, scaler and RNG state from a checkpoint's train state; the step counters."""
+    load_optimizer_state(model, optimizer, state["optimizer"], dist)
+    if scaler is not None and state["scaler"]:
+        scaler.load_state_dict(state["scaler"])
+    torch.set_rng_state(state["rng_cpu"])
+    if "rng_cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["rng_cuda"])
+    return Progress(state["step"], state["tokens_seen"], state["elapsed"], state["best_val"])
+
+
+def _latest_checkpoint(out_dir: Path) -> Path | None:
+    found = sorted(out_dir.glob("ckpt-*"))
+    return found[-1] if found else None
+
+
+def _load_weights(path: Path, model: GPT) -> dict:
+    """Put a checkpoint's weights into `model` (before any wrapping); return its training state."""
+    ckpt = load_checkpoint(path)
+    if ckpt.model.config != model.config:
+        raise GptkitError(f"{path} holds a model of another shape ({ckpt.model.config}); "
+                          f"use a new out_dir or the same [model] settings")
+    model.load_state_dict(ckpt.model.state_dict())
+    return load_train_state(path)
+
+
+class _StopSignal:
+    """Turns SIGINT/SIGTERM into a flag the loop checks between steps (then saves and exits)."""
+
+    def __init__(self):
+        self.received: str | None = None
+        self._previous = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.received = signal.Signals(signum).name
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, val: TokenShards, block_size: int, cfg: TrainConfig,
+             device: torch.device, dtype: torch.dtype) -> float:
+    """Mean val loss: over `eval_batches` fixed random batches, or every window when that is 0."""
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    with autocast(device, dtype):
+        if cfg.eval_batches == 0:  # every window, batch_size at a time; a window's loss is a mean, so weight it
+            windows = val.windows(block_size)
+            while chunk := list(itertools.islice(windows, cfg.batch_size)):
+                x, y = (torch.stack(t).to(device) for t in zip(*chunk))
+                total += model(x, y).item() * len(chunk)
+                count += len(chunk)
+        else:
+            batches = Batches(val, cfg.batch_size, block_size, seed=cfg.seed + _EVAL_SEED_OFFSET, device=device)
+            for i in range(cfg.eval_batches):
+                x, y = batches.batch(i, 0)
+                total += model(x, y).item()
+                count += 1
+    model.train(was_training)
+    return total / max(count, 1)
+
+
+def train_step(model, optimizer, scaler, batches: Batches, step: int, dist: Distributed, cfg: TrainConfig,
+               device: torch.device, dtype: torch.dtype) -> float:
+    """One optimiser step over grad_accum micro-batches; returns the mean loss over all ranks."""
+    total = torch.zeros((), device=device)
+    try:
+        for micro in range(cfg.grad_accum):
+            x, y = batches.batch(step, dist.rank * cfg.grad_accum + micro)
+            last = micro == cfg.grad_accum - 1
+            no_sync = model.no_sync() if dist.world_size > 1 and not last and hasattr(model, "no_sync") \
+                else contextlib.nullcontext()
+            with no_sync:
+                with autocast(device, dtype):
+                    loss = model(x, y)
+                scaled = loss / cfg.grad_accum
+                (scaler.scale(scaled) if scaler is not None else scaled).backward()
+            total += loss.detach().float()
+    except torch.OutOfMemoryError as e:
+        raise GptkitError(
+            f"out of memory at batch_size={cfg.batch_size}: lower batch_size (raise grad_accum to keep the "
+            f"tokens per step), lower block_size, or use dtype=bf16"
+        ) from e
+    if scaler is not None:
+        scaler.unscale_(optimizer)
+    if cfg.grad_clip:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    sum_over_ranks(total, dist)
+    return total.item() / (cfg.grad_accum * dist.world_size)
+
+
+def _fit_vocab(config: ModelConfig, tokenizer: Tokenizer) -> ModelConfig:
+    """A model config whose vocabulary matches the data's tokenizer (a preset's vocab_size is a default)."""
+    if tokenizer.vocab_size == config.vocab_size:
+        return config
+    log.info("vocab_size %d -> %d to match the data's tokenizer", config.vocab_size, tokenizer.vocab_size)
+    return ModelConfig(**{**to_dict(config), "vocab_size": tokenizer.vocab_size})
+
+
+def _bytes_per_token(data: str) -> float:
+    manifest = read_manifest(data)
+    tokens = sum(s["tokens"] for s in manifest["splits"].values())
+    return manifest["read"]["bytes"] / max(tokens, 1)
