@@ -1,5 +1,6 @@
 """The CLI end to end, as a user runs it: a subprocess, exit codes, no tracebacks."""
 
+import json
 import subprocess
 import sys
 
@@ -7,6 +8,7 @@ import pytest
 
 from gptkit import load_checkpoint, save_checkpoint
 from gptkit.cli import build_parser
+from gptkit.generate import beam_search_text
 
 
 def run(*args, check_rc=0, stdin=None):
@@ -55,6 +57,8 @@ def test_hf_export_import_roundtrip(tmp_path, tiny_model, bpe_tokenizer):
     (["prepare", "no/such/file.txt", "--out", "OUT"], "corpus source not found"),
     (["train", "--config", "tiny", "data=no/such/dir", "out_dir=OUT"], "missing manifest.json"),
     (["train", "--config", "tiny", "batch_size=0"], "batch_size must be >= 1"),
+    (["train", "data=x"], "--config with a preset (demo, gpt2-124m"),
+    (["prepare", "x.txt", "--out", "OUT", "txt_documents=page"], "txt_documents must be one of file, paragraph"),
     (["prepare", "builtin:python-docs", "--out", "OUT", "--vocab-size", "100"], "too small"),
 ])
 def test_user_errors_print_one_line_and_exit_2(tmp_path, args, message):
@@ -69,6 +73,27 @@ def test_corrupt_checkpoint_exits_2(tmp_path, tiny_model):
     (path / "model.safetensors").write_bytes(b"broken")
     proc = run("info", path, check_rc=2)
     assert "corrupt or truncated" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_info_refuses_weights_that_do_not_match_the_config(tmp_path, tiny_model):
+    path = save_checkpoint(tmp_path / "ck", tiny_model)
+    config = json.loads((path / "config.json").read_text())
+    config["model"]["n_layer"] = 3
+    (path / "config.json").write_text(json.dumps(config))
+    proc = run("info", path, check_rc=2)
+    assert "does not match config.json" in proc.stderr and "missing tensors blocks.2" in proc.stderr
+
+
+def test_prepare_reads_a_config_file_with_flags_and_overrides_on_top(tmp_path):
+    (tmp_path / "a.txt").write_text("one line\nanother line\n" * 30 + "\n".join(f"line {i}" for i in range(50)))
+    (tmp_path / "prep.toml").write_text('tokenizer = "char"\nval_fraction = 0.3\n[read]\ntxt_documents = "file"\n')
+    run("prepare", tmp_path / "a.txt", "--out", tmp_path / "d", "--config", tmp_path / "prep.toml",
+        "--txt-documents", "line", "val_fraction=0.2", "--quiet")
+    manifest = json.loads((tmp_path / "d" / "manifest.json").read_text())
+    assert manifest["config"]["tokenizer"] == "char"  # from the file
+    assert manifest["config"]["read"]["txt_documents"] == "line"  # the flag wins over the file
+    assert manifest["config"]["val_fraction"] == 0.2  # and key=value over both
+    assert manifest["read"]["documents"] == 110  # one per line: 60 repeated lines and 50 distinct
 
 
 def test_prompt_too_long_exits_2(tmp_path, bpe_tokenizer):
@@ -87,7 +112,9 @@ def test_generate_options_and_interactive_mode(tmp_path, tiny_model, bpe_tokeniz
     stop = free[len("The fox") + 4:][:2]
     cut = run("generate", path, "--prompt", "The fox", *greedy, "--stop", stop).stdout.removesuffix("\n")
     assert cut == free[: free.index(stop, len("The fox"))]
-    for extra in (["--dtype", "int8"], ["--beams", "3"], ["--min-p", "0.1", "--repetition-penalty", "1.2"]):
+    beam = beam_search_text(tiny_model, bpe_tokenizer, "The fox", 20, num_beams=3)
+    assert run("generate", path, "--prompt", "The fox", *greedy, "--beams", "3").stdout == f"The fox{beam}\n"
+    for extra in (["--dtype", "int8"], ["--min-p", "0.1", "--repetition-penalty", "1.2"]):
         assert run("generate", path, "--prompt", "The fox", *greedy, *extra).stdout.startswith("The fox")
     long_prompt = ("--prompt", "word " * 80, "--truncate", "--max-new-tokens", "3")
     assert run("generate", path, *long_prompt).stdout.startswith("word word")
@@ -101,14 +128,6 @@ def test_prepare_reports_counts_and_skips_an_unchanged_rerun(tmp_path):
     out = run(*args).stdout
     assert "train" in out and "val" in out and "documents_in" in out
     assert "nothing to do" in run(*args).stderr
-
-
-def test_demo_prepares_trains_and_samples(tmp_path):
-    out = run("demo", "--out", tmp_path / "demo", "max_steps=6", "eval_interval=3", "eval_batches=1").stdout
-    assert "1/3 prepare" in out and "3/3 generate" in out and out.count("--- ") == 3
-    assert (tmp_path / "demo" / "train" / "best" / "model.safetensors").is_file()
-    assert (tmp_path / "demo" / "train" / "report.md").is_file()
-    assert (tmp_path / "demo" / "data" / "manifest.json").is_file()
 
 
 def test_unknown_arguments_exit_2():

@@ -61,3 +61,36 @@ def test_run_config_overrides_find_their_section(tmp_path):
 def test_invalid_train_config_is_rejected(bad):
     with pytest.raises(GptkitError, match="train config"):
         TrainConfig(**bad)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["lr=abc"], "train config: lr must be a number, got 'abc'"),
+    (["schedule=linear"], "schedule must be one of cosine, wsd, constant"),
+    (["compile=1"], "compile must be true or false"),
+    (["dropout=0.5", "attn_dropout=yes"], "attn_dropout must be a number or unset"),
+    (["max_steps=2.5"], "max_steps must be an integer"),
+])
+def test_values_of_the_wrong_type_or_outside_their_choices_name_the_key(overrides, message):
+    with pytest.raises(GptkitError, match=message):
+        load_config(RunConfig, "tiny", overrides)
+
+
+def test_presets_load_by_name_and_a_wrong_name_lists_them(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a preset name needs no checkout around it
+    assert load_config(RunConfig, "demo").model.n_embd == 192
+    with pytest.raises(GptkitError, match="neither a file nor a preset.*demo, .*tiny"):
+        load_config(RunConfig, "tiyn")
+    (tmp_path / "tiny").write_text("[model]\nn_layer = 7\n")  # a file of that name wins over the preset
+    assert load_config(RunConfig, "tiny").model.n_layer == 7
+
+
+def test_prepare_config_has_read_and_clean_tables(tmp_path):
+    from gptkit.data import PrepareConfig
+
+    path = tmp_path / "prep.toml"
+    path.write_text('tokenizer = "char"\n[read]\ninclude = ["*.txt"]\n[clean]\nmin_chars = 3\n')
+    config = load_config(PrepareConfig, path, ["nfc=false", "read.txt_documents=line"])
+    assert (config.tokenizer, config.read.include, config.read.txt_documents) == ("char", ("*.txt",), "line")
+    assert (config.clean.min_chars, config.clean.nfc) == (3, False)
+    with pytest.raises(GptkitError, match="txt_documents must be one of file, paragraph, line"):
+        load_config(PrepareConfig, None, ["txt_documents=page"])

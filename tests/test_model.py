@@ -153,3 +153,23 @@ def test_backward_reaches_every_parameter(tiny_model, tiny_config):
 def test_invalid_model_config_is_rejected(bad):
     with pytest.raises(GptkitError, match="model config"):
         ModelConfig(**{"vocab_size": 10, "block_size": 8, "n_layer": 1, "n_head": 2, "n_embd": 8, **bad})
+
+
+def test_a_reset_slot_starts_again_while_the_others_keep_their_contents(tiny_model, tiny_config):
+    idx = torch.randint(0, tiny_config.vocab_size, (2, 12))
+    with torch.no_grad():
+        full = tiny_model(idx)
+        cache = KVCache(tiny_config, batch_size=2)
+        tiny_model(torch.randint(0, tiny_config.vocab_size, (2, 7)), cache=cache)  # something to forget
+        cache.reset([0])
+        first = tiny_model(idx[:1, :9], cache=cache, slots=[0])
+        assert [cache.length(0), cache.length(1)] == [9, 7]
+        cache.reset([1])
+        second = tiny_model(idx[1:], cache=cache, slots=[1])
+    torch.testing.assert_close(first[0], full[0, :9], atol=1e-5, rtol=0)
+    torch.testing.assert_close(second[0], full[1], atol=1e-5, rtol=0)
+
+
+def test_model_reports_its_device_and_dtype(tiny_model):
+    assert tiny_model.device == torch.device("cpu") and tiny_model.dtype == torch.float32
+    assert tiny_model.to(torch.bfloat16).dtype == torch.bfloat16

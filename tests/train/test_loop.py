@@ -1,75 +1,19 @@
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
 
 from gptkit import GPT, GptkitError, ModelConfig, load_checkpoint
-from gptkit.config import RunConfig, TrainConfig, load_config
-from gptkit.data import Batches, PrepareConfig, TokenShards, prepare
+from gptkit.config import TrainConfig
+from gptkit.data import Batches, TokenShards
 from gptkit.runtime import Distributed
-from gptkit.train import build_optimizer, evaluate, lr_at, train, train_step
+from gptkit.train import build_optimizer, evaluate, train, train_step
 from gptkit.train.report import read_metrics
-from tests.conftest import SAMPLE_TEXT
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="module")
-def shards(tmp_path_factory):
-    """Token shards of a small corpus with a 300-token BPE."""
-    tmp = tmp_path_factory.mktemp("data")
-    corpus = tmp / "corpus.txt"
-    corpus.write_text("\n\n".join(f"Paragraph {i}: " + SAMPLE_TEXT[i % 4] for i in range(300)) + "\n")
-    prepare([str(corpus)], tmp / "shards", PrepareConfig(vocab_size=300, val_fraction=0.2))
-    return tmp / "shards"
-
-
-def _overrides(shards, out_dir, *extra) -> list[str]:
-    """A 2-layer, 32-wide model on 32-token windows, fp32 on CPU; `extra` wins over the defaults."""
-    return ["model.n_layer=2", "model.n_embd=32", "model.n_head=2", "model.block_size=32", f"data={shards}",
-            f"out_dir={out_dir}", "batch_size=4", "max_steps=12", "warmup_steps=2", "lr=3e-3", "min_lr=3e-4",
-            "eval_interval=6", "eval_batches=2", "checkpoint_interval=4", "log_interval=1", "dtype=fp32",
-            "device=cpu", "keep_last=5", *extra]
-
-
-def _run(shards, out_dir, *extra) -> RunConfig:
-    return load_config(RunConfig, "tiny", _overrides(shards, out_dir, *extra))
-
-
-def _cli(*args) -> list[str]:
-    return [*args, "train", "--config", "tiny", "--quiet"]
-
-
-def _losses(out_dir, after=0):
-    return [r["loss"] for r in read_metrics(Path(out_dir) / "metrics.jsonl") if "loss" in r and r["step"] > after]
-
-
-def test_schedule_values():
-    cfg = TrainConfig(lr=1.0, min_lr=0.1, warmup_steps=10, max_steps=110)
-    assert lr_at(0, cfg) == pytest.approx(0.1) and lr_at(9, cfg) == pytest.approx(1.0)
-    assert lr_at(10, cfg) == pytest.approx(1.0)
-    assert lr_at(60, cfg) == pytest.approx(0.55)  # half way through the cosine
-    assert lr_at(110, cfg) == pytest.approx(0.1)
-    wsd = TrainConfig(lr=1.0, min_lr=0.0, warmup_steps=10, max_steps=110, schedule="wsd", decay_fraction=0.2)
-    assert lr_at(50, wsd) == 1.0 and lr_at(88, wsd) == 1.0
-    assert lr_at(99, wsd) == pytest.approx(0.5) and lr_at(110, wsd) == 0.0
-    assert lr_at(100, TrainConfig(lr=1.0, warmup_steps=0, schedule="constant")) == 1.0
-
-
-def test_weight_decay_applies_to_weight_matrices_only():
-    model = GPT(ModelConfig(vocab_size=50, block_size=8, n_layer=1, n_head=2, n_embd=8))
-    decay, no_decay = build_optimizer(model, TrainConfig(weight_decay=0.1), torch.device("cpu")).param_groups
-    names = {id(p): n for n, p in model.named_parameters()}
-    assert sorted(names[id(p)] for p in decay["params"]) == [
-        "blocks.0.attn.proj.weight", "blocks.0.attn.qkv.weight", "blocks.0.mlp.fc.weight", "blocks.0.mlp.proj.weight"]
-    assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
-    assert "wte.weight" in {names[id(p)] for p in no_decay["params"]}
+from tests.train.conftest import _cli, _losses, _overrides, _run
 
 
 @pytest.mark.parametrize("name", ["adamw", "muon"])
@@ -186,25 +130,6 @@ def test_bad_runs_are_rejected_before_training(shards, tmp_path, overrides, mess
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("fsdp", [False, True], ids=["ddp", "fsdp"])
-def test_two_processes_match_one_process_with_accumulation(shards, tmp_path, fsdp):
-    common = ["max_steps=6", "checkpoint_interval=3", "eval_interval=3", f"fsdp={str(fsdp).lower()}"]
-    train(_run(shards, tmp_path / "single", "grad_accum=2", *common))
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={29533 + fsdp}",
-                "-m", "gptkit"]
-    cmd = [*_cli(*torchrun), *_overrides(shards, tmp_path / "ddp", *common)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    single, ddp = _losses(tmp_path / "single"), _losses(tmp_path / "ddp")
-    assert len(ddp) == 6
-    assert max(abs(a - b) for a, b in zip(single, ddp)) < 1e-5
-    # a checkpoint from the 2-process run resumes in one process (grad_accum=2 keeps the data streams)
-    train(_run(shards, tmp_path / "ddp", "grad_accum=2", "max_steps=9", "checkpoint_interval=3", "eval_interval=3",
-               "fsdp=false"))
-    assert len(_losses(tmp_path / "ddp")) == 9
-
-
 def test_whole_split_evaluation_averages_every_window(shards):
     val = TokenShards(shards, "val")
     torch.manual_seed(0)
@@ -213,3 +138,13 @@ def test_whole_split_evaluation_averages_every_window(shards):
         expected = sum(model(x[None], y[None]).item() for x, y in val.windows(16)) / len(list(val.windows(16)))
     got = evaluate(model, val, 16, TrainConfig(batch_size=5, eval_batches=0), torch.device("cpu"), torch.float32)
     assert got == pytest.approx(expected, rel=1e-5)
+
+
+def test_evaluation_samples_with_the_configured_sampling(shards, tmp_path):
+    from gptkit.generate import GREEDY, generate_text
+
+    train(_run(shards, tmp_path / "run", "max_steps=4", "eval_interval=4", "checkpoint_interval=4",
+               "sample_tokens=8", "sample_temperature=0"))
+    sample = [r["sample"] for r in read_metrics(tmp_path / "run" / "metrics.jsonl") if "sample" in r]
+    ckpt = load_checkpoint(tmp_path / "run" / "ckpt-000004")  # the weights the sample came from
+    assert sample == [generate_text(ckpt.model.eval(), ckpt.tokenizer, "", 8, GREEDY)]

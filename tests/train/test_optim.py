@@ -3,8 +3,30 @@ import torch
 
 from gptkit import GPT, GptkitError, ModelConfig
 from gptkit.config import TrainConfig
-from gptkit.train import build_optimizer
+from gptkit.train import build_optimizer, lr_at
 from gptkit.train.optim import MuonAdamW, orthogonalize
+
+
+def test_schedule_values():
+    cfg = TrainConfig(lr=1.0, min_lr=0.1, warmup_steps=10, max_steps=110)
+    assert lr_at(0, cfg) == pytest.approx(0.1) and lr_at(9, cfg) == pytest.approx(1.0)
+    assert lr_at(10, cfg) == pytest.approx(1.0)
+    assert lr_at(60, cfg) == pytest.approx(0.55)  # half way through the cosine
+    assert lr_at(110, cfg) == pytest.approx(0.1)
+    wsd = TrainConfig(lr=1.0, min_lr=0.0, warmup_steps=10, max_steps=110, schedule="wsd", decay_fraction=0.2)
+    assert lr_at(50, wsd) == 1.0 and lr_at(88, wsd) == 1.0
+    assert lr_at(99, wsd) == pytest.approx(0.5) and lr_at(110, wsd) == 0.0
+    assert lr_at(100, TrainConfig(lr=1.0, warmup_steps=0, schedule="constant")) == 1.0
+
+
+def test_weight_decay_applies_to_weight_matrices_only():
+    model = GPT(ModelConfig(vocab_size=50, block_size=8, n_layer=1, n_head=2, n_embd=8))
+    decay, no_decay = build_optimizer(model, TrainConfig(weight_decay=0.1), torch.device("cpu")).param_groups
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert sorted(names[id(p)] for p in decay["params"]) == [
+        "blocks.0.attn.proj.weight", "blocks.0.attn.qkv.weight", "blocks.0.mlp.fc.weight", "blocks.0.mlp.proj.weight"]
+    assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
+    assert "wte.weight" in {names[id(p)] for p in no_decay["params"]}
 
 
 @pytest.mark.parametrize("shape", [(16, 48), (48, 16)])

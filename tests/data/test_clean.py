@@ -40,6 +40,16 @@ def test_near_duplicates_are_dropped_and_distinct_documents_kept():
     assert cleaner.counts["dropped_near_duplicate"] == 1
 
 
+def test_near_duplicate_shingles_and_permutations_are_settings():
+    pytest.importorskip("datasketch")
+    words = [f"w{i}" for i in range(60)]
+    shuffled = " ".join(words[::2] + words[1::2])  # the same words in another order: few 5-word shingles shared
+    default = Cleaner(CleanConfig(dedup_near=True))
+    assert [default(d) is None for d in [" ".join(words), shuffled]] == [False, False]
+    by_word = Cleaner(CleanConfig(dedup_near=True, near_shingle_words=1, near_permutations=64))
+    assert [by_word(d) is None for d in [" ".join(words), shuffled]] == [False, True]
+
+
 def test_pii_is_replaced_by_placeholders():
     text = ("Mail jane.doe@example.co.uk or +1 415-555-2671, server 192.168.0.12, "
             "call (030) 1234 5678. Version 3.11.7 and year 2024 stay.")

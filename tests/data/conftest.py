@@ -1,0 +1,14 @@
+import pytest
+
+from gptkit.data import PrepareConfig
+from tests.conftest import SAMPLE_TEXT
+
+CONFIG = PrepareConfig(vocab_size=300, val_fraction=0.2)
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    path = tmp_path / "corpus.txt"
+    paragraphs = [f"Paragraph {i}: " + SAMPLE_TEXT[i % 4] for i in range(200)]
+    path.write_text("\n\n".join(paragraphs) + "\n")
+    return path

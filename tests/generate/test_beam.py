@@ -1,0 +1,50 @@
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+
+from gptkit import ModelConfig, generate
+from gptkit.generate import (
+    GREEDY,
+    beam_search,
+)
+
+
+class Bigram(nn.Module):
+    """A hand-made model: the next token depends only on the last one, through a fixed table."""
+
+    def __init__(self, table):
+        super().__init__()
+        vocab = len(table)
+        self.config = ModelConfig(vocab_size=vocab, block_size=16, n_layer=1, n_head=1, n_embd=vocab)
+        self.wte = nn.Embedding(vocab, vocab)
+        self.wte.weight.data = torch.tensor(table).log()
+
+    @property
+    def device(self):
+        return self.wte.weight.device
+
+    def hidden_states(self, idx, cache=None, slots=None, lengths=None):
+        if cache is not None:  # the model contract: idx is appended to those cache slots
+            cache.advance(cache.plan(*idx.shape, slots, idx.device), lengths)
+        return self.wte(idx)  # the row of log-probabilities after each token
+
+    def logits(self, hidden):
+        return hidden
+
+
+def test_beam_search_finds_the_best_sequence_where_greedy_does_not():
+    A, B, C, D, END = range(5)
+    model = Bigram([
+        [0.01, 0.55, 0.42, 0.01, 0.01],  # after A: B looks best...
+        [0.26, 0.25, 0.25, 0.01, 0.23],  # ...but after B nothing is likely
+        [0.01, 0.01, 0.01, 0.02, 0.95],  # after C: END, almost surely
+        [0.2] * 5,
+        [0.2] * 5,
+    ])
+    assert generate(model, [A], 2, GREEDY) == [B, A]  # p = 0.55 * 0.26 = 0.143
+    best = beam_search(model, [A], 2, num_beams=2, stop_ids=(END,))[0]
+    assert best.tokens == [C, END]  # p = 0.42 * 0.95 = 0.399
+    assert best.score == pytest.approx(math.log(0.42 * 0.95) / 2)  # length penalty 1: mean log-prob
+    assert beam_search(model, [A], 2, num_beams=1, stop_ids=(END,))[0].tokens == [B, A]  # width 1 is greedy

@@ -1,0 +1,62 @@
+import math
+
+import pytest
+import torch
+
+from gptkit import GptkitError, Sampling
+from gptkit.generate import (
+    GREEDY,
+    filter_logits,
+    next_token,
+    penalize_repeats,
+)
+
+
+def _logits(probs):
+    return torch.tensor([[math.log(p) for p in probs]])
+
+
+def test_top_k_keeps_exactly_the_k_most_likely_tokens():
+    kept = filter_logits(_logits([0.1, 0.4, 0.2, 0.3]), Sampling(top_k=2)).isfinite()[0].tolist()
+    assert kept == [False, True, False, True]
+
+
+def test_top_p_keeps_the_smallest_set_reaching_p():
+    logits = _logits([0.1, 0.4, 0.2, 0.3])
+    keep = lambda p: filter_logits(logits, Sampling(top_p=p)).isfinite()[0].tolist()
+    assert keep(0.4) == [False, True, False, False]
+    assert keep(0.5) == [False, True, False, True]  # 0.4 < 0.5, so the next one is needed
+    assert keep(0.7) == [False, True, False, True]
+    assert keep(0.75) == [False, True, True, True]
+    assert keep(1.0) == [True, True, True, True]
+
+
+def test_min_p_keeps_tokens_at_least_that_fraction_of_the_top_one():
+    logits = _logits([0.05, 0.5, 0.2, 0.25])
+    keep = lambda p: filter_logits(logits, Sampling(min_p=p)).isfinite()[0].tolist()
+    assert keep(0.5) == [False, True, False, True]  # 0.25 >= 0.5 * 0.5
+    assert keep(0.39) == [False, True, True, True]  # 0.2 >= 0.195
+    assert keep(0.09) == [True, True, True, True]  # 0.05 >= 0.045
+    assert keep(0.11) == [False, True, True, True]  # 0.05 < 0.055
+
+
+def test_temperature_sharpens_the_distribution():
+    logits = _logits([0.2, 0.8])
+    cold = filter_logits(logits, Sampling(temperature=0.5)).softmax(-1)[0, 1]
+    assert cold > 0.8 and torch.isclose(cold, torch.tensor(0.64 / 0.68))
+
+
+def test_repetition_penalty_divides_positive_and_multiplies_negative_logits_of_seen_tokens():
+    logits = torch.tensor([[2.0, -1.0, 1.5, 0.5]])
+    seen = torch.tensor([[True, True, False, False]])
+    assert next_token(logits, GREEDY, seen=seen).item() == 0  # penalty 1: unchanged
+    penalized = Sampling(temperature=0, repetition_penalty=2.0)
+    assert next_token(logits, penalized, seen=seen).item() == 2  # 2.0 -> 1.0 < 1.5
+    assert penalize_repeats(logits, seen, 2.0).tolist() == [[1.0, -2.0, 1.5, 0.5]]
+
+
+@pytest.mark.parametrize("kwargs", [{"temperature": -1}, {"top_k": 0}, {"top_p": 0}, {"top_p": 1.5},
+                                    {"min_p": 2}, {"repetition_penalty": 0}])
+def test_bad_sampling_settings_are_rejected(kwargs):
+    with pytest.raises(GptkitError):
+        Sampling(**kwargs)

@@ -1,0 +1,40 @@
+"""A small shard directory and tiny run configs shared by the training tests."""
+
+from pathlib import Path
+
+import pytest
+
+from gptkit.config import RunConfig, load_config
+from gptkit.data import PrepareConfig, prepare
+from gptkit.train.report import read_metrics
+from tests.conftest import SAMPLE_TEXT
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    """Token shards of a small corpus with a 300-token BPE."""
+    tmp = tmp_path_factory.mktemp("data")
+    corpus = tmp / "corpus.txt"
+    corpus.write_text("\n\n".join(f"Paragraph {i}: " + SAMPLE_TEXT[i % 4] for i in range(300)) + "\n")
+    prepare([str(corpus)], tmp / "shards", PrepareConfig(vocab_size=300, val_fraction=0.2))
+    return tmp / "shards"
+
+
+def _overrides(shards, out_dir, *extra) -> list[str]:
+    """A 2-layer, 32-wide model on 32-token windows, fp32 on CPU; `extra` wins over the defaults."""
+    return ["model.n_layer=2", "model.n_embd=32", "model.n_head=2", "model.block_size=32", f"data={shards}",
+            f"out_dir={out_dir}", "batch_size=4", "max_steps=12", "warmup_steps=2", "lr=3e-3", "min_lr=3e-4",
+            "eval_interval=6", "eval_batches=2", "checkpoint_interval=4", "log_interval=1", "dtype=fp32",
+            "device=cpu", "keep_last=5", *extra]
+
+
+def _run(shards, out_dir, *extra) -> RunConfig:
+    return load_config(RunConfig, "tiny", _overrides(shards, out_dir, *extra))
+
+
+def _cli(*args) -> list[str]:
+    return [*args, "train", "--config", "tiny", "--quiet"]
+
+
+def _losses(out_dir, after=0):
+    return [r["loss"] for r in read_metrics(Path(out_dir) / "metrics.jsonl") if "loss" in r and r["step"] > after]
