@@ -3,7 +3,17 @@
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .config import ModelConfig, load_config
 from .errors import GptkitError
-from .generate import Generator, Request, Sampling, beam_search, generate, generate_batch, stream, stream_text
+from .generate import (
+    Generator,
+    Request,
+    Sampling,
+    beam_search,
+    generate,
+    generate_batch,
+    generate_text,
+    stream,
+    stream_text,
+)
 from .hf import from_hf, to_hf
 from .model import GPT, KVCache
 from .tokenizer import Tokenizer
@@ -11,6 +21,6 @@ from .tokenizer import Tokenizer
 __version__ = "0.1.0"
 __all__ = [
     "GPT", "KVCache", "ModelConfig", "load_config", "Tokenizer", "Checkpoint", "load_checkpoint",
-    "save_checkpoint", "Sampling", "Generator", "Request", "generate", "generate_batch", "stream", "stream_text",
-    "beam_search", "from_hf", "to_hf", "GptkitError",
+    "save_checkpoint", "Sampling", "Generator", "Request", "generate", "generate_batch", "generate_text", "stream",
+    "stream_text", "beam_search", "from_hf", "to_hf", "GptkitError",
 ]

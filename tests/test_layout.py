@@ -63,7 +63,7 @@ def test_imports_point_down_the_pipeline(path):
 
 
 def test_the_import_reader_sees_relative_absolute_and_function_level_imports():
-    source = "from ..train import loop\nimport gptkit.cli\ndef f():\n    from .. import serve\n    from . import clean\n"
+    source = "from ..train import loop\nimport gptkit.cli\ndef f():\n    from .. import serve\n    from . import x\n"
     assert _imported_units(source, ["gptkit", "data"]) == {"train", "cli", "serve", "data"}
     assert _imported_units("from .model import GPT\nimport torch\n", ["gptkit"]) == {"model"}
 

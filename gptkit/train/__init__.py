@@ -1,14 +1,15 @@
-"""Training: the loop (`loop`), the schedule and optimizers (`optim`), several processes (`distributed`),
-and what a run leaves for people (`report`).
+"""Training: the loop (`loop`), one step and one evaluation (`step`), the schedule and optimizers
+(`optim`), several processes (`distributed`), and what a run leaves for people (`report`).
 
     from gptkit.config import RunConfig, load_config
     from gptkit.train import train
     best = train(load_config(RunConfig, "tiny", ["data=data/pydocs", "out_dir=runs/tiny"]))
 """
 
-from .loop import evaluate, train, train_step
+from .loop import train
 from .optim import MuonAdamW, build_optimizer, lr_at, orthogonalize
 from .report import Progress, read_metrics
+from .step import evaluate, train_step
 
 __all__ = ["train", "train_step", "evaluate", "build_optimizer", "lr_at", "MuonAdamW", "orthogonalize",
            "Progress", "read_metrics"]

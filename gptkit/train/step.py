@@ -1,0 +1,79 @@
+"""What one optimiser step and one evaluation compute, on whatever module the loop hands them.
+
+`train_step` is the loop's step (the benchmarks time it against a transformers
+loop); `evaluate` is the val loss the loop reports and keeps the best checkpoint by.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+
+import torch
+
+from ..config import TrainConfig
+from ..data import Batches, TokenShards
+from ..errors import GptkitError
+from ..runtime import Distributed, autocast
+from .distributed import sum_over_ranks
+
+_EVAL_SEED_OFFSET = 10_000  # val batches come from their own stream, the same at every evaluation
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, val: TokenShards, block_size: int, cfg: TrainConfig,
+             device: torch.device, dtype: torch.dtype) -> float:
+    """Mean val loss: over `eval_batches` fixed random batches, or every window when that is 0."""
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    with autocast(device, dtype):
+        if cfg.eval_batches == 0:  # every window, batch_size at a time; a window's loss is a mean, so weight it
+            windows = val.windows(block_size)
+            while chunk := list(itertools.islice(windows, cfg.batch_size)):
+                x, y = (torch.stack(t).to(device) for t in zip(*chunk))
+                total += model(x, y).item() * len(chunk)
+                count += len(chunk)
+        else:
+            batches = Batches(val, cfg.batch_size, block_size, seed=cfg.seed + _EVAL_SEED_OFFSET, device=device)
+            for i in range(cfg.eval_batches):
+                x, y = batches.batch(i, 0)
+                total += model(x, y).item()
+                count += 1
+    model.train(was_training)
+    return total / max(count, 1)
+
+
+def train_step(model, optimizer, scaler, batches: Batches, step: int, dist: Distributed, cfg: TrainConfig,
+               device: torch.device, dtype: torch.dtype) -> float:
+    """One optimiser step over grad_accum micro-batches; returns the mean loss over all ranks."""
+    total = torch.zeros((), device=device)
+    try:
+        for micro in range(cfg.grad_accum):
+            x, y = batches.batch(step, dist.rank * cfg.grad_accum + micro)
+            last = micro == cfg.grad_accum - 1
+            no_sync = model.no_sync() if dist.world_size > 1 and not last and hasattr(model, "no_sync") \
+                else contextlib.nullcontext()
+            with no_sync:
+                with autocast(device, dtype):
+                    loss = model(x, y)
+                scaled = loss / cfg.grad_accum
+                (scaler.scale(scaled) if scaler is not None else scaled).backward()
+            total += loss.detach().float()
+    except torch.OutOfMemoryError as e:
+        raise GptkitError(
+            f"out of memory at batch_size={cfg.batch_size}: lower batch_size (raise grad_accum to keep the "
+            f"tokens per step), lower block_size, or use dtype=bf16"
+        ) from e
+    if scaler is not None:
+        scaler.unscale_(optimizer)
+    if cfg.grad_clip:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    sum_over_ranks(total, dist)
+    return total.item() / (cfg.grad_accum * dist.world_size)
