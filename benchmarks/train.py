@@ -24,8 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from gptkit import GPT, ModelConfig, to_hf  # noqa: E402
 from gptkit.config import TrainConfig  # noqa: E402
-from gptkit.runtime import Distributed  # noqa: E402
-from gptkit.train import build_optimizer, train_step  # noqa: E402
+from gptkit.train import Precision, build_optimizer, train_step  # noqa: E402
 
 SHAPES = {  # name: (model config, batch size)
     "shakespeare-char": (ModelConfig(vocab_size=65, block_size=256, n_layer=6, n_head=6, n_embd=384), 64),
@@ -60,7 +59,7 @@ class RandomBatches:
 
 
 def gptkit_step(model, optimizer, batches, step: int, cfg: TrainConfig, dtype: torch.dtype) -> None:
-    train_step(model, optimizer, None, batches, step, Distributed(), cfg, torch.device("cpu"), dtype)
+    train_step(model, optimizer, batches, step, cfg, Precision(torch.device("cpu"), dtype))
 
 
 def hf_step(model, optimizer, batches, step: int, cfg: TrainConfig, dtype: torch.dtype) -> None:

@@ -74,7 +74,7 @@ class KVCache:
         if end > self.max_len:
             raise GptkitError(f"{max(lengths)} cached + {T} new tokens exceed the cache length of {self.max_len}")
         slot_index = None if slots is None else torch.tensor(slots, device=device)
-        layout = dict(T=T, end=end, slot_list=slots, slots=slot_index)
+        layout = dict(end=end, slots=slot_index)
         if min(lengths) == max(lengths):
             start = lengths[0]
             if start == 0:  # fresh slots: plain causal attention
@@ -109,11 +109,11 @@ class KVCache:
             return self._k[layer, :, :, : layout.end], self._v[layer, :, :, : layout.end]
         return self._k[layer, slots, :, : layout.end], self._v[layer, slots, :, : layout.end]
 
-    def advance(self, layout: Layout, lengths: list[int] | None = None) -> None:
-        """After every layer has appended: each slot of the pass grows by T, or by lengths[i] for row i."""
-        slots = range(self.batch_size) if layout.slot_list is None else layout.slot_list
-        for i, slot in enumerate(slots):
-            self._lengths[slot] += layout.T if lengths is None else lengths[i]
+    def advance(self, slots: list[int] | None, grown: int | list[int]) -> None:
+        """After every layer has appended: the slots of the pass (None: all) grow by `grown` positions each,
+        or by grown[i] for the i-th (the real lengths of right-padded rows)."""
+        for i, slot in enumerate(range(self.batch_size) if slots is None else slots):
+            self._lengths[slot] += grown if isinstance(grown, int) else grown[i]
 
     def _allocate(self, like: torch.Tensor) -> None:
         c = self.config
@@ -143,17 +143,15 @@ class Dropout(nn.Dropout):
 class Layout:
     """Where T new tokens go: `start` when every sequence is at the same position, else `positions` (B, T).
 
-    `slots` (B,) picks cache slots (None: all of them, in order; `slot_list` is
-    the same as a list); `end` is the number of key positions attended to;
-    `mask` (broadcastable to B, H, T, S) or `causal` say which keys each query sees.
+    `slots` (B,) picks cache slots (None: all of them, in order); `end` is the
+    number of key positions attended to; `mask` (broadcastable to B, H, T, S)
+    or `causal` say which keys each query sees.
     """
 
-    T: int
     end: int
     start: int = 0
     positions: torch.Tensor | None = None
     slots: torch.Tensor | None = None
-    slot_list: list[int] | None = None
     mask: torch.Tensor | None = None
     causal: bool = True
 
@@ -261,7 +259,7 @@ class GPT(nn.Module):
         elif self.config.block_size < T:
             raise GptkitError(f"sequence of {T} tokens exceeds the context window of {self.config.block_size}")
         else:
-            layout = Layout(T=T, end=T)
+            layout = Layout(end=T)
         if layout.positions is None:
             pos = torch.arange(layout.start, layout.start + T, device=idx.device)
         else:
@@ -270,7 +268,7 @@ class GPT(nn.Module):
         for block in self.blocks:
             x = block(x, cache, layout)
         if cache is not None:
-            cache.advance(layout, lengths)
+            cache.advance(slots, T if lengths is None else lengths)
         return self.ln_f(x)
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:

@@ -35,7 +35,7 @@ from ..tokenizer import Tokenizer
 from .distributed import agree, barrier, gather_state, load_optimizer_state, plain_model, wrap_model
 from .optim import build_optimizer, lr_at
 from .report import MetricsLog, Progress, Throughput, write_report
-from .step import evaluate, train_step
+from .step import Precision, evaluate, train_step
 
 log = logging.getLogger(__name__)
 _MAX_PPL_LOSS = 50.0  # perplexity is reported as exp(min(loss, this)): a diverged run must not overflow it
@@ -49,13 +49,11 @@ class _Run:
     model: GPT  # the plain model: its weights are what checkpoints and samples use
     wrapped: torch.nn.Module  # what the loop calls: the model compiled and/or wrapped for DDP/FSDP
     optimizer: torch.optim.Optimizer
-    scaler: torch.amp.GradScaler | None  # fp16 only
     batches: Batches
     val: TokenShards
     tokenizer: Tokenizer
     dist: Distributed
-    device: torch.device
-    dtype: torch.dtype
+    precision: Precision  # device, autocast dtype, fp16's gradient scaler
     progress: Progress
     metrics: MetricsLog
     throughput: Throughput
@@ -93,8 +91,9 @@ def train(run: RunConfig, on_step: Callable[[dict], None] | None = None) -> Path
             if on_step is not None and r.dist.is_main:
                 on_step(record)
     if r.dist.is_main:
-        precision = f"{str(r.dtype).removeprefix('torch.')} (dtype={r.cfg.dtype}) on {r.device}"
-        write_report(r.out_dir, r.config, r.model.num_params(), r.progress, stopped_by, precision)
+        dtype = str(r.precision.dtype).removeprefix("torch.")
+        write_report(r.out_dir, r.config, r.model.num_params(), r.progress, stopped_by,
+                     f"{dtype} (dtype={r.cfg.dtype}) on {r.precision.device}")
     if stopped_by:
         log.info("stopped by %s at step %d; run the same command again to resume", stopped_by, r.progress.step)
     return r.out_dir / "best"
@@ -104,9 +103,7 @@ def _start(run: RunConfig) -> _Run:
     """Check the config, open the data, build (or resume) the model and optimizer."""
     cfg = run.train
     dist, device = init_distributed(cfg.device)
-    dtype = parse_dtype(cfg.dtype, device)
-    if dtype == torch.float16 and device.type != "cuda":
-        raise GptkitError("dtype fp16 needs a CUDA GPU (it uses a gradient scaler); on CPU use bf16 or fp32")
+    precision = Precision.on(device, parse_dtype(cfg.dtype, device))
     if not cfg.data:
         raise GptkitError("no training data: set train.data to a directory made by `gptkit prepare`")
     train_shards, val_shards = TokenShards(cfg.data, "train"), TokenShards(cfg.data, "val")
@@ -123,20 +120,19 @@ def _start(run: RunConfig) -> _Run:
     model.to(device)
     wrapped = wrap_model(model, cfg, dist, device)
     optimizer = build_optimizer(model, cfg, device)  # after wrapping: FSDP replaces the parameters
-    scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
     progress = Progress()
     if saved_state is not None:
-        progress = _restore_state(saved_state, model, optimizer, scaler, dist)
+        progress = _restore_state(saved_state, model, optimizer, precision.scaler, dist)
         log.info("resuming from %s (step %d)", resume_from, progress.step)
     if dist.is_main:
         Path(cfg.out_dir).mkdir(parents=True, exist_ok=True)
         (Path(cfg.out_dir) / "run.json").write_text(json.dumps(to_dict(run), indent=2) + "\n")
     metrics = MetricsLog(Path(cfg.out_dir) / "metrics.jsonl", truncate_after=progress.step, enabled=dist.is_main)
-    peak = (cfg.peak_flops or peak_flops(device, dtype)) * dist.world_size
+    peak = (cfg.peak_flops or peak_flops(device, precision.dtype)) * dist.world_size
     throughput = Throughput(model.flops_per_token(block), peak)
     wrapped.train()
-    return _Run(run, model, wrapped, optimizer, scaler, batches, val_shards, tokenizer, dist, device, dtype,
-                progress, metrics, throughput, _bytes_per_token(cfg.data))
+    return _Run(run, model, wrapped, optimizer, batches, val_shards, tokenizer, dist, precision, progress, metrics,
+                throughput, _bytes_per_token(cfg.data))
 
 
 def _optimizer_step(r: _Run) -> dict:
@@ -145,7 +141,7 @@ def _optimizer_step(r: _Run) -> dict:
     lr = lr_at(r.progress.step, r.cfg)
     for group in r.optimizer.param_groups:
         group["lr"] = lr * group.get("lr_scale", 1.0)
-    loss = train_step(r.wrapped, r.optimizer, r.scaler, r.batches, r.progress.step, r.dist, r.cfg, r.device, r.dtype)
+    loss = train_step(r.wrapped, r.optimizer, r.batches, r.progress.step, r.cfg, r.precision, r.dist)
     if not math.isfinite(loss):
         raise GptkitError(
             f"loss became {loss} at step {r.progress.step + 1}; the last good checkpoint is "
@@ -165,7 +161,7 @@ def _optimizer_step(r: _Run) -> dict:
 def _stop_reason(r: _Run, stop: _StopSignal) -> str | None:
     """Why the run stops early after this step (a signal, max_minutes), agreed by every rank; or None."""
     out_of_time = bool(r.cfg.max_minutes) and r.progress.elapsed >= r.cfg.max_minutes * 60
-    out_of_time, signalled = agree(r.dist, r.device, out_of_time, stop.received is not None)
+    out_of_time, signalled = agree(r.dist, r.precision.device, out_of_time, stop.received is not None)
     if signalled:
         return stop.received or "a signal to another rank"
     return f"max_minutes={r.cfg.max_minutes}" if out_of_time else None
@@ -173,7 +169,7 @@ def _stop_reason(r: _Run, stop: _StopSignal) -> str | None:
 
 def _evaluate_and_keep_best(r: _Run) -> dict:
     """Val loss (and a sample); a new best is saved as out_dir/best."""
-    val = evaluate(r.wrapped, r.val, r.config.model.block_size, r.cfg, r.device, r.dtype)
+    val = evaluate(r.wrapped, r.val, r.config.model.block_size, r.cfg, r.precision)
     record = {"step": r.progress.step, "val_loss": val, "val_ppl": math.exp(min(val, _MAX_PPL_LOSS)),
               "val_bpb": val / math.log(2) / r.bytes_per_token, "elapsed": r.progress.elapsed}
     if r.cfg.sample_tokens and r.dist.is_main and not r.cfg.fsdp:
@@ -212,7 +208,7 @@ def _train_state(r: _Run, optim_state: dict) -> dict:
     state = {
         "step": p.step, "tokens_seen": p.tokens_seen, "elapsed": p.elapsed, "best_val": p.best_val,
         "optimizer": optim_state, "rng_cpu": torch.get_rng_state(),
-        "scaler": r.scaler.state_dict() if r.scaler is not None else {},
+        "scaler": r.precision.scaler.state_dict() if r.precision.scaler is not None else {},
     }
     if torch.cuda.is_available():
         state["rng_cuda"] = torch.cuda.get_rng_state_all()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+from dataclasses import dataclass
 
 import torch
 
@@ -20,14 +21,33 @@ from .distributed import sum_over_ranks
 _EVAL_SEED_OFFSET = 10_000  # val batches come from their own stream, the same at every evaluation
 
 
+@dataclass(frozen=True)
+class Precision:
+    """Where a step computes and how: autocast to `dtype` on `device`; fp16 also needs a gradient scaler."""
+
+    device: torch.device = torch.device("cpu")
+    dtype: torch.dtype = torch.float32
+    scaler: torch.amp.GradScaler | None = None
+
+    @classmethod
+    def on(cls, device: torch.device, dtype: torch.dtype) -> Precision:
+        if dtype == torch.float16 and device.type != "cuda":
+            raise GptkitError("dtype fp16 needs a CUDA GPU (it uses a gradient scaler); on CPU use bf16 or fp32")
+        return cls(device, dtype, torch.amp.GradScaler("cuda") if dtype == torch.float16 else None)
+
+    def autocast(self):
+        return autocast(self.device, self.dtype)
+
+
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, val: TokenShards, block_size: int, cfg: TrainConfig,
-             device: torch.device, dtype: torch.dtype) -> float:
+             precision: Precision = Precision()) -> float:
     """Mean val loss: over `eval_batches` fixed random batches, or every window when that is 0."""
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
-    with autocast(device, dtype):
+    device = precision.device
+    with precision.autocast():
         if cfg.eval_batches == 0:  # every window, batch_size at a time; a window's loss is a mean, so weight it
             windows = val.windows(block_size)
             while chunk := list(itertools.islice(windows, cfg.batch_size)):
@@ -44,10 +64,11 @@ def evaluate(model: torch.nn.Module, val: TokenShards, block_size: int, cfg: Tra
     return total / max(count, 1)
 
 
-def train_step(model, optimizer, scaler, batches: Batches, step: int, dist: Distributed, cfg: TrainConfig,
-               device: torch.device, dtype: torch.dtype) -> float:
+def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches: Batches, step: int,
+               cfg: TrainConfig, precision: Precision = Precision(), dist: Distributed = Distributed()) -> float:
     """One optimiser step over grad_accum micro-batches; returns the mean loss over all ranks."""
-    total = torch.zeros((), device=device)
+    scaler = precision.scaler
+    total = torch.zeros((), device=precision.device)
     try:
         for micro in range(cfg.grad_accum):
             x, y = batches.batch(step, dist.rank * cfg.grad_accum + micro)
@@ -55,7 +76,7 @@ def train_step(model, optimizer, scaler, batches: Batches, step: int, dist: Dist
             no_sync = model.no_sync() if dist.world_size > 1 and not last and hasattr(model, "no_sync") \
                 else contextlib.nullcontext()
             with no_sync:
-                with autocast(device, dtype):
+                with precision.autocast():
                     loss = model(x, y)
                 scaled = loss / cfg.grad_accum
                 (scaler.scale(scaled) if scaler is not None else scaled).backward()

@@ -27,7 +27,8 @@ class Bigram(nn.Module):
 
     def hidden_states(self, idx, cache=None, slots=None, lengths=None):
         if cache is not None:  # the model contract: idx is appended to those cache slots
-            cache.advance(cache.plan(*idx.shape, slots, idx.device), lengths)
+            cache.plan(*idx.shape, slots, idx.device)  # checks the slots have room
+            cache.advance(slots, idx.shape[1] if lengths is None else lengths)
         return self.wte(idx)  # the row of log-probabilities after each token
 
     def logits(self, hidden):

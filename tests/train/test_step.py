@@ -6,7 +6,6 @@ import torch
 from gptkit import GPT, ModelConfig
 from gptkit.config import TrainConfig
 from gptkit.data import Batches, TokenShards
-from gptkit.runtime import Distributed
 from gptkit.train import build_optimizer, evaluate, train_step
 
 
@@ -37,7 +36,7 @@ def test_gradient_accumulation_equals_one_big_batch(shards):
     reference = GPT(model.config)
     reference.load_state_dict(model.state_dict())
     opt = build_optimizer(model, cfg, torch.device("cpu"))
-    loss = train_step(model, opt, None, batches, 3, Distributed(), cfg, torch.device("cpu"), torch.float32)
+    loss = train_step(model, opt, batches, 3, cfg)
     # the same 8 sequences in one batch of 8
     (x0, y0), (x1, y1) = batches.batch(3, 0), batches.batch(3, 1)
     ref_opt = build_optimizer(reference, cfg, torch.device("cpu"))
@@ -55,5 +54,5 @@ def test_whole_split_evaluation_averages_every_window(shards):
     model = GPT(ModelConfig(vocab_size=300, block_size=16, n_layer=1, n_head=2, n_embd=16)).eval()
     with torch.no_grad():
         expected = sum(model(x[None], y[None]).item() for x, y in val.windows(16)) / len(list(val.windows(16)))
-    got = evaluate(model, val, 16, TrainConfig(batch_size=5, eval_batches=0), torch.device("cpu"), torch.float32)
+    got = evaluate(model, val, 16, TrainConfig(batch_size=5, eval_batches=0))
     assert got == pytest.approx(expected, rel=1e-5)
