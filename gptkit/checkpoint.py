@@ -12,6 +12,7 @@ never leaves a half-written checkpoint where a good one was.
 from __future__ import annotations
 
 import json
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from .atomic import atomic_directory
+from .atomic import atomic_directory, read_version, writing
 from .config import ModelConfig, from_dict, to_dict
 from .errors import GptkitError
 from .model import GPT
@@ -43,7 +44,7 @@ def save_checkpoint(path: str | Path, model: GPT, tokenizer: Tokenizer | None = 
     """Write a checkpoint directory atomically; `train_state` (tensors, numbers) goes to train_state.pt."""
     path = Path(path)
     _check_tokenizer_fits(model.config, tokenizer, str(path))
-    with atomic_directory(path) as tmp:
+    with atomic_directory(path, ours=lambda p: (p / CONFIG_FILE).is_file()) as tmp, writing(path):
         state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
         save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
         config = {"schema_version": SCHEMA_VERSION, "model": to_dict(model.config), **(extra or {})}
@@ -57,17 +58,30 @@ def save_checkpoint(path: str | Path, model: GPT, tokenizer: Tokenizer | None = 
 
 def load_train_state(path: str | Path) -> dict:
     """The optimizer/RNG/sampler state saved with a checkpoint (read with weights_only: no code runs)."""
+    return read_version(path, _load_train_state)
+
+
+def _load_train_state(path: Path) -> dict:
     file = _require_dir(path) / TRAIN_STATE_FILE
     if not file.is_file():
         raise GptkitError(f"{path}: no {TRAIN_STATE_FILE}; this checkpoint cannot resume training")
     try:
         return torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as e:  # pickle errors come in many types
-        raise GptkitError(f"{file}: corrupt or truncated training state ({e})") from e
+    except pickle.UnpicklingError as e:
+        if "Weights only load failed" not in str(e):
+            raise GptkitError(f"{file}: corrupt or truncated training state ({str(e).splitlines()[0]})") from e
+        raise GptkitError(f"{file} holds Python objects that would run code when loaded, and gptkit does not run "
+                          f"them; resume from a checkpoint that gptkit wrote, or delete this one") from e
+    except Exception as e:  # a truncated file fails in many ways
+        raise GptkitError(f"{file}: corrupt or truncated training state ({str(e).splitlines()[0]})") from e
 
 
 def read_config(path: str | Path) -> tuple[ModelConfig, dict]:
     """Read and validate config.json of a checkpoint: (model config, the other entries)."""
+    return read_version(path, _read_config)
+
+
+def _read_config(path: Path) -> tuple[ModelConfig, dict]:
     path = _require_dir(path)
     config_file = path / CONFIG_FILE
     if not config_file.is_file():
@@ -87,6 +101,10 @@ def read_config(path: str | Path) -> tuple[ModelConfig, dict]:
 
 def weight_shapes(path: str | Path) -> dict[str, tuple[int, ...]]:
     """Tensor names and shapes from the safetensors header, without reading the weights."""
+    return read_version(path, _weight_shapes)
+
+
+def _weight_shapes(path: Path) -> dict[str, tuple[int, ...]]:
     weights = _require_dir(path) / WEIGHTS_FILE
     if not weights.is_file():
         raise GptkitError(f"{path}: missing {WEIGHTS_FILE}")
@@ -102,18 +120,29 @@ def inspect_checkpoint(path: str | Path) -> tuple[ModelConfig, dict, int]:
 
     Reads no weights: the shapes come from the safetensors header and a model on the meta device.
     """
-    config, meta = read_config(path)
+    return read_version(path, _inspect)
+
+
+def _inspect(path: Path) -> tuple[ModelConfig, dict, int]:
+    config, meta = _read_config(path)
     with torch.device("meta"):
         model = GPT(config)
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    _check_shapes(expected, weight_shapes(path), str(Path(path) / WEIGHTS_FILE))
+    _check_shapes(expected, _weight_shapes(path), str(path / WEIGHTS_FILE))
     return config, meta, model.num_params()
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Checkpoint:
-    """Load model (+ tokenizer if saved); every mismatch is a GptkitError that says what."""
-    path = _require_dir(path)
-    config, meta, _ = inspect_checkpoint(path)  # validates before anything is allocated
+    """Load model (+ tokenizer if saved), all from one version of the directory; every mismatch is a
+    GptkitError that says what."""
+    ckpt = read_version(path, _load)
+    ckpt.path = Path(path)
+    ckpt.model.to(device)
+    return ckpt
+
+
+def _load(path: Path) -> Checkpoint:
+    config, meta, _ = _inspect(path)  # validates before anything is allocated
     weights = path / WEIGHTS_FILE
     try:
         state = load_file(str(weights), device="cpu")
@@ -123,7 +152,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Che
     model.load_state_dict(state)
     tokenizer = Tokenizer.load(path / TOKENIZER_FILE) if (path / TOKENIZER_FILE).is_file() else None
     _check_tokenizer_fits(config, tokenizer, str(path))
-    return Checkpoint(model.to(device), tokenizer, meta, path)
+    return Checkpoint(model, tokenizer, meta, path)
 
 
 def _check_tokenizer_fits(config: ModelConfig, tokenizer, source: str) -> None:

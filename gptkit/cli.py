@@ -6,10 +6,11 @@ import argparse
 import json
 import logging
 import sys
+import traceback
 import typing
 from pathlib import Path
 
-from .config import RunConfig, load_config, presets
+from .config import ModelConfig, RunConfig, load_config, presets
 from .data import PrepareConfig
 from .errors import GptkitError
 from .runtime import InferenceDtype
@@ -38,8 +39,8 @@ def _cmd_generate(args) -> None:
     from .quantize import for_inference
     from .runtime import pick_device
 
-    if args.num_samples < 1 or args.max_new_tokens < 1:
-        raise GptkitError("--num-samples and --max-new-tokens must be at least 1")
+    if min(args.num_samples, args.max_new_tokens, args.beams) < 1:
+        raise GptkitError("--num-samples, --max-new-tokens and --beams must be at least 1")
     ckpt = load_checkpoint(args.checkpoint, device=pick_device(args.device))
     if ckpt.tokenizer is None:
         raise GptkitError(f"{args.checkpoint} has no tokenizer.json, so text prompts cannot be encoded")
@@ -51,17 +52,32 @@ def _cmd_generate(args) -> None:
     print("interactive: type a prompt and press Enter; an empty line or Ctrl-D quits", file=sys.stderr)
     while prompt := _input("> "):
         try:
-            _complete(model, ckpt.tokenizer, prompt, sampling, args)
+            _complete(model, ckpt.tokenizer, _utf8(prompt, "the prompt"), sampling, args)
         except GptkitError as e:  # e.g. a prompt too long: say so and keep going
             print(f"error: {e}", file=sys.stderr)
 
 
 def _read_prompt(args) -> str:
     if not args.prompt_file:
-        return args.prompt
-    if not Path(args.prompt_file).is_file():
-        raise GptkitError(f"prompt file not found: {args.prompt_file}")
-    return Path(args.prompt_file).read_text(encoding="utf-8")
+        return _utf8(args.prompt, "--prompt")
+    path = Path(args.prompt_file)
+    if path.is_dir():
+        raise GptkitError(f"--prompt-file {path} is a directory; give a text file")
+    if not path.is_file():
+        raise GptkitError(f"prompt file not found: {path}")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise GptkitError(f"{path} is not UTF-8 text (byte {e.start}); give a text file") from e
+
+
+def _utf8(text: str, what: str) -> str:
+    """Text from the command line; bytes that are not UTF-8 arrive as lone surrogates."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise GptkitError(f"{what} is not valid UTF-8 (at character {e.start})") from e
+    return text
 
 
 def _input(prompt: str) -> str:
@@ -98,6 +114,11 @@ def _cmd_init(args) -> None:
     from .model import GPT
     from .tokenizer import Tokenizer
 
+    model_keys = list(typing.get_type_hints(ModelConfig))
+    for item in args.overrides:
+        key = item.partition("=")[0].strip().removeprefix("model.")
+        if key not in model_keys:
+            raise GptkitError(f"init takes model settings only; {key!r} is not one ({', '.join(model_keys)})")
     config = load_config(RunConfig, args.config, args.overrides).model
     tokenizer = Tokenizer.load(args.tokenizer) if args.tokenizer else None
     if tokenizer is not None and tokenizer.vocab_size > config.vocab_size:
@@ -105,6 +126,7 @@ def _cmd_init(args) -> None:
             f"tokenizer has {tokenizer.vocab_size} tokens but vocab_size is {config.vocab_size}: "
             f"pass vocab_size={tokenizer.vocab_size}"
         )
+    _check_output(args.out, args.force)
     torch.manual_seed(args.seed)
     save_checkpoint(args.out, GPT(config), tokenizer)
     print(f"wrote randomly initialised model to {args.out}")
@@ -114,6 +136,7 @@ def _cmd_import_hf(args) -> None:
     from .checkpoint import save_checkpoint
     from .hf import from_hf
 
+    _check_output(args.out, args.force, args.source)
     model, tokenizer = from_hf(args.source)
     save_checkpoint(args.out, model, tokenizer, extra={"source": str(args.source)})
     print(f"converted {args.source} -> {args.out} ({model.num_params():,} parameters)")
@@ -123,9 +146,19 @@ def _cmd_export_hf(args) -> None:
     from .checkpoint import load_checkpoint
     from .hf import to_hf
 
+    _check_output(args.out, args.force, args.checkpoint)
     ckpt = load_checkpoint(args.checkpoint)
     to_hf(ckpt.model, ckpt.tokenizer, args.out)
     print(f"wrote a transformers GPT-2 directory to {args.out}")
+
+
+def _check_output(out: str, force: bool, source: str | None = None) -> None:
+    """An existing output is replaced only with --force, and never when it is the command's own input."""
+    out_path = Path(out)
+    if source is not None and out_path.resolve() == Path(source).resolve():
+        raise GptkitError(f"{out} is the input of this command; write the output somewhere else")
+    if (out_path.exists() or out_path.is_symlink()) and not force:
+        raise GptkitError(f"{out} already exists; pass --force to replace it")
 
 
 def _cmd_demo(args) -> None:
@@ -305,16 +338,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help=f"run config whose [model] is used: {preset_help}")
     p.add_argument("--tokenizer", help="tokenizer.json (or a directory with one) to bundle")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--force", action="store_true", help="replace OUT if it is an existing checkpoint")
     p.set_defaults(func=_cmd_init, takes_overrides=True)
 
     p = sub.add_parser("import-hf", help="convert a Hugging Face GPT-2 directory to a gptkit checkpoint")
     p.add_argument("source", help="directory with config.json and model.safetensors (or pytorch_model.bin)")
     p.add_argument("out", help="checkpoint directory to write")
+    p.add_argument("--force", action="store_true", help="replace OUT if it is an existing checkpoint")
     p.set_defaults(func=_cmd_import_hf)
 
     p = sub.add_parser("export-hf", help="write a checkpoint as a Hugging Face GPT-2 directory")
     p.add_argument("checkpoint", help="checkpoint directory")
     p.add_argument("out", help="directory to write (loadable by transformers' Auto classes)")
+    p.add_argument("--force", action="store_true", help="replace OUT if it is an earlier export")
     p.set_defaults(func=_cmd_export_hf)
 
     _add_prepare(sub)
@@ -346,6 +382,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.func(args)
     except GptkitError as e:
+        if args.verbose and e.__cause__ is not None:  # what went wrong underneath, for a bug report
+            traceback.print_exception(e.__cause__)
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -353,4 +391,8 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:  # e.g. `gptkit generate ... | head`
         return 0
+    except OSError as e:  # the environment: a full disk, no permission, a read-only place
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"error: {where}{e.strerror or e}", file=sys.stderr)
+        return 2
     return 0

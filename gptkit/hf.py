@@ -15,6 +15,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from .atomic import atomic_directory, writing
 from .config import ModelConfig
 from .errors import GptkitError
 from .model import GPT
@@ -139,22 +140,32 @@ def from_hf(path: str | Path) -> tuple[GPT, Tokenizer | None]:
 
 
 def to_hf(model: GPT, tokenizer: Tokenizer | None, path: str | Path) -> Path:
-    """Write a directory that transformers' Auto classes load (model, and tokenizer if given)."""
+    """Write a directory that transformers' Auto classes load (model, and tokenizer if given), atomically.
+
+    An existing export is replaced; any other existing directory with files in it is an error.
+    """
     path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
     config = config_to_hf(model.config, tokenizer)
     ours = model.state_dict()
     state = {}
     for name, theirs, transposed in _name_pairs(model.config.n_layer):
         t = ours[name].detach().cpu()
         state[_HF_PREFIX + theirs] = (t.t() if transposed else t).contiguous()
-    save_file(state, str(path / "model.safetensors"), metadata={"format": "pt"})
-    (path / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
-    (path / "generation_config.json").write_text(json.dumps(
-        {"bos_token_id": config["bos_token_id"], "eos_token_id": config["eos_token_id"]}, indent=2) + "\n")
-    if tokenizer is not None:
-        _write_hf_tokenizer(tokenizer, path, model.config.block_size)
+    with atomic_directory(path, ours=_is_gpt2_export) as version, writing(path):
+        save_file(state, str(version / "model.safetensors"), metadata={"format": "pt"})
+        (version / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+        (version / "generation_config.json").write_text(json.dumps(
+            {"bos_token_id": config["bos_token_id"], "eos_token_id": config["eos_token_id"]}, indent=2) + "\n")
+        if tokenizer is not None:
+            _write_hf_tokenizer(tokenizer, version, model.config.block_size)
     return path
+
+
+def _is_gpt2_export(path: Path) -> bool:
+    try:
+        return json.loads((path / "config.json").read_text(encoding="utf-8")).get("model_type") == "gpt2"
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _write_hf_tokenizer(tokenizer: Tokenizer, path: Path, max_length: int) -> None:

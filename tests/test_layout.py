@@ -9,7 +9,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "gptkit"
 
 # The pipeline, first to last: a module may import from its own stage and the ones before it.
 STAGES = [
-    {"errors", "atomic", "runtime"},  # base: one error type, atomic writes, the environment
+    {"errors", "atomic", "lock", "runtime"},  # base: one error type, atomic writes, locks, the environment
     {"config"},
     {"model", "tokenizer"},
     {"checkpoint", "hf", "quantize"},

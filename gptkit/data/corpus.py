@@ -18,6 +18,7 @@ import hashlib
 import io
 import json
 import sys
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,15 +118,31 @@ def read_documents(sources: Iterable[str], options: ReadOptions = ReadOptions(),
             docs = _read_python_docs()
         else:
             fmt, raw = _format(path), _open_binary(path)
-            if fmt != "parquet" and _looks_binary(raw):  # parquet is binary by design
+            if fmt != "parquet" and _looks_binary(raw, path):  # parquet is binary by design
                 raw.close()
                 stats.skipped_binary.append(path)
                 continue
             docs = _READERS[fmt](raw, path, options, stats)
-        for doc in docs:
+        for doc in _reporting_corruption(docs, path):
             stats.documents += 1
             stats.bytes += len(doc.encode("utf-8"))
             yield doc
+
+
+def _reporting_corruption(docs: Iterator[str], path: str) -> Iterator[str]:
+    """The documents of one file; a damaged compressed file is an error that names it."""
+    try:
+        yield from docs
+    except _DAMAGED as e:
+        raise _damaged(path, e) from e
+
+
+_DAMAGED = (EOFError, zlib.error, gzip.BadGzipFile)  # what gzip raises on a damaged file
+
+
+def _damaged(path: str, e: Exception) -> GptkitError:
+    return GptkitError(f"{path}: corrupt or truncated compressed file ({e or type(e).__name__}); "
+                       f"restore it or leave it out")
 
 
 def _open_binary(path: str) -> io.BufferedReader:
@@ -134,12 +151,13 @@ def _open_binary(path: str) -> io.BufferedReader:
     return open(path, "rb")
 
 
-def _looks_binary(raw: io.BufferedReader) -> bool:
+def _looks_binary(raw: io.BufferedReader, path: str) -> bool:
     """NUL bytes in the first 8 KiB mark a binary file (images, archives, model weights)."""
     try:
         head = raw.peek(_SNIFF_BYTES)[:_SNIFF_BYTES]
-    except (OSError, EOFError, gzip.BadGzipFile):
-        return True  # e.g. a corrupt .gz
+    except _DAMAGED as e:
+        raw.close()
+        raise _damaged(path, e) from e
     return b"\x00" in head
 
 

@@ -23,7 +23,7 @@ from typing import Literal
 
 import numpy as np
 
-from ..atomic import atomic_directory
+from ..atomic import atomic_directory, writing
 from ..config import check_fields, require
 from ..errors import GptkitError
 from ..tokenizer import Tokenizer
@@ -40,7 +40,7 @@ class PrepareConfig:
 
     tokenizer: Literal["bpe", "char"] = "bpe"  # what to train when no tokenizer is given
     vocab_size: int = 8192  # for a trained BPE tokenizer
-    val_fraction: float = 0.1  # share of documents in the val split
+    val_fraction: float = 0.1  # share of documents in the val split (training evaluates on it, so > 0)
     split: Literal["random", "tail"] = "random"  # random: documents drawn by seed; tail: the last bytes
     seed: int = 1337  # decides which documents go to val
     shard_tokens: int = 100_000_000  # start a new shard file after this many tokens
@@ -50,7 +50,7 @@ class PrepareConfig:
 
     def __post_init__(self):
         check_fields(self, "prepare config")
-        require(self, "prepare config", vocab_size=">= 1", val_fraction="[0, 1)", shard_tokens=">= 1",
+        require(self, "prepare config", vocab_size=">= 1", val_fraction="(0, 1)", shard_tokens=">= 1",
                 batch_documents=">= 1")
 
 
@@ -94,8 +94,8 @@ def prepare(sources: list[str], out_dir: str | Path, config: PrepareConfig = Pre
 
     dtype = np.uint16 if tokenizer.vocab_size <= 65535 else np.uint32
     stats, cleaner = ReadStats(), Cleaner(config.clean)
-    with atomic_directory(out_dir) as tmp:
-        writers = {split: _ShardWriter(tmp, split, dtype, config.shard_tokens) for split in SPLITS}
+    with atomic_directory(out_dir, ours=lambda p: (p / "manifest.json").is_file()) as tmp:
+        writers = {split: _ShardWriter(tmp, out_dir, split, dtype, config.shard_tokens) for split in SPLITS}
         in_val = _val_chooser(config, inputs)
         tokens_written = 0
         for docs in _batched_in_thread(_clean_documents(files, config, stats, cleaner), config.batch_documents):
@@ -108,7 +108,8 @@ def prepare(sources: list[str], out_dir: str | Path, config: PrepareConfig = Pre
         for w in writers.values():
             w.close()
         _check_outcome(writers, stats, cleaner, files, config)
-        tokenizer.save(tmp / "tokenizer.json")
+        with writing(out_dir / "tokenizer.json"):
+            tokenizer.save(tmp / "tokenizer.json")
         manifest = {
             "schema_version": MANIFEST_VERSION, "key": key, "dtype": np.dtype(dtype).name,
             "vocab_size": tokenizer.vocab_size, "eot_id": tokenizer.eot_id, "tokenizer_sha256": tokenizer.sha256,
@@ -118,7 +119,8 @@ def prepare(sources: list[str], out_dir: str | Path, config: PrepareConfig = Pre
                      "invalid_utf8_documents": stats.invalid_utf8_documents},
             "cleaning": dict(cleaner.counts), "config": _config_dict(config),
         }
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        with writing(out_dir / "manifest.json"):
+            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     _log_read_problems(stats)
     return manifest
 
@@ -159,7 +161,7 @@ def _check_outcome(writers, stats: ReadStats, cleaner: Cleaner, files, config: P
             f"file(s), {len(stats.skipped_binary)} binary file(s) skipped, cleaning counts "
             f"{dict(cleaner.counts)}): check the sources and the cleaning settings"
         )
-    if config.val_fraction > 0 and writers["val"].documents == 0:
+    if writers["val"].documents == 0:
         raise GptkitError(
             f"the val split got none of the {writers['train'].documents} documents: raise val_fraction, "
             f"or split text files into more documents (txt_documents=paragraph or line)"
@@ -212,8 +214,9 @@ class _ShardWriter:
 
     _FLUSH_TOKENS = 1 << 20
 
-    def __init__(self, directory: Path, split: str, dtype, limit: int):
+    def __init__(self, directory: Path, shown: Path, split: str, dtype, limit: int):
         self.directory, self.split, self.dtype, self.limit = directory, split, dtype, limit
+        self.shown = shown  # the output directory as the user named it, for messages
         self.shards: list[dict] = []
         self.documents = 0
         self._file = None
@@ -229,19 +232,22 @@ class _ShardWriter:
             self._flush()
 
     def _flush(self) -> None:
-        np.array(self._buffer, dtype=self.dtype).tofile(self._file)
+        with writing(self.shown / self.shards[-1]["file"]):
+            np.array(self._buffer, dtype=self.dtype).tofile(self._file)
         self._buffer = []
 
     def _open_next(self) -> None:
         self.close()
         name = f"{self.split}_{len(self.shards):03d}.bin"
-        self._file = open(self.directory / name, "wb")
+        with writing(self.shown / name):
+            self._file = open(self.directory / name, "wb")
         self.shards.append({"file": name, "tokens": 0})
 
     def close(self) -> None:
         if self._file is not None:
             self._flush()
-            self._file.close()
+            with writing(self.shown / self.shards[-1]["file"]):
+                self._file.close()
             self._file = None
 
     def summary(self) -> dict:

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..atomic import read_version
 from ..errors import GptkitError
 from ..tokenizer import Tokenizer
 
@@ -46,26 +47,14 @@ def read_manifest_or_none(directory: Path) -> dict | None:
 
 
 class TokenShards:
-    """The token files of one split, memory-mapped (nothing is read until used)."""
+    """The token files of one split, memory-mapped (nothing is read until used).
+
+    Manifest and files come from one version of the directory, even while
+    `prepare` replaces it; ids are checked against the vocabulary once.
+    """
 
     def __init__(self, directory: str | Path, split: str = "train", tokenizer: Tokenizer | None = None):
-        directory = Path(directory)
-        self.manifest = read_manifest(directory)
-        if split not in self.manifest["splits"]:
-            raise GptkitError(f"{directory}: no split {split!r}; splits: {', '.join(self.manifest['splits'])}")
-        if tokenizer is not None and tokenizer.sha256 != self.manifest["tokenizer_sha256"]:
-            raise GptkitError(
-                f"{directory} was written with another tokenizer than the one given: "
-                f"run `gptkit prepare` again with this tokenizer, or use the shards' own tokenizer.json"
-            )
-        dtype = np.dtype(self.manifest["dtype"])
-        self.arrays = []
-        for shard in self.manifest["splits"][split]["shards"]:
-            path = directory / shard["file"]
-            if not path.is_file() or path.stat().st_size != shard["tokens"] * dtype.itemsize:
-                raise GptkitError(f"{path}: missing or truncated shard; run `gptkit prepare` again")
-            if shard["tokens"]:
-                self.arrays.append(np.memmap(path, dtype=dtype, mode="r"))
+        self.manifest, self.arrays = read_version(directory, lambda d: _open_split(d, split, tokenizer))
         self.tokens = sum(len(a) for a in self.arrays)
 
     def __len__(self) -> int:
@@ -77,6 +66,30 @@ class TokenShards:
             for start in range(0, len(array) - block_size, block_size):
                 chunk = torch.from_numpy(array[start : start + block_size + 1].astype(np.int64))
                 yield chunk[:-1], chunk[1:]
+
+
+def _open_split(directory: Path, split: str, tokenizer: Tokenizer | None) -> tuple[dict, list[np.memmap]]:
+    manifest = read_manifest(directory)
+    if split not in manifest["splits"]:
+        raise GptkitError(f"{directory}: no split {split!r}; splits: {', '.join(manifest['splits'])}")
+    if tokenizer is not None and tokenizer.sha256 != manifest["tokenizer_sha256"]:
+        raise GptkitError(
+            f"{directory} was written with another tokenizer than the one given: "
+            f"run `gptkit prepare` again with this tokenizer, or use the shards' own tokenizer.json"
+        )
+    dtype = np.dtype(manifest["dtype"])
+    arrays = []
+    for shard in manifest["splits"][split]["shards"]:
+        path = directory / shard["file"]
+        if not path.is_file() or path.stat().st_size != shard["tokens"] * dtype.itemsize:
+            raise GptkitError(f"{path}: missing or truncated shard; run `gptkit prepare` again")
+        if shard["tokens"]:
+            array = np.memmap(path, dtype=dtype, mode="r")
+            if array.max() >= manifest["vocab_size"]:  # else the embedding fails deep in a training step
+                raise GptkitError(f"{path}: token id {int(array.max())} is outside the vocabulary of "
+                                  f"{manifest['vocab_size']}; the shard is corrupt: run `gptkit prepare` again")
+            arrays.append(array)
+    return manifest, arrays
 
 
 class Batches:

@@ -90,6 +90,8 @@ class Generator:
             raise GptkitError("the prompt is empty: give at least one token")
         if request.max_new_tokens < 1:
             raise GptkitError(f"max_new_tokens must be >= 1, got {request.max_new_tokens}")
+        if request.seed is not None and not 0 <= request.seed < 2**64:
+            raise GptkitError(f"seed must be an integer in [0, 2**64), got {request.seed}")
         if len(request.prompt) > self.window:
             if not self.truncate_prompt:
                 raise GptkitError(

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import GptkitError
+from ..config import check_fields, require
 
 
 @dataclass(frozen=True)
@@ -28,16 +28,9 @@ class Sampling:
     repetition_penalty: float = 1.0  # > 1 discourages tokens already in the prompt or output (CTRL)
 
     def __post_init__(self):
-        if self.temperature < 0:
-            raise GptkitError(f"temperature must be >= 0, got {self.temperature}")
-        if self.top_k is not None and self.top_k < 1:
-            raise GptkitError(f"top_k must be >= 1, got {self.top_k}")
-        if self.top_p is not None and not 0 < self.top_p <= 1:
-            raise GptkitError(f"top_p must be in (0, 1], got {self.top_p}")
-        if self.min_p is not None and not 0 <= self.min_p <= 1:
-            raise GptkitError(f"min_p must be in [0, 1], got {self.min_p}")
-        if self.repetition_penalty <= 0:
-            raise GptkitError(f"repetition_penalty must be > 0, got {self.repetition_penalty}")
+        check_fields(self, "sampling")
+        require(self, "sampling", temperature=">= 0", top_k=">= 1", top_p="(0, 1]", min_p="[0, 1]",
+                repetition_penalty="> 0")  # NaN fails every range
 
     @property
     def greedy(self) -> bool:

@@ -15,7 +15,6 @@ import contextlib
 import json
 import logging
 import math
-import shutil
 import signal
 import time
 from collections.abc import Callable
@@ -24,11 +23,13 @@ from pathlib import Path
 
 import torch
 
+from ..atomic import remove_directory
 from ..checkpoint import load_checkpoint, load_train_state, save_checkpoint
 from ..config import ModelConfig, RunConfig, TrainConfig, to_dict
 from ..data import Batches, TokenShards, read_manifest
 from ..errors import GptkitError
 from ..generate import Sampling, generate_text
+from ..lock import DirectoryLock
 from ..model import GPT
 from ..runtime import Distributed, init_distributed, parse_dtype, peak_flops
 from ..tokenizer import Tokenizer
@@ -77,7 +78,13 @@ def train(run: RunConfig, on_step: Callable[[dict], None] | None = None) -> Path
 
     `on_step(record)` sees each step's metrics (loss, lr, and at intervals speed and val loss), on rank 0.
     """
-    r = _start(run)
+    with contextlib.ExitStack() as held:
+        r = _start(run, held)
+        return _loop(r, on_step)
+
+
+def _loop(r: _Run, on_step: Callable[[dict], None] | None) -> Path:
+    """Step until max_steps, a signal or max_minutes; evaluate and checkpoint on schedule; then the report."""
     stopped_by = None
     with _StopSignal() as stop:
         while r.progress.step < r.cfg.max_steps and stopped_by is None:
@@ -99,8 +106,8 @@ def train(run: RunConfig, on_step: Callable[[dict], None] | None = None) -> Path
     return r.out_dir / "best"
 
 
-def _start(run: RunConfig) -> _Run:
-    """Check the config, open the data, build (or resume) the model and optimizer."""
+def _start(run: RunConfig, held: contextlib.ExitStack) -> _Run:
+    """Check the config, open the data, lock out_dir (into `held`), build (or resume) the model and optimizer."""
     cfg = run.train
     dist, device = init_distributed(cfg.device)
     precision = Precision.on(device, parse_dtype(cfg.dtype, device))
@@ -113,6 +120,8 @@ def _start(run: RunConfig) -> _Run:
     batches = Batches(train_shards, cfg.batch_size, block, seed=cfg.seed, device=device)
     Batches(val_shards, 1, block)  # fail now, not at the first evaluation, if val is too short
 
+    if dist.is_main:  # one training run per out_dir; other ranks follow rank 0
+        held.enter_context(DirectoryLock(cfg.out_dir, "training run"))
     torch.manual_seed(cfg.seed)
     model = GPT(run.model)
     resume_from = _latest_checkpoint(Path(cfg.out_dir))
@@ -198,7 +207,7 @@ def _save(r: _Run, name: str, resumable: bool) -> Path:
         save_checkpoint(path, plain_model(r.model, model_state), r.tokenizer, extra=extra, train_state=state)
         if resumable:
             for old in sorted(r.out_dir.glob("ckpt-*"))[: -r.cfg.keep_last]:
-                shutil.rmtree(old, ignore_errors=True)
+                remove_directory(old)
     barrier(r.dist)
     return path
 

@@ -48,13 +48,38 @@ def test_resume_after_kill_gives_identical_loss_curve(shards, tmp_path):
     same = ("checkpoint_interval=10", "dropout=0.1", "schedule=constant")
     train(_run(shards, tmp_path / "full", "max_steps=30", *same))
     proc = _start(shards, tmp_path / "killed", "max_steps=100000", *same)
-    _wait_for(lambda: len(_losses(tmp_path / "killed")) >= 14, proc)  # between checkpoints 10 and 20
-    proc.kill()  # SIGKILL: no chance to save anything
-    proc.wait()
-    assert (tmp_path / "killed" / "ckpt-000010").is_dir()
-    train(_run(shards, tmp_path / "killed", "max_steps=30", *same))
+    try:
+        _wait_for(lambda: len(_losses(tmp_path / "killed")) >= 14, proc)  # past checkpoint 10
+    finally:
+        proc.kill()  # SIGKILL: no chance to save anything, or to release the run's lock
+        proc.wait()
+    newest = max(int(p.name.removeprefix("ckpt-")) for p in (tmp_path / "killed").glob("ckpt-*"))
+    assert 10 <= newest < 30  # so the rerun must replay steps from a checkpoint
+    train(_run(shards, tmp_path / "killed", "max_steps=30", *same))  # takes over the dead run's lock
+    steps = [r["step"] for r in read_metrics(tmp_path / "killed" / "metrics.jsonl") if "loss" in r]
+    assert steps == list(range(1, 31))  # the killed run's steps past its checkpoint were replaced
     assert _losses(tmp_path / "killed", after=10) == _losses(tmp_path / "full", after=10)  # bit-exact
-    assert len(_losses(tmp_path / "killed")) == 30
+
+
+def test_a_second_training_run_on_the_same_out_dir_is_refused(shards, tmp_path):
+    first = _start(shards, tmp_path / "run", "max_steps=100000", "checkpoint_interval=1000", "eval_interval=1000")
+    try:
+        _wait_for(lambda: len(_losses(tmp_path / "run")) >= 2, first)
+        second = subprocess.run([*_cli(sys.executable, "-m", "gptkit"), *_overrides(shards, tmp_path / "run")],
+                                capture_output=True, text=True, timeout=120)
+        steps_before = len(_losses(tmp_path / "run"))
+        time.sleep(0.5)
+        assert len(_losses(tmp_path / "run")) > steps_before  # the first run goes on undisturbed
+    finally:
+        first.kill()
+        first.wait()
+    assert second.returncode == 2
+    assert "Traceback" not in second.stderr
+    assert second.stderr.strip().splitlines()[-1] == (f"error: {tmp_path / 'run'} is in use by another training "
+                                                      f"run (pid {first.pid}): wait for it to finish, or choose "
+                                                      f"another directory")
+    steps = [r["step"] for r in read_metrics(tmp_path / "run" / "metrics.jsonl") if "loss" in r]
+    assert steps == list(range(1, len(steps) + 1))  # one run's metrics, not two interleaved
 
 
 def test_sigterm_saves_a_checkpoint_and_exits_cleanly(shards, tmp_path):
