@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import signal
 import sys
 import traceback
 import typing
@@ -371,7 +373,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminated(signum, frame):
+    print("terminated", file=sys.stderr)
+    raise SystemExit(128 + signum)  # unwinds like Ctrl-C does, so half-written outputs are removed
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run a command; exit status 0 done, 2 a user or environment fault, 130 Ctrl-C, 143 SIGTERM."""
+    with contextlib.suppress(ValueError):  # not the main thread (e.g. called from a worker): leave signals alone
+        signal.signal(signal.SIGTERM, _terminated)
     parser = build_parser()
     # `key=value` config overrides may appear anywhere after the subcommand
     args, extra = parser.parse_known_args(argv)

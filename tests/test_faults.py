@@ -6,8 +6,10 @@ import gzip
 import hashlib
 import json
 import resource
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -121,3 +123,22 @@ def test_a_full_disk_is_one_line_and_leaves_no_partial_output(ws, command):
     assert proc.stderr.strip().splitlines()[-1].startswith("error: cannot write d")
     assert _snapshot(ws) == before and not Path("d").exists()
     assert not any(p.name.startswith(".d.") for p in ws.iterdir())  # no half-written version left behind
+
+
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+def test_an_interrupted_prepare_leaves_nothing_and_the_next_one_sweeps_what_a_kill_left(ws, bpe_tokenizer, how):
+    bpe_tokenizer.save("tok.json")
+    Path("big.txt").write_text(("\n\n".join(SAMPLE_TEXT) + "\n\n") * 4000)  # ~10 MB: seconds of writing
+    proc = subprocess.Popen([sys.executable, "-m", "gptkit", "prepare", "big.txt", "--out", "d", "--tokenizer",
+                             "tok.json", "--no-dedup", "--quiet"], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not list(ws.glob(".d.v*")):  # the new version is being written
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+        time.sleep(0.02)
+    proc.send_signal(how)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == (128 + how if how == signal.SIGTERM else -how), err
+    assert "Traceback" not in err and not Path("d").exists()
+    assert bool(list(ws.glob(".d.v*"))) == (how == signal.SIGKILL)  # only a kill leaves its version behind
+    assert main(["prepare", "corpus.txt", "--out", "d", "--vocab-size", "300", "--quiet"]) == 0
+    assert [p.name for p in ws.glob(".d.v*")] == [Path("d").resolve().name]  # the next write swept it

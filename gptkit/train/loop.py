@@ -103,6 +103,7 @@ def _loop(r: _Run, on_step: Callable[[dict], None] | None) -> Path:
                      f"{dtype} (dtype={r.cfg.dtype}) on {r.precision.device}")
     if stopped_by:
         log.info("stopped by %s at step %d; run the same command again to resume", stopped_by, r.progress.step)
+    stop.pass_on()  # everything is saved: now the signal does what it would have done
     return r.out_dir / "best"
 
 
@@ -251,7 +252,8 @@ def _load_weights(path: Path, model: GPT) -> dict:
 
 
 class _StopSignal:
-    """Turns SIGINT/SIGTERM into a flag the loop checks between steps (then saves and exits)."""
+    """Turns SIGINT/SIGTERM into a flag the loop checks between steps; the loop saves, then `pass_on`
+    delivers the signal to whatever handled it before (KeyboardInterrupt for SIGINT, by default)."""
 
     def __init__(self):
         self.received: str | None = None
@@ -269,6 +271,10 @@ class _StopSignal:
     def __exit__(self, *exc):
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
+
+    def pass_on(self) -> None:
+        if self.received is not None:
+            signal.raise_signal(signal.Signals[self.received])
 
 
 def _fit_vocab(config: ModelConfig, tokenizer: Tokenizer) -> ModelConfig:
