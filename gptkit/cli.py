@@ -380,15 +380,24 @@ def _terminated(signum, frame):
 
 def main(argv: list[str] | None = None) -> int:
     """Run a command; exit status 0 done, 2 a user or environment fault, 130 Ctrl-C, 143 SIGTERM."""
-    with contextlib.suppress(ValueError):  # not the main thread (e.g. called from a worker): leave signals alone
-        signal.signal(signal.SIGTERM, _terminated)
     parser = build_parser()
     # `key=value` config overrides may appear anywhere after the subcommand
     args, extra = parser.parse_known_args(argv)
     args.overrides = [a for a in extra if "=" in a and not a.startswith("-")]
     if len(args.overrides) != len(extra) or (extra and not getattr(args, "takes_overrides", False)):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s", force=True)
+    previous = None
+    with contextlib.suppress(ValueError):  # not the main thread (e.g. called from a worker): leave signals alone
+        previous = signal.signal(signal.SIGTERM, _terminated)
+    try:
+        return _run(args)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args) -> int:
     try:
         args.func(args)
     except GptkitError as e:

@@ -1,50 +1,73 @@
-"""The CLI end to end, as a user runs it: a subprocess, exit codes, no tracebacks."""
+"""The CLI end to end: what a user types, what it prints, exit codes, no tracebacks.
 
+Most commands run in-process through `cli.main()` (a traceback would surface as an exception);
+a few run as real subprocesses, the way a shell runs them.
+"""
+
+import io
 import json
 import subprocess
 import sys
 
 import pytest
+import torch
 
-from gptkit import load_checkpoint, save_checkpoint
-from gptkit.cli import build_parser
-from gptkit.generate import beam_search_text
+from gptkit import GPT, ModelConfig, Sampling, load_checkpoint, save_checkpoint
+from gptkit.cli import build_parser, main
+from gptkit.generate import beam_search_text, generate_text
+from gptkit.quantize import for_inference
 
 
-def run(*args, check_rc=0, stdin=None):
-    proc = subprocess.run([sys.executable, "-m", "gptkit", *map(str, args)],
-                          capture_output=True, text=True, timeout=120, input=stdin)
-    assert proc.returncode == check_rc, proc.stderr
+@pytest.fixture
+def cli(capsys, monkeypatch):
+    """cli(*args, code=0, stdin="") -> (stdout, stderr) of `gptkit ARGS` run in-process."""
+    def run(*args, code=0, stdin=""):
+        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+        assert main([str(a) for a in args]) == code, capsys.readouterr().err
+        return capsys.readouterr()
+    return run
+
+
+def subprocess_run(*args, code=0):
+    proc = subprocess.run([sys.executable, "-m", "gptkit", *map(str, args)], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == code, proc.stderr
     return proc
 
 
-def test_every_subcommand_has_help():
+def test_every_subcommand_has_help(capsys):
     commands = build_parser()._subparsers._group_actions[0].choices
     assert set(commands) >= {"info", "generate", "init", "import-hf", "export-hf", "prepare", "train", "demo"}
     for name in commands:
-        assert "usage:" in run(name, "--help").stdout
+        with pytest.raises(SystemExit) as done:
+            main([name, "--help"])
+        assert done.value.code == 0 and f"usage: gptkit {name}" in capsys.readouterr().out
+    assert "usage: gptkit" in subprocess_run("--help").stdout  # and the real entry point starts
 
 
-def test_init_info_generate(tmp_path, bpe_tokenizer):
+def test_init_info_generate(tmp_path, bpe_tokenizer, cli):
     bpe_tokenizer.save(tmp_path / "tokenizer.json")
     ck = tmp_path / "ck"
-    run("init", ck, "--config", "tiny", "vocab_size=300", "n_layer=1",
-        "--tokenizer", tmp_path / "tokenizer.json")
-    info = run("info", ck).stdout
+    cli("init", ck, "--config", "tiny", "vocab_size=300", "n_layer=1", "--tokenizer", tmp_path / "tokenizer.json")
+    info = cli("info", ck).out
     assert "n_layer         1" in info and "parameters" in info and "tokenizer.json" in info
-    out = run("generate", ck, "--prompt", "def add", "--max-new-tokens", "8", "--seed", "1").stdout
+    n_params = load_checkpoint(ck).model.num_params()
+    assert f"parameters      {n_params:,}" in info
+    out = cli("generate", ck, "--prompt", "def add", "--max-new-tokens", "8", "--seed", "1").out
     assert out.startswith("def add")
-    again = run("generate", ck, "--prompt", "def add", "--max-new-tokens", "8", "--seed", "1").stdout
-    assert out == again
+    assert cli("generate", ck, "--prompt", "def add", "--max-new-tokens", "8", "--seed", "1").out == out
 
 
-def test_hf_export_import_roundtrip(tmp_path, tiny_model, bpe_tokenizer):
+def test_hf_export_import_roundtrip_keeps_every_tensor(tmp_path, tiny_model, bpe_tokenizer, cli):
     pytest.importorskip("transformers")
     save_checkpoint(tmp_path / "ck", tiny_model, bpe_tokenizer)
-    run("export-hf", tmp_path / "ck", tmp_path / "hf")
-    run("import-hf", tmp_path / "hf", tmp_path / "back")
+    cli("export-hf", tmp_path / "ck", tmp_path / "hf")
+    cli("import-hf", tmp_path / "hf", tmp_path / "back")
     back = load_checkpoint(tmp_path / "back")
     assert back.model.config == tiny_model.config
+    theirs = back.model.state_dict()
+    for name, tensor in tiny_model.state_dict().items():
+        assert torch.equal(tensor, theirs[name]), name
     assert back.tokenizer.encode("hello") == bpe_tokenizer.encode("hello")
 
 
@@ -61,33 +84,32 @@ def test_hf_export_import_roundtrip(tmp_path, tiny_model, bpe_tokenizer):
     (["prepare", "x.txt", "--out", "OUT", "txt_documents=page"], "txt_documents must be one of file, paragraph"),
     (["prepare", "builtin:python-docs", "--out", "OUT", "--vocab-size", "100"], "too small"),
 ])
-def test_user_errors_print_one_line_and_exit_2(tmp_path, args, message):
+def test_user_errors_print_one_line_and_exit_2(tmp_path, args, message, cli):
     args = [str(tmp_path / a) if a == "OUT" else a.replace("=OUT", f"={tmp_path / 'out'}") for a in args]
-    proc = run(*args, check_rc=2)
-    assert message in proc.stderr
-    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    err = cli(*args, code=2).err
+    assert message in err and err.startswith("error: ") and len(err.strip().splitlines()) == 1
 
 
-def test_corrupt_checkpoint_exits_2(tmp_path, tiny_model):
+def test_corrupt_checkpoint_exits_2_from_a_shell(tmp_path, tiny_model):
     path = save_checkpoint(tmp_path / "ck", tiny_model)
     (path / "model.safetensors").write_bytes(b"broken")
-    proc = run("info", path, check_rc=2)
+    proc = subprocess_run("info", path, code=2)
     assert "corrupt or truncated" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_info_refuses_weights_that_do_not_match_the_config(tmp_path, tiny_model):
+def test_info_refuses_weights_that_do_not_match_the_config(tmp_path, tiny_model, cli):
     path = save_checkpoint(tmp_path / "ck", tiny_model)
     config = json.loads((path / "config.json").read_text())
     config["model"]["n_layer"] = 3
     (path / "config.json").write_text(json.dumps(config))
-    proc = run("info", path, check_rc=2)
-    assert "does not match config.json" in proc.stderr and "missing tensors blocks.2" in proc.stderr
+    err = cli("info", path, code=2).err
+    assert "does not match config.json" in err and "missing tensors blocks.2" in err
 
 
-def test_prepare_reads_a_config_file_with_flags_and_overrides_on_top(tmp_path):
+def test_prepare_reads_a_config_file_with_flags_and_overrides_on_top(tmp_path, cli):
     (tmp_path / "a.txt").write_text("one line\nanother line\n" * 30 + "\n".join(f"line {i}" for i in range(50)))
     (tmp_path / "prep.toml").write_text('tokenizer = "char"\nval_fraction = 0.3\n[read]\ntxt_documents = "file"\n')
-    run("prepare", tmp_path / "a.txt", "--out", tmp_path / "d", "--config", tmp_path / "prep.toml",
+    cli("prepare", tmp_path / "a.txt", "--out", tmp_path / "d", "--config", tmp_path / "prep.toml",
         "--txt-documents", "line", "val_fraction=0.2", "--quiet")
     manifest = json.loads((tmp_path / "d" / "manifest.json").read_text())
     assert manifest["config"]["tokenizer"] == "char"  # from the file
@@ -96,40 +118,59 @@ def test_prepare_reads_a_config_file_with_flags_and_overrides_on_top(tmp_path):
     assert manifest["read"]["documents"] == 110  # one per line: 60 repeated lines and 50 distinct
 
 
-def test_prompt_too_long_exits_2(tmp_path, bpe_tokenizer):
-    from gptkit import GPT, ModelConfig
-
+def test_prompt_too_long_exits_2(tmp_path, bpe_tokenizer, cli):
     model = GPT(ModelConfig(vocab_size=300, block_size=16, n_layer=1, n_head=1, n_embd=8))
     path = save_checkpoint(tmp_path / "ck", model, bpe_tokenizer)
-    proc = run("generate", path, "--prompt", "word " * 40, check_rc=2)
-    assert "context window" in proc.stderr
+    assert "context window" in cli("generate", path, "--prompt", "word " * 40, code=2).err
 
 
-def test_generate_options_and_interactive_mode(tmp_path, tiny_model, bpe_tokenizer):
+def test_generate_prints_what_the_api_generates_for_each_option(tmp_path, tiny_model, bpe_tokenizer, cli):
     path = save_checkpoint(tmp_path / "ck", tiny_model, bpe_tokenizer)
-    greedy = ("--temperature", "0", "--max-new-tokens", "20")
-    free = run("generate", path, "--prompt", "The fox", *greedy).stdout.removesuffix("\n")
-    stop = free[len("The fox") + 4:][:2]
-    cut = run("generate", path, "--prompt", "The fox", *greedy, "--stop", stop).stdout.removesuffix("\n")
-    assert cut == free[: free.index(stop, len("The fox"))]
-    beam = beam_search_text(tiny_model, bpe_tokenizer, "The fox", 20, num_beams=3)
-    assert run("generate", path, "--prompt", "The fox", *greedy, "--beams", "3").stdout == f"The fox{beam}\n"
-    for extra in (["--dtype", "int8"], ["--min-p", "0.1", "--repetition-penalty", "1.2"]):
-        assert run("generate", path, "--prompt", "The fox", *greedy, *extra).stdout.startswith("The fox")
-    long_prompt = ("--prompt", "word " * 80, "--truncate", "--max-new-tokens", "3")
-    assert run("generate", path, *long_prompt).stdout.startswith("word word")
-    proc = run("generate", path, "-i", *greedy, stdin="The fox\n" + "word " * 80 + "\nThe fox\n\n")
-    assert proc.stdout.count(free) == 2  # both prompts answered; the long one in between is an error line
-    assert "context window" in proc.stderr and "Traceback" not in proc.stderr
+    tok, prompt = bpe_tokenizer, "The fox"
+
+    def printed(*args, prompt_args=("--prompt", prompt)):
+        return cli("generate", path, *prompt_args, "--max-new-tokens", "20", "--dtype", "fp32", *args).out
+
+    def api(sampling, model=tiny_model, text=prompt, **kw):
+        return text + generate_text(model, tok, text, 20, sampling, **kw) + "\n"
+
+    free = api(Sampling(0))
+    assert printed("--temperature", "0") == free
+    assert printed("--temperature", "0.9", "--min-p", "0.1", "--repetition-penalty", "1.2", "--seed", "3") == api(
+        Sampling(0.9, min_p=0.1, repetition_penalty=1.2), seed=3)
+    assert printed("--temperature", "0.8", "--top-k", "20", "--top-p", "0.9", "--seed", "5", "--num-samples", "2") == (
+        "--- sample 1 ---\n" + api(Sampling(0.8, top_k=20, top_p=0.9), seed=5)
+        + "--- sample 2 ---\n" + api(Sampling(0.8, top_k=20, top_p=0.9), seed=6))
+    stop = free[len(prompt) + 4:][:2]
+    assert printed("--temperature", "0", "--stop", stop) == free[: free.index(stop, len(prompt))] + "\n"
+    beam = beam_search_text(tiny_model, tok, prompt, 20, num_beams=3)
+    assert printed("--temperature", "0", "--beams", "3") == f"{prompt}{beam}\n"
+    int8 = for_inference(load_checkpoint(path).model, "int8")
+    assert cli("generate", path, "--prompt", prompt, "--max-new-tokens", "20", "--temperature", "0",
+               "--dtype", "int8").out == api(Sampling(0), model=int8)
+    long = "word " * 80
+    assert printed("--temperature", "0", "--truncate", prompt_args=("--prompt", long)) == api(
+        Sampling(0), text=long, truncate_prompt=True)
+    (tmp_path / "prompt.txt").write_text(prompt)
+    assert printed("--temperature", "0", prompt_args=("--prompt-file", tmp_path / "prompt.txt")) == free
 
 
-def test_prepare_reports_counts_and_skips_an_unchanged_rerun(tmp_path):
+def test_interactive_mode_answers_each_line_and_survives_a_bad_one(tmp_path, tiny_model, bpe_tokenizer, cli):
+    path = save_checkpoint(tmp_path / "ck", tiny_model, bpe_tokenizer)
+    free = "The fox" + generate_text(tiny_model, bpe_tokenizer, "The fox", 20, Sampling(0))
+    result = cli("generate", path, "-i", "--temperature", "0", "--max-new-tokens", "20", "--dtype", "fp32",
+                 stdin="The fox\n" + "word " * 80 + "\nThe fox\n\n")
+    assert result.out.count(free) == 2  # both prompts answered; the long one in between is an error line
+    assert "context window" in result.err
+
+
+def test_prepare_reports_counts_and_skips_an_unchanged_rerun(tmp_path, cli):
     args = ("prepare", "builtin:python-docs", "--out", tmp_path / "pd", "--vocab-size", "512", "--quiet")
-    out = run(*args).stdout
+    out = cli(*args).out
     assert "train" in out and "val" in out and "documents_in" in out
-    assert "nothing to do" in run(*args).stderr
+    assert "nothing to do" in cli(*args).err
 
 
-def test_unknown_arguments_exit_2():
-    proc = run("info", "x", "--bogus", check_rc=2)
+def test_unknown_arguments_exit_2_from_a_shell():
+    proc = subprocess_run("info", "x", "--bogus", code=2)
     assert "unrecognized arguments" in proc.stderr

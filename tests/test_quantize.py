@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from gptkit import GPT, GptkitError
+from gptkit import GPT, GptkitError, runtime
 from gptkit.generate import GREEDY, generate, generate_batch
 from gptkit.quantize import Int8Linear, for_inference, quantize_int8
 
@@ -57,6 +57,15 @@ def test_for_inference_casts_or_quantizes(tiny_model):
     assert for_inference(_copy(tiny_model), "bf16").wte.weight.dtype == torch.bfloat16
     assert for_inference(_copy(tiny_model), "fp32").wte.weight.dtype == torch.float32
     assert isinstance(for_inference(_copy(tiny_model), "int8").blocks[0].mlp.fc, Int8Linear)
-    assert for_inference(_copy(tiny_model), "auto").wte.weight.dtype in (torch.float32, torch.bfloat16)
+    with pytest.raises(GptkitError, match="unknown dtype 'int4'"):
+        for_inference(tiny_model, "int4")
+
+
+@pytest.mark.parametrize("flags, dtype", [
+    ({"avx2", "amx_bf16"}, torch.bfloat16), ({"avx2", "avx512_bf16"}, torch.bfloat16), ({"avx2", "fma"}, torch.float32),
+], ids=["amx", "avx512-bf16", "avx2-only"])
+def test_auto_picks_bf16_only_where_the_cpu_computes_it_fast(tiny_model, monkeypatch, flags, dtype):
+    monkeypatch.setattr(runtime, "_cpu_flags", lambda: frozenset(flags))
+    assert for_inference(_copy(tiny_model), "auto").dtype == dtype
     with pytest.raises(GptkitError, match="unknown dtype 'int4'"):
         for_inference(tiny_model, "int4")

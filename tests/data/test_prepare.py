@@ -18,7 +18,12 @@ def test_prepare_writes_shards_that_decode_to_the_documents(tmp_path, corpus):
     ids = np.fromfile(tmp_path / "out" / "train_000.bin", dtype=np.uint16).tolist()
     assert ids.count(tok.eot_id) == train["documents"] and ids[-1] == tok.eot_id
     docs = tok.decode(ids).split("<|endoftext|>")[:-1]
-    assert all(d.startswith("Paragraph ") for d in docs)
+    val_ids = np.fromfile(tmp_path / "out" / "val_000.bin", dtype=np.uint16).tolist()
+    val_docs = tok.decode(val_ids).split("<|endoftext|>")[:-1]
+    paragraphs = [f"Paragraph {i}: " + SAMPLE_TEXT[i % 4] for i in range(200)]
+    expected = [p if p.endswith("\n") else p + "\n" for p in paragraphs]  # a paragraph keeps its last newline
+    assert sorted(docs + val_docs) == sorted(expected)  # every document, byte for byte, in one split or the other
+    assert docs == [d for d in expected if d in set(docs)]  # in input order
     assert manifest["inputs"][0]["bytes"] == corpus.stat().st_size and len(manifest["inputs"][0]["sha256"]) == 64
 
 
@@ -49,7 +54,21 @@ def test_large_vocabularies_use_uint32(tmp_path, corpus):
     big = Tokenizer.train_char(["abc"], special_tokens=tuple(f"<s{i}>" for i in range(65540)))
     manifest = prepare([str(corpus)], tmp_path / "out", CONFIG, tokenizer=big)
     assert manifest["dtype"] == "uint32"
-    assert len(TokenShards(tmp_path / "out", "train")) == manifest["splits"]["train"]["tokens"]
+    train = TokenShards(tmp_path / "out", "train")
+    assert len(train) == manifest["splits"]["train"]["tokens"]
+    unk = big.backend.token_to_id("<unk>")  # the corpus is mostly not "abc": unknown characters
+    assert unk > 65535 and int(np.concatenate(train.arrays).max()) == unk  # read back whole, not wrapped at 16 bits
+
+
+def test_shards_roll_over_and_read_back_in_order(tmp_path, corpus):
+    one = prepare([str(corpus)], tmp_path / "one", CONFIG)
+    many = prepare([str(corpus)], tmp_path / "many", PrepareConfig(vocab_size=300, val_fraction=0.2,
+                                                                    shard_tokens=500))
+    shards = many["splits"]["train"]["shards"]
+    assert len(shards) > 3 and all(s["tokens"] >= 500 for s in shards[:-1])  # a new file once one passes 500
+    assert many["splits"]["train"]["tokens"] == one["splits"]["train"]["tokens"]
+    joined = np.concatenate(TokenShards(tmp_path / "many", "train").arrays)
+    assert np.array_equal(joined, np.concatenate(TokenShards(tmp_path / "one", "train").arrays))
 
 
 def test_failed_prepare_leaves_nothing_behind_and_char_tokenizer_works(tmp_path, corpus):

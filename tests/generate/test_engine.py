@@ -60,6 +60,8 @@ def test_requests_join_and_leave_a_running_batch(tiny_model):
     assert engine.waiting and third.tokens == []
     engine.cancel(first)  # leaves: its slot goes to the third
     assert first.finish_reason == "stop"
+    engine.step()
+    assert not engine.waiting and len(third.tokens) == 1  # admitted on the very next step
     while engine.busy:
         engine.step()
     assert second.tokens == generate(tiny_model, [9, 8], 6, GREEDY) and second.finish_reason == "length"

@@ -24,17 +24,19 @@ def test_top_k_keeps_exactly_the_k_most_likely_tokens():
 def test_top_p_keeps_the_smallest_set_reaching_p():
     logits = _logits([0.1, 0.4, 0.2, 0.3])
     keep = lambda p: filter_logits(logits, Sampling(top_p=p)).isfinite()[0].tolist()
-    assert keep(0.4) == [False, True, False, False]
-    assert keep(0.5) == [False, True, False, True]  # 0.4 < 0.5, so the next one is needed
-    assert keep(0.7) == [False, True, False, True]
+    # thresholds away from the cumulative sums (0.4, 0.7, 0.9, 1.0): float rounding cannot decide them
+    assert keep(0.35) == [False, True, False, False]
+    assert keep(0.45) == [False, True, False, True]  # 0.4 < 0.45, so the next one is needed
+    assert keep(0.65) == [False, True, False, True]
     assert keep(0.75) == [False, True, True, True]
+    assert keep(0.95) == [True, True, True, True]
     assert keep(1.0) == [True, True, True, True]
 
 
 def test_min_p_keeps_tokens_at_least_that_fraction_of_the_top_one():
     logits = _logits([0.05, 0.5, 0.2, 0.25])
     keep = lambda p: filter_logits(logits, Sampling(min_p=p)).isfinite()[0].tolist()
-    assert keep(0.5) == [False, True, False, True]  # 0.25 >= 0.5 * 0.5
+    assert keep(0.45) == [False, True, False, True]  # 0.25 >= 0.225 > 0.2
     assert keep(0.39) == [False, True, True, True]  # 0.2 >= 0.195
     assert keep(0.09) == [True, True, True, True]  # 0.05 >= 0.045
     assert keep(0.11) == [False, True, True, True]  # 0.05 < 0.055

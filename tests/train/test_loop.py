@@ -16,14 +16,15 @@ from tests.train.conftest import _cli, _losses, _overrides, _run
 
 
 def test_training_writes_checkpoints_metrics_and_report(shards, tmp_path):
-    best = train(_run(shards, tmp_path / "run", "sample_tokens=8"))
+    best = train(_run(shards, tmp_path / "run", "sample_tokens=8", "keep_last=2"))
     losses = _losses(tmp_path / "run")
     assert len(losses) == 12 and losses[-1] < losses[0]
     evals = [r for r in read_metrics(tmp_path / "run" / "metrics.jsonl") if "val_loss" in r]
     assert [r["step"] for r in evals] == [6, 12] and all("sample" in r and "val_bpb" in r for r in evals)
     ckpt = load_checkpoint(best)
     assert ckpt.meta["val_loss"] == min(r["val_loss"] for r in evals)
-    assert sorted(p.name for p in (tmp_path / "run").glob("ckpt-*")) == ["ckpt-000004", "ckpt-000008", "ckpt-000012"]
+    assert sorted(p.name for p in (tmp_path / "run").glob("ckpt-*")) == ["ckpt-000008", "ckpt-000012"]  # pruned
+    assert len(list((tmp_path / "run").glob(".ckpt-*"))) == 2  # and the pruned one's version is gone too
     report = (tmp_path / "run" / "report.md").read_text()
     assert "tokens seen: 1,536" in report  # 12 steps x 4 x 32
     assert (tmp_path / "run" / "loss.png").stat().st_size > 1000 or "matplotlib" in report
