@@ -65,15 +65,20 @@ def _load_train_state(path: Path) -> dict:
     file = _require_dir(path) / TRAIN_STATE_FILE
     if not file.is_file():
         raise GptkitError(f"{path}: no {TRAIN_STATE_FILE}; this checkpoint cannot resume training")
+    return load_tensors(file, "resume from a checkpoint that gptkit wrote, or delete this one")
+
+
+def load_tensors(file: Path, remedy: str):
+    """torch.load with weights_only: tensors and plain data load, anything that would run code is refused."""
     try:
         return torch.load(file, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        if "Weights only load failed" not in str(e):
-            raise GptkitError(f"{file}: corrupt or truncated training state ({str(e).splitlines()[0]})") from e
-        raise GptkitError(f"{file} holds Python objects that would run code when loaded, and gptkit does not run "
-                          f"them; resume from a checkpoint that gptkit wrote, or delete this one") from e
+        if "Weights only load failed" in str(e):  # torch's own text would suggest weights_only=False: never
+            raise GptkitError(f"{file} holds Python objects that would run code when loaded, and gptkit does not "
+                              f"run them; {remedy}") from e
+        raise GptkitError(f"{file}: corrupt or truncated ({str(e).splitlines()[0]})") from e
     except Exception as e:  # a truncated file fails in many ways
-        raise GptkitError(f"{file}: corrupt or truncated training state ({str(e).splitlines()[0]})") from e
+        raise GptkitError(f"{file}: corrupt or truncated ({(str(e).splitlines() or [repr(e)])[0]})") from e
 
 
 def read_config(path: str | Path) -> tuple[ModelConfig, dict]:

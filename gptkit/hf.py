@@ -16,6 +16,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .atomic import atomic_directory, writing
+from .checkpoint import load_tensors
 from .config import ModelConfig
 from .errors import GptkitError
 from .model import GPT
@@ -101,10 +102,8 @@ def _read_hf_weights(path: Path) -> dict[str, torch.Tensor]:
         except (SafetensorError, OSError) as e:
             raise GptkitError(f"{path / 'model.safetensors'}: corrupt or truncated ({e})") from e
     if (path / "pytorch_model.bin").is_file():
-        try:  # weights_only: never run code from a downloaded pickle
-            return torch.load(path / "pytorch_model.bin", map_location="cpu", weights_only=True)
-        except Exception as e:
-            raise GptkitError(f"{path / 'pytorch_model.bin'}: cannot be read safely ({e})") from e
+        return load_tensors(path / "pytorch_model.bin", "convert the model to model.safetensors with a tool you "
+                            "trust, or get a safetensors copy")
     raise GptkitError(f"{path}: no model.safetensors or pytorch_model.bin")
 
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from gptkit import GPT, GptkitError, ModelConfig, load_checkpoint, save_checkpoint
-from gptkit.checkpoint import read_config
+from gptkit.checkpoint import load_train_state, read_config
 
 
 def test_checkpoint_roundtrip_preserves_weights_tokenizer_and_meta(tmp_path, tiny_model, bpe_tokenizer):
@@ -100,3 +100,25 @@ def test_load_onto_requested_device(tmp_path, device):
     path = save_checkpoint(tmp_path / "ck", model)
     loaded = load_checkpoint(path, device=device).model
     assert {p.device.type for p in loaded.parameters()} == {device}
+
+
+class _RunsCode:
+    """A pickle payload: unpickling it would call os.system."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_a_train_state_that_would_run_code_is_refused_without_running_it(tmp_path, tiny_model):
+    path = save_checkpoint(tmp_path / "ck", tiny_model, train_state={"step": 1})
+    torch.save({"step": 1, "evil": _RunsCode(tmp_path / "pwned")}, path / "train_state.pt")
+    with pytest.raises(GptkitError) as refused:
+        load_train_state(path)
+    assert "would run code when loaded, and gptkit does not run them" in str(refused.value)
+    assert "weights_only=False" not in str(refused.value)
+    assert not (tmp_path / "pwned").exists()

@@ -150,3 +150,15 @@ def test_non_gpt2_directory_is_a_clear_error(tmp_path):
         from_hf(tmp_path)
     with pytest.raises(GptkitError, match="no config.json"):
         from_hf(tmp_path / "missing")
+
+
+def test_a_pytorch_model_bin_that_would_run_code_is_refused_without_running_it(tmp_path):
+    from tests.test_checkpoint import _RunsCode
+
+    hf_model = _hf_tiny(seed=1)
+    state = dict(hf_model.state_dict(), payload=_RunsCode(tmp_path / "pwned"))
+    torch.save(state, tmp_path / "pytorch_model.bin")
+    (tmp_path / "config.json").write_text(json.dumps(hf_model.config.to_dict()))
+    with pytest.raises(GptkitError, match="would run code when loaded") as refused:
+        from_hf(tmp_path)
+    assert "weights_only=False" not in str(refused.value) and not (tmp_path / "pwned").exists()

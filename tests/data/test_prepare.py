@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 
@@ -48,6 +50,29 @@ def test_rerun_on_unchanged_inputs_is_skipped_and_changes_are_detected(tmp_path,
     assert changed["read"]["documents"] == 201
     other_tok = Tokenizer.train_bpe(SAMPLE_TEXT, vocab_size=280)
     assert prepare([str(corpus)], out, CONFIG, tokenizer=other_tok)["tokenizer_sha256"] == other_tok.sha256
+    stricter = PrepareConfig(vocab_size=300, val_fraction=0.2, clean=CleanConfig(min_chars=60))
+    rebuilt = prepare([str(corpus)], out, stricter, tokenizer=other_tok)  # a setting changed: rebuilt
+    assert rebuilt["config"]["clean"]["min_chars"] == 60 and rebuilt["cleaning"]["dropped_short"] > 0
+
+
+def test_reader_and_cleaning_options_take_effect_through_prepare(tmp_path):
+    pytest.importorskip("datasketch")
+    corpus = tmp_path / "corpus"
+    (corpus / "skip").mkdir(parents=True)
+    lines = [{"body": f"Write to jane{i}@example.com about " + " ".join(f"w{i}x{j}" for j in range(80)),
+              "text": "not this field"} for i in range(30)]
+    lines.append({"body": lines[0]["body"].replace("w0x40", "W0X40")})  # a near duplicate of the first
+    (corpus / "mail.jsonl").write_text("\n".join(json.dumps(line) for line in lines))
+    (corpus / "skip" / "other.txt").write_text("a file the include glob leaves out")
+    config = PrepareConfig(vocab_size=300, val_fraction=0.2, read=ReadOptions(text_field="body", include=("*.jsonl",)),
+                           clean=CleanConfig(redact_pii=True, dedup_near=True))
+    manifest = prepare([str(corpus)], tmp_path / "out", config)
+    assert manifest["read"]["files"] == 1 and manifest["read"]["documents"] == 31
+    assert manifest["cleaning"]["dropped_near_duplicate"] == 1 and manifest["cleaning"]["pii_email"] == 30
+    tok = Tokenizer.load(tmp_path / "out")
+    arrays = TokenShards(tmp_path / "out", "train").arrays + TokenShards(tmp_path / "out", "val").arrays
+    text = "".join(tok.decode(a.tolist()) for a in arrays)
+    assert text.count("Write to <EMAIL> about") == 30 and "@example.com" not in text and "not this field" not in text
 
 
 def test_large_vocabularies_use_uint32(tmp_path, corpus):

@@ -62,3 +62,35 @@ def test_repetition_penalty_divides_positive_and_multiplies_negative_logits_of_s
 def test_bad_sampling_settings_are_rejected(kwargs):
     with pytest.raises(GptkitError):
         Sampling(**kwargs)
+
+
+@pytest.mark.parametrize("sampling", [
+    Sampling(temperature=0.7), Sampling(top_k=5), Sampling(top_p=0.83), Sampling(min_p=0.07),
+    Sampling(temperature=1.3, top_k=20, top_p=0.9, min_p=0.02),
+], ids=["temperature", "top_k", "top_p", "min_p", "all"])
+def test_filters_keep_what_transformers_logits_processors_keep(sampling):
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    logits = torch.randn(4, 200) * 3
+    processors = [transformers.TemperatureLogitsWarper(sampling.temperature)]
+    if sampling.top_k:
+        processors.append(transformers.TopKLogitsWarper(sampling.top_k))
+    if sampling.top_p:
+        processors.append(transformers.TopPLogitsWarper(sampling.top_p))
+    if sampling.min_p:
+        processors.append(transformers.MinPLogitsWarper(sampling.min_p))
+    theirs = logits.clone()
+    for process in processors:
+        theirs = process(None, theirs)
+    ours = filter_logits(logits, sampling)
+    assert torch.equal(ours.isfinite(), theirs.isfinite())  # the same tokens survive
+    torch.testing.assert_close(ours.softmax(-1), theirs.softmax(-1))
+
+
+def test_repetition_penalty_matches_transformers():
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    logits, history = torch.randn(2, 50) * 2, torch.randint(0, 50, (2, 12))
+    seen = torch.zeros(2, 50, dtype=torch.bool).scatter(1, history, True)
+    theirs = transformers.RepetitionPenaltyLogitsProcessor(1.3)(history, logits.clone())
+    torch.testing.assert_close(penalize_repeats(logits, seen, 1.3), theirs)

@@ -83,16 +83,41 @@ def test_a_second_training_run_on_the_same_out_dir_is_refused(shards, tmp_path):
     assert steps == list(range(1, len(steps) + 1))  # one run's metrics, not two interleaved
 
 
-def test_sigterm_saves_a_checkpoint_and_exits_cleanly(shards, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "sigint"])
+def test_a_signal_saves_a_checkpoint_then_ends_the_run(shards, tmp_path, sig):
     proc = _start(shards, tmp_path / "run", "max_steps=100000", "checkpoint_interval=1000")
-    _wait_for(lambda: len(_losses(tmp_path / "run")) >= 3, proc)
-    proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 128 + signal.SIGTERM, err  # saved, then ended as SIGTERM asks
-    assert "Traceback" not in err and "stopped by SIGTERM" in err
+    try:
+        _wait_for(lambda: len(_losses(tmp_path / "run")) >= 3, proc)
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 128 + sig, err  # saved, then ended as the signal asks (130 or 143)
+    assert "Traceback" not in err and f"stopped by {sig.name}" in err
     saved = sorted((tmp_path / "run").glob("ckpt-*"))
-    assert saved and int(saved[-1].name.split("-")[1]) >= 3
-    assert "SIGTERM" in (tmp_path / "run" / "report.md").read_text()
+    assert saved and int(saved[-1].name.split("-")[1]) == max(r["step"] for r in
+                                                               read_metrics(tmp_path / "run" / "metrics.jsonl"))
+    assert sig.name in (tmp_path / "run" / "report.md").read_text()
+
+
+def test_max_minutes_stops_and_saves(shards, tmp_path):
+    train(_run(shards, tmp_path / "run", "max_steps=100000", "max_minutes=0.002", "checkpoint_interval=1000"))
+    steps = [r["step"] for r in read_metrics(tmp_path / "run" / "metrics.jsonl") if "loss" in r]
+    assert 1 <= steps[-1] < 100000
+    assert (tmp_path / "run" / f"ckpt-{steps[-1]:06d}").is_dir() and (tmp_path / "run" / "best").is_dir()
+    assert "stopped by max_minutes=0.002" in (tmp_path / "run" / "report.md").read_text()
+
+
+def test_a_failing_compile_falls_back_to_eager(shards, tmp_path, monkeypatch, caplog):
+    def broken(*args, **kwargs):
+        raise RuntimeError("no compiler here")
+
+    monkeypatch.setattr(torch, "compile", broken)
+    train(_run(shards, tmp_path / "compiled", "compile=true", "max_steps=4"))
+    assert "torch.compile failed (no compiler here); training without it" in caplog.text
+    train(_run(shards, tmp_path / "eager", "max_steps=4"))
+    assert _losses(tmp_path / "compiled") == _losses(tmp_path / "eager")
 
 
 def test_nan_loss_stops_with_a_clear_error_and_keeps_good_checkpoints(shards, tmp_path):
