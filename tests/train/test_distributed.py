@@ -1,4 +1,5 @@
-"""Two processes under torchrun (DDP and FSDP2) against one process with gradient accumulation."""
+"""Two processes under torchrun (DDP and FSDP2) against one process with gradient accumulation, and
+checkpoints that move between the two."""
 
 import os
 import subprocess
@@ -9,21 +10,36 @@ import pytest
 from gptkit.train import train
 from tests.train.conftest import _cli, _losses, _overrides, _run
 
+# a constant schedule: the length of a run does not change its learning rates, so runs of different
+# lengths (and a run resumed from another's checkpoint) take the same steps
+SAME = ["checkpoint_interval=3", "eval_interval=3", "schedule=constant", "warmup_steps=0"]
+
+
+def _torchrun(shards, out_dir, *extra):
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "gptkit"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([*_cli(*torchrun), *_overrides(shards, out_dir, *SAME, *extra)], capture_output=True,
+                          text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def _close(a, b):
+    assert len(a) == len(b) and max(abs(x - y) for x, y in zip(a, b)) < 1e-5
+
 
 @pytest.mark.parametrize("fsdp", [False, True], ids=["ddp", "fsdp"])
-def test_two_processes_match_one_process_with_accumulation(shards, tmp_path, fsdp):
-    common = ["max_steps=6", "checkpoint_interval=3", "eval_interval=3", f"fsdp={str(fsdp).lower()}"]
-    train(_run(shards, tmp_path / "single", "grad_accum=2", *common))
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={29533 + fsdp}",
-                "-m", "gptkit"]
-    cmd = [*_cli(*torchrun), *_overrides(shards, tmp_path / "ddp", *common)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    single, ddp = _losses(tmp_path / "single"), _losses(tmp_path / "ddp")
-    assert len(ddp) == 6
-    assert max(abs(a - b) for a, b in zip(single, ddp)) < 1e-5
-    # a checkpoint from the 2-process run resumes in one process (grad_accum=2 keeps the data streams)
-    train(_run(shards, tmp_path / "ddp", "grad_accum=2", "max_steps=9", "checkpoint_interval=3", "eval_interval=3",
-               "fsdp=false"))
-    assert len(_losses(tmp_path / "ddp")) == 9
+def test_two_processes_match_one_process_and_resume_in_one(shards, tmp_path, fsdp):
+    sharding = f"fsdp={str(fsdp).lower()}"
+    train(_run(shards, tmp_path / "single", "grad_accum=2", "max_steps=9", *SAME))  # uninterrupted
+    _torchrun(shards, tmp_path / "two", "max_steps=6", sharding)
+    _close(_losses(tmp_path / "two"), _losses(tmp_path / "single")[:6])
+    # its checkpoint resumes in one process (grad_accum=2 keeps the data streams) on the same curve
+    train(_run(shards, tmp_path / "two", "grad_accum=2", "max_steps=9", *SAME))
+    _close(_losses(tmp_path / "two"), _losses(tmp_path / "single"))
+
+
+def test_a_one_process_checkpoint_resumes_in_two(shards, tmp_path):
+    train(_run(shards, tmp_path / "single", "grad_accum=2", "max_steps=9", *SAME))
+    train(_run(shards, tmp_path / "moved", "grad_accum=2", "max_steps=6", *SAME))
+    _torchrun(shards, tmp_path / "moved", "max_steps=9")
+    _close(_losses(tmp_path / "moved"), _losses(tmp_path / "single"))
