@@ -1,6 +1,6 @@
 """Data preparation speed and memory: gptkit's pipeline vs calling HF `tokenizers` directly.
 
-    python benchmarks/prepare.py [--data ../shared/data] [--synthetic-mb 200] [--vocab-size 8192]
+    python benchmarks/prepare.py [--data ../shared/data] [--synthetic-mb 200] [--vocab-size 8192] [--huge-mb 20]
 
 For each corpus (tinyshakespeare, wikitext-2 valid, and a synthetic corpus made
 by repeating wikitext to --synthetic-mb in a temp dir): BPE training time, then
@@ -9,6 +9,11 @@ the same documents encoded by `tokenizers.Tokenizer.encode_batch` on text alread
 in memory. Each measurement runs in a fresh child process so its peak RSS is its own.
 The ratio is raw MB/s / pipeline MB/s: our overhead over the bare tokenizer.
 Exact dedup is off for the synthetic corpus (every copy would be dropped).
+
+A second table is about memory on one huge document: wikitext-2 valid plus one
+--huge-mb single-line document (wikitext joined into one line). gptkit's
+prepare, with the trained tokenizer and training its own, against the bare
+tokenizer encoding the same documents (the huge one in one call).
 """
 
 from __future__ import annotations
@@ -39,9 +44,11 @@ def _child(kind: str, corpus: str, tokenizer_path: str, out: str, dedup: bool) -
         tok = Tokenizer.train_bpe(read_documents([corpus]), vocab_size=int(tokenizer_path))
         tok.save(Path(out) / "tokenizer.json")
         tokens = 0
-    elif kind == "pipeline":
-        config = PrepareConfig(val_fraction=0.1, clean=CleanConfig(dedup_exact=dedup))
-        manifest = prepare([corpus], Path(out) / "shards", config, Tokenizer.load(tokenizer_path))
+    elif kind in ("pipeline", "pipeline-train"):  # pipeline-train: prepare trains its own BPE (vocab in the arg)
+        trains = kind == "pipeline-train"
+        config = PrepareConfig(val_fraction=0.1, vocab_size=int(tokenizer_path) if trains else 8192,
+                               clean=CleanConfig(dedup_exact=dedup))
+        manifest = prepare([corpus], Path(out) / kind, config, None if trains else Tokenizer.load(tokenizer_path))
         tokens = sum(s["tokens"] for s in manifest["splits"].values())
     else:  # raw: the same paragraphs, from memory, straight into the Rust tokenizer
         from tokenizers import Tokenizer as Raw
@@ -75,6 +82,7 @@ def main() -> None:
     p.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
     p.add_argument("--synthetic-mb", type=int, default=200)
     p.add_argument("--vocab-size", type=int, default=8192)
+    p.add_argument("--huge-mb", type=int, default=20, help="size of the one-line document (0: skip)")
     p.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
@@ -111,6 +119,26 @@ def main() -> None:
             train_note = f"{trained['seconds']:.1f}" + ("" if train_on == corpus else " (on wikitext)")
             print(f"| {name} | {mb:.1f} | {train_note} | {pipe_speed:.2f} | {raw_speed:.2f} | "
                   f"{raw_speed / pipe_speed:.2f}x | {pipe['max_rss_mb']:.0f} | {raw['max_rss_mb']:.0f} |", flush=True)
+        if args.huge_mb:
+            _huge_document(tmp, wikitext, args.huge_mb, args.vocab_size, str(tmp / "wikitext-2" / "tokenizer.json"))
+
+
+def _huge_document(tmp: Path, wikitext: Path, mb: int, vocab_size: int, tokenizer: str) -> None:
+    """Peak memory with one huge single-line document among ordinary ones."""
+    corpus = tmp / "huge.txt"
+    line = " ".join(wikitext.read_text(encoding="utf-8").split())  # one line, no blank lines
+    with open(corpus, "w", encoding="utf-8") as fh:
+        fh.write(wikitext.read_text(encoding="utf-8") + "\n\n")
+        fh.write((line + " ") * max(1, mb * 2**20 // len(line)) + "\n")
+    size = corpus.stat().st_size / 1e6
+    print(f"\n# one {mb} MB single-line document plus wikitext-2 valid ({size:.1f} MB in all)")
+    print("| run | seconds | peak RSS MB |")
+    print("|---|---|---|")
+    for label, kind, arg in [("gptkit prepare, given the tokenizer", "pipeline", tokenizer),
+                             (f"gptkit prepare, training a {vocab_size} BPE", "pipeline-train", str(vocab_size)),
+                             ("bare tokenizers, each document in one call", "raw", tokenizer)]:
+        result = _measure(kind, corpus, arg, tmp)
+        print(f"| {label} | {result['seconds']:.1f} | {result['max_rss_mb']:.0f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,9 @@ Train one on a corpus, or load GPT-2's own files; save/load as `tokenizer.json`.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
+import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -16,6 +18,8 @@ from tokenizers import Tokenizer as _Backend
 from .errors import GptkitError
 
 EOT = "<|endoftext|>"
+PIECE_CHARS = 1 << 16  # encode_long's piece size: the tokenizer's working memory stays a few MB
+_WORD_START = re.compile(r"(?<=\S) (?=\S)")  # a space that starts a pre-token of its own (" word")
 
 
 class Tokenizer:
@@ -115,6 +119,19 @@ class Tokenizer:
     def encode_batch(self, texts: list[str]) -> list[list[int]]:
         return [e.ids for e in self.backend.encode_batch(texts, add_special_tokens=False)]
 
+    def encode_long(self, text: str, piece_chars: int = PIECE_CHARS) -> Iterator[list[int]]:
+        """The ids of a text of any length, a piece at a time, so memory stays bounded.
+
+        Pieces end just before a space that starts a word (`a| b`): byte-level BPE
+        never merges across that boundary, so the ids joined are those of
+        `encode(text)`. A run of piece_chars characters with no such space is cut
+        where it is (ids may then differ from a whole encode at that cut).
+        """
+        pieces = split_between_words(text, piece_chars)
+        while batch := list(itertools.islice(pieces, 16)):
+            for encoding in self.backend.encode_batch(batch, add_special_tokens=False):
+                yield encoding.ids
+
     def decode(self, ids: Iterable[int], skip_special_tokens: bool = False) -> str:
         return self.backend.decode(list(ids), skip_special_tokens=skip_special_tokens)
 
@@ -136,6 +153,17 @@ class Tokenizer:
 
     def __repr__(self) -> str:
         return f"Tokenizer(vocab_size={self.vocab_size}, eot={self.eot_token!r})"
+
+
+def split_between_words(text: str, size: int) -> Iterator[str]:
+    """`text` in pieces of at most `size` characters, cut before a space between two non-spaces where possible."""
+    start = 0
+    while len(text) - start > size:
+        cuts = [m.start() for m in _WORD_START.finditer(text, start + 1, start + size)]
+        end = cuts[-1] if cuts else start + size
+        yield text[start:end]
+        start = end
+    yield text[start:]
 
 
 def _byte_level(backend: _Backend) -> _Backend:

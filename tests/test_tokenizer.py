@@ -71,3 +71,18 @@ def test_decode_stream_never_splits_a_character(bpe_tokenizer):
     assert "".join(pieces) == text
     assert all("\ufffd" not in p for p in pieces)
     assert len(pieces) > 1  # text comes out as it is produced, not all at the end
+
+
+def test_a_long_text_encodes_in_pieces_to_the_same_ids(bpe_tokenizer):
+    import random
+
+    from tests.conftest import SAMPLE_TEXT
+
+    random.seed(0)
+    seps = ["", " ", "  ", "\n", "\n\n  ", "\t", " 123 ", "'s "]
+    text = "".join(random.choice(SAMPLE_TEXT) + random.choice(seps) for _ in range(400))
+    pieces = list(bpe_tokenizer.encode_long(text, piece_chars=64))
+    assert len(pieces) > 100  # really encoded in pieces
+    assert [i for ids in pieces for i in ids] == bpe_tokenizer.encode(text)
+    chars = Tokenizer.train_char([text])
+    assert [i for ids in chars.encode_long(text, piece_chars=64) for i in ids] == chars.encode(text)

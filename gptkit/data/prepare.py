@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import json
 import logging
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -26,7 +27,7 @@ import numpy as np
 from ..atomic import atomic_directory, writing
 from ..config import check_fields, require
 from ..errors import GptkitError
-from ..tokenizer import Tokenizer
+from ..tokenizer import PIECE_CHARS, Tokenizer, split_between_words
 from .clean import CleanConfig, Cleaner
 from .corpus import ReadOptions, ReadStats, expand_sources, read_documents, source_fingerprint
 from .shards import MANIFEST_VERSION, SPLITS, read_manifest_or_none
@@ -66,7 +67,18 @@ def train_tokenizer(sources: list[str], config: PrepareConfig) -> Tokenizer:
     docs = _clean_documents(sources, config, ReadStats(), Cleaner(config.clean))
     if config.tokenizer == "char":
         return Tokenizer.train_char(docs)
-    return Tokenizer.train_bpe(docs, config.vocab_size)
+    # long documents in pieces cut between words: the same word counts, in bounded memory
+    pieces = (piece for doc in docs for piece in split_between_words(doc, PIECE_CHARS))
+    return Tokenizer.train_bpe(pieces, config.vocab_size)
+
+
+def _encode(tokenizer: Tokenizer, docs: list[str]) -> Iterator[Iterable[list[int]]]:
+    """For each document, its ids as a sequence of pieces: short ones in one batch call, long ones a piece
+    at a time (`Tokenizer.encode_long`), so one huge document never needs gigabytes."""
+    short = [doc for doc in docs if len(doc) <= PIECE_CHARS]
+    encoded = iter(tokenizer.encode_batch(short))
+    for doc in docs:
+        yield [next(encoded)] if len(doc) <= PIECE_CHARS else tokenizer.encode_long(doc)
 
 
 def prepare(sources: list[str], out_dir: str | Path, config: PrepareConfig = PrepareConfig(),
@@ -97,14 +109,11 @@ def prepare(sources: list[str], out_dir: str | Path, config: PrepareConfig = Pre
     with atomic_directory(out_dir, ours=lambda p: (p / "manifest.json").is_file()) as tmp:
         writers = {split: _ShardWriter(tmp, out_dir, split, dtype, config.shard_tokens) for split in SPLITS}
         in_val = _val_chooser(config, inputs)
-        tokens_written = 0
         for docs in _batched_in_thread(_clean_documents(files, config, stats, cleaner), config.batch_documents):
-            for ids, val in zip(tokenizer.encode_batch(docs), in_val(docs)):
-                ids.append(tokenizer.eot_id)
-                writers["val" if val else "train"].write(ids)
-                tokens_written += len(ids)
+            for ids, val in zip(_encode(tokenizer, docs), in_val(docs)):
+                writers["val" if val else "train"].write_document(ids, tokenizer.eot_id)
             if on_progress:
-                on_progress(stats.bytes, tokens_written)
+                on_progress(stats.bytes, sum(w.tokens for w in writers.values()))
         for w in writers.values():
             w.close()
         _check_outcome(writers, stats, cleaner, files, config)
@@ -222,14 +231,20 @@ class _ShardWriter:
         self._file = None
         self._buffer: list[int] = []
 
-    def write(self, ids: list[int]) -> None:
+    @property
+    def tokens(self) -> int:
+        return sum(s["tokens"] for s in self.shards)
+
+    def write_document(self, pieces: Iterable[list[int]], eot: int) -> None:
+        """One document (its ids, in pieces) and the end-of-text token after it; shards end between documents."""
         if self._file is None or self.shards[-1]["tokens"] >= self.limit:
             self._open_next()
-        self._buffer.extend(ids)
-        self.shards[-1]["tokens"] += len(ids)
+        for ids in itertools.chain(pieces, [[eot]]):
+            self._buffer.extend(ids)
+            self.shards[-1]["tokens"] += len(ids)
+            if len(self._buffer) >= self._FLUSH_TOKENS:
+                self._flush()
         self.documents += 1
-        if len(self._buffer) >= self._FLUSH_TOKENS:
-            self._flush()
 
     def _flush(self) -> None:
         with writing(self.shown / self.shards[-1]["file"]):
@@ -251,5 +266,4 @@ class _ShardWriter:
             self._file = None
 
     def summary(self) -> dict:
-        return {"documents": self.documents, "tokens": sum(s["tokens"] for s in self.shards),
-                "shards": self.shards}
+        return {"documents": self.documents, "tokens": self.tokens, "shards": self.shards}

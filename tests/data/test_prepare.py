@@ -132,3 +132,17 @@ def test_tail_split_puts_the_last_bytes_in_val(tmp_path, corpus):
     assert numbers["val"] == list(range(len(numbers["train"]), 200))  # the tail, in order
     val_bytes = manifest["splits"]["val"]["tokens"]
     assert 0.05 < val_bytes / (val_bytes + manifest["splits"]["train"]["tokens"]) < 0.15
+
+
+def test_a_huge_document_is_written_as_one_document_with_the_same_ids(tmp_path, corpus, bpe_tokenizer):
+    from gptkit.tokenizer import PIECE_CHARS
+
+    huge = " ".join(f"word{i % 997} and, more: {i}" for i in range(PIECE_CHARS // 4))  # several pieces long
+    assert len(huge) > 3 * PIECE_CHARS
+    corpus.write_text(corpus.read_text() + "\n\n" + huge + "\n")
+    prepare([str(corpus)], tmp_path / "out", CONFIG, tokenizer=bpe_tokenizer)
+    ids = np.concatenate([a for split in ("train", "val") for a in TokenShards(tmp_path / "out", split).arrays])
+    expected = bpe_tokenizer.encode(huge + "\n") + [bpe_tokenizer.eot_id]
+    starts = np.flatnonzero(ids == bpe_tokenizer.eot_id) + 1
+    documents = np.split(ids, starts[:-1])
+    assert sum(len(d) == len(expected) and d.tolist() == expected for d in documents) == 1
