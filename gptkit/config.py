@@ -268,16 +268,26 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
 
 
 def _set_override(cls: type, data: dict, key: str, value: Any) -> None:
-    """Set `key` (or `section.key`); a bare key goes to the one nested section that has it."""
+    """Set `key` (or `section.key`); a bare key goes to the one nested section that has it.
+
+    A key the schema does not have is an error here, so it is reported as the override's, not the file's.
+    """
     nested = _nested(cls)
     section, dot, name = key.partition(".")
     if not dot and key not in _hints(cls):
         owners = [s for s, sub in nested.items() if key in _hints(sub)]
-        if len(owners) == 1:
-            section, name, dot = owners[0], key, "."
+        if len(owners) != 1:
+            known = [k for k in _hints(cls) if k not in nested] + [k for sub in nested.values() for k in _hints(sub)]
+            raise GptkitError(f"override {key}=...: "
+                              + (f"{key!r} is in more than one section ({', '.join(owners)}): write section.{key}"
+                                 if owners else f"unknown key {key!r}; settings: {', '.join(known)}"))
+        section, name, dot = owners[0], key, "."
     if dot:
         if section not in nested:
             raise GptkitError(f"override {key!r}: no section {section!r}; sections: {', '.join(nested)}")
+        if name not in _hints(nested[section]):
+            raise GptkitError(f"override {key}=... [{section}]: unknown key {name!r}; its settings: "
+                              f"{', '.join(_hints(nested[section]))}")
         data.setdefault(section, {})[name] = value
     else:
         data[key] = value
