@@ -232,6 +232,9 @@ def _train(run: RunConfig, quiet: bool) -> None:
     quiet = quiet or not is_main_process()
     with tqdm(total=run.train.max_steps, desc="train", unit="step", disable=True if quiet else None) as bar:
         def on_step(record: dict) -> None:
+            if bar.n == 0 and record["step"] > 1:  # a resumed run: time left follows this run's own pace
+                bar.reset()
+                bar.initial = record["step"] - 1
             bar.n = record["step"]
             if "tokens_per_s" in record:
                 bar.set_postfix(loss=f"{record['loss']:.3f}", tok_s=f"{record['tokens_per_s']:,.0f}",
