@@ -9,7 +9,9 @@
 from .loop import train
 from .optim import MuonAdamW, build_optimizer, lr_at, orthogonalize
 from .report import Progress, read_metrics
-from .step import Precision, evaluate, train_step
+from .step import Precision, accumulate_gradients, apply_update, evaluate, train_step
 
-__all__ = ["train", "train_step", "evaluate", "Precision", "build_optimizer", "lr_at", "MuonAdamW", "orthogonalize",
-           "Progress", "read_metrics"]
+__all__ = [
+    "train", "train_step", "accumulate_gradients", "apply_update", "evaluate", "Precision", "build_optimizer",
+    "lr_at", "MuonAdamW", "orthogonalize", "Progress", "read_metrics",
+]

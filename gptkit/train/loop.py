@@ -17,7 +17,7 @@ import logging
 import math
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +36,7 @@ from ..tokenizer import Tokenizer
 from .distributed import agree, barrier, gather_state, load_optimizer_state, plain_model, wrap_model
 from .optim import build_optimizer, lr_at
 from .report import MetricsLog, Progress, Throughput, write_report
-from .step import Precision, evaluate, train_step
+from .step import Precision, accumulate_gradients, apply_update, evaluate
 
 log = logging.getLogger(__name__)
 _MAX_PPL_LOSS = 50.0  # perplexity is reported as exp(min(loss, this)): a diverged run must not overflow it
@@ -88,7 +88,11 @@ def _loop(r: _Run, on_step: Callable[[dict], None] | None) -> Path:
     stopped_by = None
     with _StopSignal() as stop:
         while r.progress.step < r.cfg.max_steps and stopped_by is None:
-            record = _optimizer_step(r)
+            record = _optimizer_step(r, stop)
+            if record is None:  # a signal abandoned the step: the model is as the previous step left it
+                stopped_by = stop.received
+                _save(r, f"ckpt-{r.progress.step:06d}", resumable=True)
+                break
             stopped_by = _stop_reason(r, stop)
             last = stopped_by is not None or r.progress.step == r.cfg.max_steps
             if last or r.progress.step % r.cfg.eval_interval == 0:
@@ -145,13 +149,25 @@ def _start(run: RunConfig, held: contextlib.ExitStack) -> _Run:
                 throughput, _bytes_per_token(cfg.data))
 
 
-def _optimizer_step(r: _Run) -> dict:
-    """One step at the scheduled learning rate; advances the counters and logs at log_interval."""
+def _optimizer_step(r: _Run, stop: _StopSignal) -> dict | None:
+    """One step at the scheduled learning rate; advances the counters and logs at log_interval.
+
+    A signal during forward/backward (one CPU process: elsewhere steps are short, or ranks must agree)
+    abandons the step and returns None, so a long step does not delay a stop.
+    """
     step_start = time.perf_counter()
     lr = lr_at(r.progress.step, r.cfg)
     for group in r.optimizer.param_groups:
         group["lr"] = lr * group.get("lr_scale", 1.0)
-    loss = train_step(r.wrapped, r.optimizer, r.batches, r.progress.step, r.cfg, r.precision, r.dist)
+    rng = torch.get_rng_state()
+    try:
+        with stop.abandonable(r.precision.device.type == "cpu" and r.dist.world_size == 1):
+            total = accumulate_gradients(r.wrapped, r.batches, r.progress.step, r.cfg, r.precision, r.dist)
+    except _Abandoned:
+        r.optimizer.zero_grad(set_to_none=True)
+        torch.set_rng_state(rng)  # as if the step never began: a resumed run takes it again, identically
+        return None
+    loss = apply_update(r.wrapped, r.optimizer, total, r.cfg, r.precision, r.dist)
     if not math.isfinite(loss):
         raise GptkitError(
             f"loss became {loss} at step {r.progress.step + 1}; the last good checkpoint is "
@@ -251,13 +267,27 @@ def _load_weights(path: Path, model: GPT) -> dict:
     return load_train_state(path)
 
 
+class _Abandoned(BaseException):
+    """A signal arrived while the current step could still be thrown away."""
+
+
 class _StopSignal:
-    """Turns SIGINT/SIGTERM into a flag the loop checks between steps; the loop saves, then `pass_on`
-    delivers the signal to whatever handled it before (KeyboardInterrupt for SIGINT, by default)."""
+    """Turns SIGINT/SIGTERM into a flag the loop checks between steps (or, inside `abandonable`, into
+    `_Abandoned`); the loop saves, then `pass_on` delivers the signal to whatever handled it before
+    (KeyboardInterrupt for SIGINT, by default)."""
 
     def __init__(self):
         self.received: str | None = None
         self._previous = {}
+        self._abandonable = False
+
+    @contextlib.contextmanager
+    def abandonable(self, allowed: bool) -> Iterator[None]:
+        self._abandonable = allowed
+        try:
+            yield
+        finally:
+            self._abandonable = False
 
     def __enter__(self):
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -267,6 +297,9 @@ class _StopSignal:
 
     def _handle(self, signum, frame):
         self.received = signal.Signals(signum).name
+        if self._abandonable:
+            self._abandonable = False
+            raise _Abandoned
 
     def __exit__(self, *exc):
         for sig, handler in self._previous.items():

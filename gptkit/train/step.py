@@ -1,7 +1,9 @@
 """What one optimiser step and one evaluation compute, on whatever module the loop hands them.
 
 `train_step` is the loop's step (the benchmarks time it against a transformers
-loop); `evaluate` is the val loss the loop reports and keeps the best checkpoint by.
+loop): `accumulate_gradients`, which a signal may abandon, then `apply_update`,
+which it may not. `evaluate` is the val loss the loop reports and keeps the best
+checkpoint by.
 """
 
 from __future__ import annotations
@@ -67,6 +69,16 @@ def evaluate(model: torch.nn.Module, val: TokenShards, block_size: int, cfg: Tra
 def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches: Batches, step: int,
                cfg: TrainConfig, precision: Precision = Precision(), dist: Distributed = Distributed()) -> float:
     """One optimiser step over grad_accum micro-batches; returns the mean loss over all ranks."""
+    total = accumulate_gradients(model, batches, step, cfg, precision, dist)
+    return apply_update(model, optimizer, total, cfg, precision, dist)
+
+
+def accumulate_gradients(model: torch.nn.Module, batches: Batches, step: int, cfg: TrainConfig,
+                         precision: Precision = Precision(), dist: Distributed = Distributed()) -> torch.Tensor:
+    """Forward and backward over the step's grad_accum micro-batches; the summed loss, on the device.
+
+    Nothing but the gradients changes here, so the work can be thrown away (zero the gradients).
+    """
     scaler = precision.scaler
     total = torch.zeros((), device=precision.device)
     try:
@@ -86,6 +98,13 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches
             f"out of memory at batch_size={cfg.batch_size}: lower batch_size (raise grad_accum to keep the "
             f"tokens per step), lower block_size, or use dtype=bf16"
         ) from e
+    return total
+
+
+def apply_update(model: torch.nn.Module, optimizer: torch.optim.Optimizer, total: torch.Tensor, cfg: TrainConfig,
+                 precision: Precision = Precision(), dist: Distributed = Distributed()) -> float:
+    """Clip and apply the accumulated gradients; the step's mean loss over all ranks."""
+    scaler = precision.scaler
     if scaler is not None:
         scaler.unscale_(optimizer)
     if cfg.grad_clip:

@@ -1,6 +1,7 @@
 """The training loop end to end: checkpoints, metrics, report, resume after SIGKILL, SIGTERM, NaN, bad runs."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import pytest
 import torch
 
 from gptkit import GptkitError, load_checkpoint
+from gptkit.data import Batches
 from gptkit.train import train
 from gptkit.train.report import read_metrics
 from tests.train.conftest import _cli, _losses, _overrides, _run
@@ -150,3 +152,24 @@ def test_evaluation_samples_with_the_configured_sampling(shards, tmp_path):
     sample = [r["sample"] for r in read_metrics(tmp_path / "run" / "metrics.jsonl") if "sample" in r]
     ckpt = load_checkpoint(tmp_path / "run" / "ckpt-000004")  # the weights the sample came from
     assert sample == [generate_text(ckpt.model.eval(), ckpt.tokenizer, "", 8, GREEDY)]
+
+
+def test_a_signal_during_a_step_abandons_it_and_the_resumed_run_is_exact(shards, tmp_path, monkeypatch):
+    same = ("checkpoint_interval=2", "schedule=constant", "dropout=0.1")
+    train(_run(shards, tmp_path / "full", "max_steps=6", *same))
+    draw = Batches.batch
+
+    def batch(self, step, stream=0):
+        if step == 3 and self.seed == 1337:  # in the middle of the 4th training step (not an evaluation)
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C: its handler runs right here
+        return draw(self, step, stream)
+
+    monkeypatch.setattr(Batches, "batch", batch)
+    with pytest.raises(KeyboardInterrupt):  # after saving, the Ctrl-C is passed on as usual
+        train(_run(shards, tmp_path / "cut", "max_steps=6", *same))
+    monkeypatch.undo()
+    assert _losses(tmp_path / "cut") == _losses(tmp_path / "full")[:3]  # step 4 never happened
+    assert (tmp_path / "cut" / "ckpt-000003").is_dir()  # saved as the 3rd step left it
+    assert "stopped by SIGINT" in (tmp_path / "cut" / "report.md").read_text()
+    train(_run(shards, tmp_path / "cut", "max_steps=6", *same))
+    assert _losses(tmp_path / "cut") == _losses(tmp_path / "full")  # bit-exact, dropout included
