@@ -50,12 +50,21 @@ class TokenShards:
     """The token files of one split, memory-mapped (nothing is read until used).
 
     Manifest and files come from one version of the directory, even while
-    `prepare` replaces it; ids are checked against the vocabulary once.
+    `prepare` replaces it. Every window read is checked against the vocabulary
+    (`checked`), so a corrupt shard is an error, not a crash in the embedding.
     """
 
     def __init__(self, directory: str | Path, split: str = "train", tokenizer: Tokenizer | None = None):
+        self.directory = Path(directory)
         self.manifest, self.arrays = read_version(directory, lambda d: _open_split(d, split, tokenizer))
         self.tokens = sum(len(a) for a in self.arrays)
+
+    def checked(self, ids: np.ndarray) -> torch.Tensor:
+        """Token ids read from the shards, as int64, after checking they fit the vocabulary."""
+        if ids.size and ids.max() >= self.manifest["vocab_size"]:
+            raise GptkitError(f"{self.directory}: token id {int(ids.max())} is outside the vocabulary of "
+                              f"{self.manifest['vocab_size']}; the shards are corrupt: run `gptkit prepare` again")
+        return torch.from_numpy(ids.astype(np.int64))
 
     def __len__(self) -> int:
         return self.tokens
@@ -64,7 +73,7 @@ class TokenShards:
         """Every non-overlapping (x, y) window in order, for evaluation over the whole split."""
         for array in self.arrays:
             for start in range(0, len(array) - block_size, block_size):
-                chunk = torch.from_numpy(array[start : start + block_size + 1].astype(np.int64))
+                chunk = self.checked(array[start : start + block_size + 1])
                 yield chunk[:-1], chunk[1:]
 
 
@@ -84,11 +93,7 @@ def _open_split(directory: Path, split: str, tokenizer: Tokenizer | None) -> tup
         if not path.is_file() or path.stat().st_size != shard["tokens"] * dtype.itemsize:
             raise GptkitError(f"{path}: missing or truncated shard; run `gptkit prepare` again")
         if shard["tokens"]:
-            array = np.memmap(path, dtype=dtype, mode="r")
-            if array.max() >= manifest["vocab_size"]:  # else the embedding fails deep in a training step
-                raise GptkitError(f"{path}: token id {int(array.max())} is outside the vocabulary of "
-                                  f"{manifest['vocab_size']}; the shard is corrupt: run `gptkit prepare` again")
-            arrays.append(array)
+            arrays.append(np.memmap(path, dtype=dtype, mode="r"))
     return manifest, arrays
 
 
@@ -109,6 +114,7 @@ class Batches:
                 f"block_size {block_size} is larger than the data: the longest shard has "
                 f"{max((len(a) for a in shards.arrays), default=0)} tokens; lower block_size or add data"
             )
+        self.shards = shards
         self.arrays = [a for a, ok in zip(shards.arrays, usable) if ok]
         sizes = np.array([len(a) - block_size for a in self.arrays], dtype=np.float64)
         self._weights = sizes / sizes.sum()
@@ -127,7 +133,7 @@ class Batches:
         for i in which:
             start = int(rng.integers(0, len(self.arrays[i]) - self.block_size))
             rows.append(self.arrays[i][start : start + self.block_size + 1])
-        chunk = torch.from_numpy(np.stack(rows).astype(np.int64))
+        chunk = self.shards.checked(np.stack(rows))
         if self.device.type == "cuda":
             chunk = chunk.pin_memory().to(self.device, non_blocking=True)
         return chunk[:, :-1], chunk[:, 1:]
