@@ -10,8 +10,8 @@ builds one, a reader (`read_version`) while it reads one. A version is deleted
 only by someone who can take it exclusively, so nobody deletes a version that
 is being read or written. The writer deletes the version it replaced, when no
 reader holds it; every write also sweeps versions nobody holds and no link
-points to (left by a reader that was still busy, or by a writer that was
-killed: the kernel drops a dead process's locks).
+points to, for any name in that directory (left by a reader that was still
+busy, or by a writer that was killed: the kernel drops a dead process's locks).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import secrets
 import shutil
 from collections.abc import Callable, Iterator
@@ -30,6 +31,7 @@ from .errors import GptkitError
 T = TypeVar("T")
 _READ_ATTEMPTS = 5  # each retry follows a writer's swap; more than a few in a row means something else is wrong
 _LINK = ".link"  # built inside the new version, then renamed over NAME: a killed writer leaves no stray link
+_VERSION = re.compile(r"\.(.+)\.v[0-9a-f]{12}")  # .NAME.v<12 hex digits>, as atomic_directory names versions
 
 
 @contextlib.contextmanager
@@ -44,7 +46,7 @@ def atomic_directory(path: str | Path, ours: Callable[[Path], bool] = lambda p: 
     path = Path(path)
     _check_replaceable(path, ours)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _sweep(path)
+    _sweep(path.parent)
     version = path.with_name(f".{path.name}.v{secrets.token_hex(6)}")
     version.mkdir()
     swapped = False
@@ -170,12 +172,16 @@ def _delete_unless_held(version: Path) -> None:
         os.close(fd)
 
 
-def _sweep(path: Path) -> None:
-    """Delete versions of `path` that no link points to and nobody holds."""
-    current = path.resolve().name if path.is_symlink() else None
-    for version in path.parent.glob(f".{path.name}.v*"):
-        if version.name != current and version.is_dir() and not version.is_symlink():
-            _delete_unless_held(version)
+def _sweep(directory: Path) -> None:
+    """Delete versions in `directory` that no link points to and nobody holds: left by a killed writer, or
+    by a reader that was still busy with a version when it was replaced or removed."""
+    for entry in directory.iterdir():
+        name = _VERSION.fullmatch(entry.name)
+        if name is None or entry.is_symlink() or not entry.is_dir():
+            continue
+        link = directory / name.group(1)
+        if not (link.is_symlink() and os.readlink(link) == entry.name):
+            _delete_unless_held(entry)
 
 
 def _fsync_files(directory: Path) -> None:

@@ -57,8 +57,8 @@ def test_a_failed_write_leaves_the_previous_version_and_nothing_else(tmp_path):
 def test_versions_nobody_holds_are_swept_and_held_ones_kept(tmp_path):
     with atomic_directory(tmp_path / "out") as version:
         (version / "a.txt").write_text("kept")
-    (tmp_path / ".out.v0dead").mkdir()  # what a SIGKILLed writer leaves: its lock died with it
-    busy = tmp_path / ".out.vbusy"  # a version another process is writing or reading right now
+    (tmp_path / ".out.v00000000dead").mkdir()  # what a SIGKILLed writer leaves: its lock died with it
+    busy = tmp_path / ".out.v00000000beef"  # a version another process is writing or reading right now
     busy.mkdir()
     holder = subprocess.Popen([sys.executable, "-c", (
         "import fcntl, os, sys, time\n"
@@ -112,3 +112,22 @@ def test_read_errors_name_the_path_the_caller_gave(tmp_path):
 
     with pytest.raises(GptkitError, match=r"^.*/out/x\.json: corrupt$"):
         read_version(tmp_path / "out", read)
+
+
+def test_a_removed_version_a_reader_still_holds_is_swept_by_a_later_write_of_any_name(tmp_path):
+    with atomic_directory(tmp_path / "ckpt-1") as version:
+        (version / "w").write_text("weights")
+    held = (tmp_path / "ckpt-1").resolve()
+    reader = subprocess.Popen([sys.executable, "-c", (
+        "import fcntl, os, sys, time\n"
+        f"fd = os.open({str(held)!r}, os.O_RDONLY); fcntl.flock(fd, fcntl.LOCK_SH); print('held', flush=True)\n"
+        "sys.stdin.readline()")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert reader.stdout.readline().strip() == "held"
+        remove_directory(tmp_path / "ckpt-1")  # pruned while a reader is busy with it
+        assert held.is_dir() and not (tmp_path / "ckpt-1").exists()
+    finally:
+        reader.communicate("done\n")
+    with atomic_directory(tmp_path / "ckpt-2"):
+        pass
+    assert {p.name for p in tmp_path.iterdir()} == {"ckpt-2", (tmp_path / "ckpt-2").resolve().name}
