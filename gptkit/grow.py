@@ -1,0 +1,146 @@
+"""Growing a trained model into a larger one: the operators of progressive ("layered") training.
+
+    bigger = grow_depth(model, n_layer=8, method="stack")      # G_stack: copies of the trained blocks
+    bigger = grow_depth(model, n_layer=8, method="identity")   # new blocks that compute the identity
+    wider = grow_width(model, factor=2)                        # Net2Net: the same function, twice as wide
+
+Each returns a `Growth`: the new model, and for every new parameter the old one
+it was copied from (None for a fresh one), so a trainer can carry optimizer
+state along with the weights. Embeddings, the final LayerNorm and the tied head
+carry over. `identity` and `grow_width` are function-preserving: the grown model
+gives the same logits. `stack` is not (it repeats computation), but starts from
+trained weights everywhere.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+from .errors import GptkitError
+from .model import GPT
+
+DepthMethod = Literal["stack", "identity"]
+DepthOrder = Literal["repeat", "interleave"]
+
+
+@dataclass
+class Growth:
+    model: GPT
+    sources: dict[str, str | None]  # new parameter name -> the old parameter it copies, or None if fresh
+
+
+def grow_depth(model: GPT, n_layer: int, method: DepthMethod = "stack", order: DepthOrder = "repeat",
+               seed: int = 0) -> Growth:
+    """`model` with n_layer blocks.
+
+    stack: every new block is a copy of a trained one; `repeat` orders them as
+    the whole stack again, [0..L-1, 0..L-1, ...], and `interleave` as each block
+    in place, [0, 0, 1, 1, ...]. identity: the trained blocks keep their order and
+    new blocks (freshly initialised, seeded) whose two output projections are zero
+    go after them (`repeat`) or after each trained block in turn (`interleave`);
+    a block with zero output projections adds nothing to the residual stream.
+    """
+    origins = _block_origins(model.config.n_layer, n_layer, method, order)
+    grown = _fresh(model, dataclasses.replace(model.config, n_layer=n_layer), seed)
+    state = grown.state_dict()
+    sources: dict[str, str | None] = {}
+    for name in state:
+        if not name.startswith("blocks."):
+            sources[name] = name
+            continue
+        index, rest = name.removeprefix("blocks.").split(".", 1)
+        origin = origins[int(index)]
+        sources[name] = None if origin is None else f"blocks.{origin}.{rest}"
+    with torch.no_grad():
+        old_state = model.state_dict()
+        for name, source in sources.items():
+            if source is not None:
+                state[name].copy_(old_state[source])
+        for index, origin in enumerate(origins):
+            if origin is None:  # a new identity block: it reads the stream but writes nothing into it yet
+                block = grown.blocks[index]
+                for proj in (block.attn.proj, block.mlp.proj):
+                    proj.weight.zero_()
+                    if proj.bias is not None:
+                        proj.bias.zero_()
+    return Growth(grown, sources)
+
+
+def grow_width(model: GPT, factor: int, noise: float = 0.0, seed: int = 0) -> Growth:
+    """`model` with n_embd, n_head (and the MLP) `factor` times as large, computing the same function.
+
+    Net2Net with every unit copied `factor` times: the residual stream becomes
+    `factor` copies of itself, so LayerNorm sees the same mean and variance; a
+    layer that reads copies divides its weights by `factor`; heads are copied
+    whole, so head_dim and the attention scale stay; the final LayerNorm is
+    divided by `factor` because the tied head reads every copy. Copies get the
+    same gradients and stay equal: `noise` (relative, e.g. 0.01) breaks that
+    symmetry, at the price of exactness.
+    """
+    if not isinstance(factor, int) or factor < 2:
+        raise GptkitError(f"grow_width: factor must be an integer >= 2, got {factor!r} (only whole copies of "
+                          f"every unit keep LayerNorm, and so the function, unchanged)")
+    c = model.config
+    grown = _fresh(model, dataclasses.replace(c, n_embd=c.n_embd * factor, n_head=c.n_head * factor), seed)
+    new_state, old_state = grown.state_dict(), model.state_dict()
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, tensor in new_state.items():
+            widened = _widen(name, old_state[name], tensor.shape, factor)
+            if noise and tensor.dim() == 2:
+                widened = widened + noise * widened.std() * torch.randn(widened.shape, generator=generator)
+            tensor.copy_(widened)
+    return Growth(grown, {name: None for name in new_state})  # new shapes: no state can be carried
+
+
+def _widen(name: str, old: torch.Tensor, shape: torch.Size, factor: int) -> torch.Tensor:
+    """One parameter, widened: outputs tiled, inputs tiled and divided by `factor`."""
+    if name.startswith("ln_f."):
+        return old.repeat(factor) / factor  # the tied head sums over every copy of the stream
+    if name.endswith("attn.qkv.weight") or name.endswith("attn.qkv.bias"):
+        q_k_v = old.chunk(3, dim=0)  # heads are tiled within each of q, k and v
+        tiled = torch.cat([t.repeat(factor, *([1] * (t.dim() - 1))) for t in q_k_v])
+        return tiled.repeat(1, factor) / factor if old.dim() == 2 else tiled
+    if old.dim() == 1:
+        return old.repeat(factor)  # biases and LayerNorm parameters of tiled outputs
+    if name in ("wte.weight", "wpe.weight"):
+        return old.repeat(1, factor)  # each embedding is the old one, copied
+    return old.repeat(factor, factor) / factor  # (out, in): outputs tiled, inputs tiled and shared
+
+
+def _fresh(model: GPT, config, seed: int) -> GPT:
+    """A freshly initialised (seeded) model of the new shape on the old one's device and dtype."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        grown = GPT(config)
+    return grown.to(device=model.device, dtype=model.dtype).train(model.training)
+
+
+def _block_origins(old: int, new: int, method: str, order: str) -> list[int | None]:
+    """For each new block, the trained block it copies (None: a new identity block)."""
+    _check_choice("method", method, DepthMethod)
+    _check_choice("order", order, DepthOrder)
+    if new <= old:
+        raise GptkitError(f"grow_depth: n_layer must be larger than the model's {old}, got {new}")
+    if method == "stack":
+        return [i % old if order == "repeat" else i * old // new for i in range(new)]
+    return list(range(old)) + [None] * (new - old) if order == "repeat" else _interleaved(old, new)
+
+
+def _interleaved(old: int, new: int) -> list[int | None]:
+    """Trained blocks in order, with the new (None) ones spread evenly after them."""
+    origins: list[int | None] = []
+    for i in range(old):
+        origins.append(i)
+        origins += [None] * ((i + 1) * (new - old) // old - i * (new - old) // old)
+    return origins
+
+
+def _check_choice(name: str, value: str, choices) -> None:
+    if value not in typing.get_args(choices):
+        raise GptkitError(f"{name} must be one of {', '.join(typing.get_args(choices))}, got {value!r}")

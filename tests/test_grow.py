@@ -1,0 +1,84 @@
+"""Growth operators: function-preserving ones keep the logits, stacking copies blocks in the documented order."""
+
+import pytest
+import torch
+
+from gptkit import GPT, GptkitError, ModelConfig
+from gptkit.grow import grow_depth, grow_width
+
+
+@pytest.fixture
+def trained() -> GPT:
+    """A small model with non-trivial weights everywhere (biases and LayerNorms too), in eval mode."""
+    torch.manual_seed(0)
+    model = GPT(ModelConfig(vocab_size=97, block_size=32, n_layer=3, n_head=2, n_embd=16))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    return model.eval()
+
+
+def _logits(model, idx):
+    with torch.no_grad():
+        return model.eval()(idx)
+
+
+@pytest.mark.parametrize("order", ["repeat", "interleave"])
+def test_identity_blocks_leave_the_logits_unchanged(trained, order):
+    idx = torch.randint(0, 97, (2, 20))
+    grown = grow_depth(trained, 7, method="identity", order=order)
+    assert grown.model.config.n_layer == 7
+    torch.testing.assert_close(_logits(grown.model, idx), _logits(trained, idx), atol=1e-6, rtol=0)
+    kept = [i for i in range(7) if grown.sources[f"blocks.{i}.attn.qkv.weight"] is not None]
+    assert kept == ([0, 1, 2] if order == "repeat" else [0, 2, 4])  # new blocks after the trained ones, or spread
+    assert [grown.sources[f"blocks.{i}.ln_2.bias"] for i in kept] == [f"blocks.{i}.ln_2.bias" for i in range(3)]
+    assert grown.sources["wte.weight"] == "wte.weight"
+
+
+@pytest.mark.parametrize("order, expected", [("repeat", [0, 1, 2, 0, 1, 2]), ("interleave", [0, 0, 1, 1, 2, 2])])
+def test_stack_copies_the_trained_blocks_in_the_documented_order(trained, order, expected):
+    grown = grow_depth(trained, 6, method="stack", order=order)
+    old, new = trained.state_dict(), grown.model.state_dict()
+    for i, origin in enumerate(expected):
+        assert grown.sources[f"blocks.{i}.mlp.fc.weight"] == f"blocks.{origin}.mlp.fc.weight"
+        for name in ("ln_1.weight", "attn.qkv.weight", "attn.proj.bias", "mlp.proj.weight"):
+            assert torch.equal(new[f"blocks.{i}.{name}"], old[f"blocks.{origin}.{name}"])
+    for name in ("wte.weight", "wpe.weight", "ln_f.weight", "ln_f.bias"):
+        assert torch.equal(new[name], old[name]) and grown.sources[name] == name
+
+
+@pytest.mark.parametrize("factor", [2, 3])
+def test_width_growth_computes_the_same_function(trained, factor):
+    idx = torch.randint(0, 97, (2, 20))
+    grown = grow_width(trained, factor).model
+    assert (grown.config.n_embd, grown.config.n_head) == (16 * factor, 2 * factor)
+    assert grown.config.head_dim == trained.config.head_dim  # heads are copied whole: the same attention scale
+    torch.testing.assert_close(_logits(grown, idx), _logits(trained, idx), atol=1e-5, rtol=0)
+    noisy = grow_width(trained, factor, noise=0.01).model  # breaks the copies' symmetry, nearly the same function
+    difference = (_logits(noisy, idx) - _logits(trained, idx)).abs().max().item()
+    assert 1e-6 < difference < 0.5
+
+
+def test_a_grown_model_trains_and_its_new_blocks_learn(trained):
+    grown = grow_depth(trained, 4, method="identity").model.train()
+    idx = torch.randint(0, 97, (4, 20))
+    optimizer = torch.optim.AdamW(grown.parameters(), lr=1e-2)
+    before = grown.blocks[3].attn.qkv.weight.detach().clone()
+    for _ in range(3):
+        grown(idx, idx).backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    assert grown.blocks[3].mlp.proj.weight.abs().sum() > 0  # the zero projection moved first...
+    assert not torch.equal(grown.blocks[3].attn.qkv.weight, before)  # ...and then the rest of the new block
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda m: grow_depth(m, 3), "larger than the model's 3"),
+    (lambda m: grow_depth(m, 6, method="copy"), "method must be one of stack, identity"),
+    (lambda m: grow_depth(m, 6, order="random"), "order must be one of repeat, interleave"),
+    (lambda m: grow_width(m, 1), "integer >= 2"),
+    (lambda m: grow_width(m, 1.5), "integer >= 2"),
+])
+def test_bad_growth_requests_are_clear_errors(trained, call, message):
+    with pytest.raises(GptkitError, match=message):
+        call(trained)
