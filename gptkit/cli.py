@@ -15,6 +15,7 @@ from pathlib import Path
 from .config import ModelConfig, RunConfig, load_config, presets
 from .data import PrepareConfig
 from .errors import GptkitError
+from .grow import DepthMethod, DepthOrder
 from .runtime import InferenceDtype
 
 log = logging.getLogger("gptkit")
@@ -152,6 +153,23 @@ def _cmd_export_hf(args) -> None:
     ckpt = load_checkpoint(args.checkpoint)
     to_hf(ckpt.model, ckpt.tokenizer, args.out)
     print(f"wrote a transformers GPT-2 directory to {args.out}")
+
+
+def _cmd_grow(args) -> None:
+    from .checkpoint import load_checkpoint, save_checkpoint
+    from .grow import grow_depth, grow_width
+
+    if (args.n_layer is None) == (args.width_factor is None):
+        raise GptkitError("say how to grow: --n-layer N (deeper) or --width-factor K (wider), one of them")
+    _check_output(args.out, args.force, args.checkpoint)
+    ckpt = load_checkpoint(args.checkpoint)
+    if args.n_layer is not None:
+        grown = grow_depth(ckpt.model, args.n_layer, args.method, args.order).model
+    else:
+        grown = grow_width(ckpt.model, args.width_factor).model
+    save_checkpoint(args.out, grown, ckpt.tokenizer, extra={"grown_from": str(args.checkpoint)})
+    c = grown.config
+    print(f"wrote {args.out}: {c.n_layer} layers x {c.n_embd}, {grown.num_params():,} parameters")
 
 
 def _check_output(out: str, force: bool, source: str | None = None) -> None:
@@ -359,6 +377,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_export_hf)
 
     _add_prepare(sub)
+
+    p = sub.add_parser("grow", help="grow a checkpoint into a deeper or wider model (progressive training)",
+                       epilog="identity and width growth keep the model's outputs; stack copies trained blocks")
+    p.add_argument("checkpoint", help="checkpoint directory")
+    p.add_argument("out", help="checkpoint directory to write")
+    p.add_argument("--n-layer", type=int, help="grow to this many blocks")
+    p.add_argument("--method", default="stack", choices=typing.get_args(DepthMethod),
+                   help="stack: copies of the trained blocks; identity: new blocks that start as the identity")
+    p.add_argument("--order", default="repeat", choices=typing.get_args(DepthOrder),
+                   help="repeat: [1..L, 1..L] (stack) or new blocks last (identity); interleave: [1, 1, 2, 2, ...]")
+    p.add_argument("--width-factor", type=int, help="grow n_embd and n_head this many times (Net2Net)")
+    p.add_argument("--force", action="store_true", help="replace OUT if it is an existing checkpoint")
+    p.set_defaults(func=_cmd_grow)
 
     p = sub.add_parser("train", help="train (or resume) a model on token shards",
                        usage="gptkit train --config NAME|FILE [key=value ...]",

@@ -37,7 +37,8 @@ def subprocess_run(*args, code=0):
 
 def test_every_subcommand_has_help(capsys):
     commands = build_parser()._subparsers._group_actions[0].choices
-    assert set(commands) >= {"info", "generate", "init", "import-hf", "export-hf", "prepare", "train", "demo"}
+    assert set(commands) >= {"info", "generate", "init", "import-hf", "export-hf", "prepare", "train", "demo",
+                             "grow"}
     for name in commands:
         with pytest.raises(SystemExit) as done:
             main([name, "--help"])
@@ -174,3 +175,19 @@ def test_prepare_reports_counts_and_skips_an_unchanged_rerun(tmp_path, cli):
 def test_unknown_arguments_exit_2_from_a_shell():
     proc = subprocess_run("info", "x", "--bogus", code=2)
     assert "unrecognized arguments" in proc.stderr
+
+
+@pytest.mark.parametrize("how", [["--n-layer", "4", "--method", "identity"], ["--width-factor", "2"]],
+                         ids=["identity", "width"])
+def test_grow_writes_a_bigger_checkpoint_with_the_same_outputs(tmp_path, tiny_model, bpe_tokenizer, cli, how):
+    save_checkpoint(tmp_path / "ck", tiny_model, bpe_tokenizer)
+    assert "wrote" in cli("grow", tmp_path / "ck", tmp_path / "big", *how).out
+    big = load_checkpoint(tmp_path / "big")
+    assert big.model.config.n_layer == (4 if "--n-layer" in how else 2)
+    assert big.model.config.n_embd == (64 if "--width-factor" in how else 32)
+    idx = torch.randint(0, 300, (1, 12))
+    with torch.no_grad():
+        torch.testing.assert_close(big.model.eval()(idx), tiny_model.eval()(idx), atol=1e-5, rtol=0)
+    assert big.meta["grown_from"] == str(tmp_path / "ck") and big.tokenizer.encode("hi") == bpe_tokenizer.encode("hi")
+    assert "already exists" in cli("grow", tmp_path / "ck", tmp_path / "big", *how, code=2).err
+    assert "one of them" in cli("grow", tmp_path / "ck", tmp_path / "x", code=2).err
