@@ -409,7 +409,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _terminated(signum, frame):
     print("terminated", file=sys.stderr)
+    _terminated.received = signum  # C code (e.g. a module import) can swallow the exception below
     raise SystemExit(128 + signum)  # unwinds like Ctrl-C does, so half-written outputs are removed
+
+
+_terminated.received = None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -434,6 +438,8 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args) -> int:
     try:
         args.func(args)
+        if _terminated.received:  # the stop was swallowed and the command finished: its output is whole
+            return 128 + _terminated.received
     except GptkitError as e:
         if args.verbose and e.__cause__ is not None:  # what went wrong underneath, for a bug report
             traceback.print_exception(e.__cause__)

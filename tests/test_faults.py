@@ -138,9 +138,15 @@ def test_an_interrupted_prepare_leaves_nothing_and_the_next_one_sweeps_what_a_ki
     proc.send_signal(how)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == (128 + how if how == signal.SIGTERM else -how), err
-    assert "Traceback" not in err and not Path("d").exists()
+    assert "Traceback" not in err
     left = sorted(p.name for p in ws.glob(".d.v*"))
-    assert bool(left) == (how == signal.SIGKILL), (left, err)  # only a kill leaves its version behind
+    if how == signal.SIGKILL:
+        assert not Path("d").exists() and left, left  # the killed write's version is left behind...
+    elif Path("d").exists():  # SIGTERM can land in C code that swallows the exception: then the output is whole
+        assert json.loads(Path("d/manifest.json").read_text())["read"]["documents"] == 320_000
+        assert left == [Path("d").resolve().name]
+    else:
+        assert left == [], (left, err)  # ...SIGTERM's is removed as the command unwinds
     assert main(["prepare", "corpus.txt", "--out", "d", "--vocab-size", "300", "--quiet"]) == 0
     now = sorted(p.name for p in ws.glob(".d.v*"))
-    assert now == [Path("d").resolve().name], (left, now)  # the next write swept it
+    assert now == [Path("d").resolve().name], (left, now)  # ...and the next write sweeps it

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+import numpy.random  # noqa: F401 (imported now: a signal during a lazy import can be lost)
 
 from ..atomic import atomic_directory, writing
 from ..config import check_fields, require
