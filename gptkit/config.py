@@ -128,9 +128,13 @@ class RunConfig:
 def check_fields(config: Any, section: str) -> None:
     """Check every field of a config dataclass against its type hint (numbers, booleans, choices, ...)."""
     for name, hint in _hints(type(config)).items():
-        value = getattr(config, name)
-        if not _matches(value, hint):
-            raise GptkitError(f"{section}: {name} must be {_describe(hint)}, got {value!r}")
+        check_value(section, name, getattr(config, name), hint)
+
+
+def check_value(section: str, name: str, value: Any, hint: Any) -> None:
+    """One value against a type hint, e.g. check_value("grow_depth", "method", m, Literal["stack", "identity"])."""
+    if not _matches(value, hint):
+        raise GptkitError(f"{section}: {name} must be {_describe(hint)}, got {value!r}")
 
 
 def require(config: Any, section: str, **rules: str) -> None:

@@ -15,12 +15,12 @@ trained weights everywhere.
 from __future__ import annotations
 
 import dataclasses
-import typing
 from dataclasses import dataclass
 from typing import Literal
 
 import torch
 
+from .config import check_value
 from .errors import GptkitError
 from .model import GPT
 
@@ -123,8 +123,8 @@ def _fresh(model: GPT, config, seed: int) -> GPT:
 
 def _block_origins(old: int, new: int, method: str, order: str) -> list[int | None]:
     """For each new block, the trained block it copies (None: a new identity block)."""
-    _check_choice("method", method, DepthMethod)
-    _check_choice("order", order, DepthOrder)
+    check_value("grow_depth", "method", method, DepthMethod)
+    check_value("grow_depth", "order", order, DepthOrder)
     if new <= old:
         raise GptkitError(f"grow_depth: n_layer must be larger than the model's {old}, got {new}")
     if method == "stack":
@@ -139,8 +139,3 @@ def _interleaved(old: int, new: int) -> list[int | None]:
         origins.append(i)
         origins += [None] * ((i + 1) * (new - old) // old - i * (new - old) // old)
     return origins
-
-
-def _check_choice(name: str, value: str, choices) -> None:
-    if value not in typing.get_args(choices):
-        raise GptkitError(f"{name} must be one of {', '.join(typing.get_args(choices))}, got {value!r}")
