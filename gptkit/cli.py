@@ -257,6 +257,10 @@ def _train(run: RunConfig, quiet: bool) -> None:
             if "tokens_per_s" in record:
                 bar.set_postfix(loss=f"{record['loss']:.3f}", tok_s=f"{record['tokens_per_s']:,.0f}",
                                 mfu=f"{100 * record['mfu']:.1f}%", refresh=False)
+            if "grown" in record:
+                g = record["grown"]
+                bar.write(f"step {record['step']}: grew to {g['n_layer']} layers x {g['n_embd']} "
+                          f"({g['params']:,} parameters)")
             if "val_loss" in record:
                 bar.write(f"step {record['step']}: val loss {record['val_loss']:.4f} "
                           f"(ppl {record['val_ppl']:.1f}, {record['val_bpb']:.3f} bits/byte)")

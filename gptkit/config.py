@@ -64,6 +64,33 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
+class GrowStage:
+    """One stage of progressive training: from `at` on, the model has this shape (unset = unchanged).
+
+    `at` is a step (an integer) or a fraction of max_steps (a number in (0, 1), e.g. 0.25).
+    A larger n_layer grows depth (train.grow_method); a multiple of n_embd grows width (Net2Net),
+    with n_head scaled alike so every head keeps its size.
+    """
+
+    at: int | float
+    n_layer: int | None = None
+    n_embd: int | None = None
+
+    def __post_init__(self):
+        check_fields(self, "train config: grow stage")
+        require(self, "train config: grow stage", n_layer=">= 1", n_embd=">= 1")
+        if isinstance(self.at, int) and self.at < 1 or isinstance(self.at, float) and not 0 < self.at < 1:
+            raise GptkitError(f"train config: grow stage at must be a step >= 1 or a fraction in (0, 1), "
+                              f"got {self.at!r}")
+        if self.n_layer is None and self.n_embd is None:
+            raise GptkitError(f"train config: grow stage at {self.at} changes nothing: give n_layer and/or n_embd")
+
+    def step(self, max_steps: int) -> int:
+        """The number of optimiser steps after which the model takes this shape."""
+        return self.at if isinstance(self.at, int) else max(1, round(self.at * max_steps))
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """How to train: data, batch, optimiser, schedule, precision, evaluation, checkpoints."""
 
@@ -99,6 +126,13 @@ class TrainConfig:
     keep_last: int = 2  # step checkpoints kept besides `best`
     log_interval: int = 10  # steps between metric lines
     peak_flops: float = 0.0  # for MFU; 0 = a guess for the device and dtype
+    # progressive training: [model] is the starting shape; each stage grows it, e.g.
+    # grow = [{at = 0.15, n_layer = 4}, {at = 0.4, n_layer = 8}]
+    grow: tuple[GrowStage, ...] = ()
+    grow_method: Literal["stack", "identity"] = "stack"  # new blocks: copies of trained ones, or identity blocks
+    grow_order: Literal["repeat", "interleave"] = "repeat"  # [1..L, 1..L] or [1, 1, 2, 2, ..] (see gptkit.grow)
+    grow_optimizer: Literal["carry", "reset"] = "carry"  # carry the optimizer state along with copied weights
+    grow_warmup_steps: int = 0  # after each growth, ramp the lr up again over this many steps
 
     def __post_init__(self):
         section = "train config"
@@ -107,19 +141,40 @@ class TrainConfig:
                 checkpoint_interval=">= 1", keep_last=">= 1", log_interval=">= 1", warmup_steps=">= 0",
                 eval_batches=">= 0", sample_tokens=">= 0", sample_temperature=">= 0", sample_top_k=">= 0",
                 lr="> 0", min_lr=">= 0", muon_lr="> 0", decay_fraction="(0, 1]", weight_decay=">= 0",
-                grad_clip=">= 0", max_minutes=">= 0", peak_flops=">= 0")
+                grad_clip=">= 0", max_minutes=">= 0", peak_flops=">= 0", grow_warmup_steps=">= 0")
         if self.min_lr > self.lr:
             raise GptkitError(f"{section}: min_lr ({self.min_lr}) must not exceed lr ({self.lr})")
         if self.optimizer == "muon" and self.fsdp:
             raise GptkitError(f"{section}: optimizer=muon needs whole weight matrices; use DDP (fsdp=false)")
+        starts = [stage.step(self.max_steps) for stage in self.grow]
+        if starts != sorted(set(starts)) or any(s >= self.max_steps for s in starts):
+            raise GptkitError(f"{section}: grow stages must start at increasing steps below max_steps "
+                              f"({self.max_steps}); they start at {starts}")
 
 
 @dataclass(frozen=True)
 class RunConfig:
     """A training run: a [model] and a [train] table in one TOML file."""
 
-    model: ModelConfig = field(default_factory=ModelConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)  # the starting shape when train.grow is set
     train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self):
+        self.shapes()  # every stage of the growth schedule must be a valid, larger model
+
+    def shapes(self) -> list[ModelConfig]:
+        """The model's shape in each stage: [model], then after each grow stage in turn."""
+        shapes = [self.model]
+        for stage in self.train.grow:
+            old = shapes[-1]
+            n_layer, n_embd = stage.n_layer or old.n_layer, stage.n_embd or old.n_embd
+            if n_layer < old.n_layer or n_embd < old.n_embd or n_embd % old.n_embd:
+                raise GptkitError(f"train config: grow stage at {stage.at} must grow the model: n_layer >= "
+                                  f"{old.n_layer} and n_embd a multiple of {old.n_embd}, got n_layer={n_layer}, "
+                                  f"n_embd={n_embd}")
+            n_head = old.n_head * (n_embd // old.n_embd)
+            shapes.append(dataclasses.replace(old, n_layer=n_layer, n_embd=n_embd, n_head=n_head))
+        return shapes
 
 
 # -- validation ---------------------------------------------------------------------
@@ -219,9 +274,20 @@ def from_dict(cls: type[T], data: dict, source: str = "config") -> T:
             if not isinstance(value, dict):
                 raise GptkitError(f"{source}: [{name}] must be a table of settings")
             data[name] = from_dict(hints[name], value, f"{source} [{name}]")
-        elif typing.get_origin(hints[name]) is tuple and isinstance(value, list):
-            data[name] = tuple(value)  # TOML arrays are lists; frozen configs keep tuples
+        elif typing.get_origin(hints[name]) is tuple and isinstance(value, (list, tuple)):
+            item = typing.get_args(hints[name])[0]  # TOML arrays are lists; frozen configs keep tuples
+            data[name] = tuple(_table(item, v, f"{source} {name}[{i}]") for i, v in enumerate(value)) \
+                if dataclasses.is_dataclass(item) else tuple(value)
     return cls(**data)
+
+
+def _table(cls: type, value: Any, source: str) -> Any:
+    """One element of a list of tables (e.g. a grow stage): a dict becomes `cls`."""
+    if isinstance(value, cls):
+        return value
+    if not isinstance(value, dict):
+        raise GptkitError(f"{source} must be a table such as {{at = 0.5, n_layer = 8}}, got {value!r}")
+    return from_dict(cls, value, source)
 
 
 def presets() -> list[str]:

@@ -3,10 +3,11 @@
     bigger = grow_depth(model, n_layer=8, method="stack")      # G_stack: copies of the trained blocks
     bigger = grow_depth(model, n_layer=8, method="identity")   # new blocks that compute the identity
     wider = grow_width(model, factor=2)                        # Net2Net: the same function, twice as wide
+    grown = grow_to(model, shape, "stack")                     # both, to a given ModelConfig
 
 Each returns a `Growth`: the new model, and for every new parameter the old one
 it was copied from (None for a fresh one), so a trainer can carry optimizer
-state along with the weights. Embeddings, the final LayerNorm and the tied head
+state along with the weights (`carry_optimizer_state`). Embeddings, the final LayerNorm and the tied head
 carry over. `identity` and `grow_width` are function-preserving: the grown model
 gives the same logits. `stack` is not (it repeats computation), but starts from
 trained weights everywhere.
@@ -20,7 +21,7 @@ from typing import Literal
 
 import torch
 
-from .config import check_value
+from .config import ModelConfig, check_value
 from .errors import GptkitError
 from .model import GPT
 
@@ -96,6 +97,35 @@ def grow_width(model: GPT, factor: int, noise: float = 0.0, seed: int = 0) -> Gr
                 widened = widened + noise * widened.std() * torch.randn(widened.shape, generator=generator)
             tensor.copy_(widened)
     return Growth(grown, {name: None for name in new_state})  # new shapes: no state can be carried
+
+
+def grow_to(model: GPT, shape: ModelConfig, method: DepthMethod = "stack", order: DepthOrder = "repeat",
+            seed: int = 0) -> Growth:
+    """`model` grown to `shape`'s n_layer (grow_depth), then to its n_embd (grow_width); the rest must match."""
+    c = model.config
+    if dataclasses.replace(shape, n_layer=c.n_layer, n_embd=c.n_embd, n_head=c.n_head) != c:
+        raise GptkitError(f"grow_to: only n_layer, n_embd and n_head can change; {shape} differs from {c} otherwise")
+    growth = Growth(model, {name: name for name in model.state_dict()})
+    if shape.n_layer != c.n_layer:
+        growth = grow_depth(model, shape.n_layer, method, order, seed)
+    if shape.n_embd != c.n_embd:
+        factor, rest = divmod(shape.n_embd, c.n_embd)
+        if rest or shape.n_head != c.n_head * factor:
+            raise GptkitError(f"grow_to: n_embd {shape.n_embd} and n_head {shape.n_head} must be the same "
+                              f"whole multiple of {c.n_embd} and {c.n_head}")
+        growth = grow_width(growth.model, factor, seed=seed)
+    return growth
+
+
+def carry_optimizer_state(state: dict[str, dict], sources: dict[str, str | None]) -> dict[str, dict]:
+    """Per-parameter optimizer state for the grown model, keyed by parameter name like `state`.
+
+    A copied parameter gets a copy of its source's state (Adam's moments, Muon's momentum), so the
+    moments match the copied tensors; a fresh parameter gets none, and the optimizer starts it anew.
+    """
+    return {name: {key: value.clone() if isinstance(value, torch.Tensor) else value
+                   for key, value in state[source].items()}
+            for name, source in sources.items() if source is not None and source in state}
 
 
 def _widen(name: str, old: torch.Tensor, shape: torch.Size, factor: int) -> torch.Tensor:

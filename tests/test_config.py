@@ -96,3 +96,33 @@ def test_prepare_config_has_read_and_clean_tables(tmp_path):
     assert (config.clean.min_chars, config.clean.nfc) == (3, False)
     with pytest.raises(GptkitError, match="txt_documents must be one of file, paragraph, line"):
         load_config(PrepareConfig, None, ["txt_documents=page"])
+
+
+def test_a_growth_schedule_is_a_list_of_tables(tmp_path):
+    path = tmp_path / "grow.toml"
+    path.write_text("[model]\nn_layer = 2\nn_head = 2\nn_embd = 32\n[train]\nmax_steps = 1000\n"
+                    "grow = [{at = 0.15, n_layer = 4}, {at = 400, n_layer = 8, n_embd = 64}]\n")
+    run = load_config(RunConfig, path)
+    assert [stage.step(run.train.max_steps) for stage in run.train.grow] == [150, 400]
+    assert [(s.n_layer, s.n_embd, s.n_head) for s in run.shapes()] == [(2, 32, 2), (4, 32, 2), (8, 64, 4)]
+    again = load_config(RunConfig, None, ["model.n_layer=2", "grow=[{at = 0.5, n_layer = 3}]"])
+    assert again.shapes()[-1].n_layer == 3
+    from gptkit.config import from_dict, to_dict
+    assert from_dict(RunConfig, to_dict(run)) == run  # what checkpoints and run.json store loads back
+
+
+@pytest.mark.parametrize("grow, message", [
+    ("[{at = 0, n_layer = 4}]", "a step >= 1 or a fraction in"),
+    ("[{at = 1.5, n_layer = 4}]", "a step >= 1 or a fraction in"),
+    ("[{at = 0.5}]", "changes nothing"),
+    ("[{at = 0.5, n_layers = 4}]", r"grow\[0\]: unknown key"),
+    ("[0.5]", "must be a table"),
+    ("[{at = 0.6, n_layer = 4}, {at = 0.5, n_layer = 6}]", "increasing steps below max_steps"),
+    ("[{at = 1000, n_layer = 4}]", "increasing steps below max_steps"),
+    ("[{at = 0.5, n_layer = 1}]", "must grow the model: n_layer >= 2"),
+    ("[{at = 0.5, n_embd = 48}]", "n_embd a multiple of 32"),
+])
+def test_bad_growth_schedules_are_clear_errors(grow, message):
+    with pytest.raises(GptkitError, match=message):
+        load_config(RunConfig, None, ["model.n_layer=2", "model.n_embd=32", "model.n_head=2", "max_steps=1000",
+                                      f"grow={grow}"])

@@ -4,7 +4,11 @@ import pytest
 import torch
 
 from gptkit import GPT, GptkitError, ModelConfig
-from gptkit.grow import grow_depth, grow_width
+from gptkit.config import TrainConfig
+from gptkit.grow import carry_optimizer_state, grow_depth, grow_to, grow_width
+from gptkit.runtime import Distributed
+from gptkit.train.distributed import load_optimizer_state_by_name, optimizer_state_by_name
+from gptkit.train.optim import build_optimizer
 
 
 @pytest.fixture
@@ -82,3 +86,50 @@ def test_a_grown_model_trains_and_its_new_blocks_learn(trained):
 def test_bad_growth_requests_are_clear_errors(trained, call, message):
     with pytest.raises(GptkitError, match=message):
         call(trained)
+
+
+def test_grow_to_a_shape_composes_depth_and_width(trained):
+    idx = torch.randint(0, 97, (2, 20))
+    shape = ModelConfig(vocab_size=97, block_size=32, n_layer=5, n_head=4, n_embd=32)
+    grown = grow_to(trained, shape, "identity")
+    assert grown.model.config == shape
+    torch.testing.assert_close(_logits(grown.model, idx), _logits(trained, idx), atol=1e-5, rtol=0)
+    assert set(grown.sources.values()) == {None}  # widened: nothing has its old shape, no state carries
+    assert grow_to(trained, trained.config).model is trained
+    with pytest.raises(GptkitError, match="only n_layer, n_embd and n_head can change"):
+        grow_to(trained, ModelConfig(vocab_size=97, block_size=64, n_layer=5, n_head=2, n_embd=16))
+    with pytest.raises(GptkitError, match="same whole multiple"):
+        grow_to(trained, ModelConfig(vocab_size=97, block_size=32, n_layer=3, n_head=2, n_embd=32))
+
+
+@pytest.mark.parametrize("optimizer", ["adamw", "muon"])
+def test_optimizer_state_follows_the_copied_tensors(trained, optimizer):
+    cfg = TrainConfig(optimizer=optimizer, lr=1e-2)
+    old_optimizer = build_optimizer(trained.train(), cfg, torch.device("cpu"))
+    idx = torch.randint(0, 97, (4, 20))
+    for _ in range(2):
+        trained(idx, idx).backward()
+        old_optimizer.step()
+        old_optimizer.zero_grad()
+    named = optimizer_state_by_name(trained, old_optimizer, old_optimizer.state_dict())
+    growth = grow_depth(trained, 5, method="identity", order="interleave")
+    new_optimizer = build_optimizer(growth.model, cfg, torch.device("cpu"))
+    load_optimizer_state_by_name(growth.model, new_optimizer, carry_optimizer_state(named, growth.sources),
+                                 Distributed())
+    old_params, new_params = dict(trained.named_parameters()), dict(growth.model.named_parameters())
+    for name, param in new_params.items():
+        source = growth.sources[name]
+        state = new_optimizer.state.get(param, {})
+        if source is None:
+            assert not state  # a fresh parameter starts with fresh state
+            continue
+        old_state = old_optimizer.state[old_params[source]]
+        assert state.keys() == old_state.keys() and state
+        for key, value in old_state.items():
+            assert torch.equal(torch.as_tensor(state[key]), torch.as_tensor(value)), (name, key)
+    stacked = grow_depth(trained, 6, method="stack")
+    carried = carry_optimizer_state(named, stacked.sources)
+    for key in named["blocks.1.mlp.fc.weight"]:  # blocks 1 and 4 are copies of block 1: so are their moments
+        assert torch.equal(carried["blocks.4.mlp.fc.weight"][key], named["blocks.1.mlp.fc.weight"][key])
+    carried["blocks.4.mlp.fc.weight"][list(named["blocks.1.mlp.fc.weight"])[-1]].add_(1)  # copies, not views
+    assert not torch.equal(carried["blocks.1.mlp.fc.weight"][key], carried["blocks.4.mlp.fc.weight"][key])

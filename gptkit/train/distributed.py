@@ -44,12 +44,17 @@ def is_fsdp(model: torch.nn.Module) -> bool:
     return any(type(m).__name__.startswith("FSDP") for m in model.modules())
 
 
-def gather_state(model: GPT, optimizer: torch.optim.Optimizer, dist: Distributed) -> tuple[dict, dict]:
-    """Full (unsharded) model and optimizer state dicts; every rank must call it under FSDP."""
+def gather_state(model: GPT, optimizer: torch.optim.Optimizer, dist: Distributed,
+                 every_rank: bool = False) -> tuple[dict, dict]:
+    """Full (unsharded) model and optimizer state dicts; every rank must call it under FSDP.
+
+    Under FSDP only rank 0 receives them (in CPU memory), unless `every_rank`.
+    """
     if dist.world_size > 1 and is_fsdp(model):
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
 
-        return get_state_dict(model, optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        options = StateDictOptions(full_state_dict=True, cpu_offload=not every_rank)
+        return get_state_dict(model, optimizer, options=options)
     return model.state_dict(), optimizer.state_dict()
 
 
@@ -61,6 +66,33 @@ def load_optimizer_state(model: GPT, optimizer: torch.optim.Optimizer, state: di
         set_optimizer_state_dict(model, optimizer, state, options=StateDictOptions(full_state_dict=True))
     else:
         optimizer.load_state_dict(state)
+
+
+def optimizer_state_by_name(model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: dict) -> dict:
+    """A full optimizer state dict (as `gather_state` returns it) as {parameter name: its state}."""
+    names = _parameter_names(model, optimizer)
+    return {key if isinstance(key, str) else names[key]: value for key, value in state["state"].items()}
+
+
+def load_optimizer_state_by_name(model: torch.nn.Module, optimizer: torch.optim.Optimizer, named: dict,
+                                 dist: Distributed) -> None:
+    """Load {parameter name: state} (parameters left out start fresh), sharding it under FSDP."""
+    names = _parameter_names(model, optimizer)
+    groups = optimizer.state_dict()["param_groups"]
+    if dist.world_size > 1 and is_fsdp(model):  # the full state dict of torch.distributed.checkpoint: by name
+        start = 0
+        for group in groups:
+            group["params"], start = names[start:start + len(group["params"])], start + len(group["params"])
+        load_optimizer_state(model, optimizer, {"state": named, "param_groups": groups}, dist)
+    else:
+        index = {name: i for i, name in enumerate(names)}
+        optimizer.load_state_dict({"state": {index[n]: s for n, s in named.items()}, "param_groups": groups})
+
+
+def _parameter_names(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> list[str]:
+    """The names of the optimizer's parameters, in the order its state dict numbers them."""
+    names = {id(p): name for name, p in model.named_parameters()}
+    return [names[id(p)] for group in optimizer.param_groups for p in group["params"]]
 
 
 def plain_model(model: GPT, state: dict) -> GPT:

@@ -7,6 +7,12 @@ Every `checkpoint_interval` steps (and at the end, and on SIGINT/SIGTERM) the ru
 writes out_dir/ckpt-NNNNNN with the model, optimizer, RNG and step counters;
 `train` resumes from the newest one, and the resumed loss curve is identical to
 an uninterrupted run's. Under torchrun the same call runs DDP (or FSDP2).
+
+With a growth schedule (train.grow) the model starts at [model]'s shape and, after
+each stage's step, is grown (gptkit.grow) into the next shape: the optimizer is
+rebuilt with the carried state, and the compile/DDP/FSDP wrappers are rebuilt
+around the new model. Checkpoints record the stage, so a resumed run rebuilds the
+shape it was saved in.
 """
 
 from __future__ import annotations
@@ -33,7 +39,9 @@ from ..lock import DirectoryLock
 from ..model import GPT
 from ..runtime import Distributed, init_distributed, parse_dtype, peak_flops
 from ..tokenizer import Tokenizer
-from .distributed import agree, barrier, gather_state, load_optimizer_state, plain_model, wrap_model
+from ..grow import carry_optimizer_state, grow_to
+from .distributed import (agree, barrier, gather_state, load_optimizer_state, load_optimizer_state_by_name,
+                          optimizer_state_by_name, plain_model, wrap_model)
 from .optim import build_optimizer, lr_at
 from .report import MetricsLog, Progress, Throughput, write_report
 from .step import Precision, accumulate_gradients, apply_update, evaluate
@@ -59,6 +67,7 @@ class _Run:
     metrics: MetricsLog
     throughput: Throughput
     bytes_per_token: float
+    stage: int = 0  # how many grow stages the model has been through
 
     @property
     def cfg(self) -> TrainConfig:
@@ -93,6 +102,8 @@ def _loop(r: _Run, on_step: Callable[[dict], None] | None) -> Path:
                 stopped_by = stop.received
                 _save(r, f"ckpt-{r.progress.step:06d}", resumable=True)
                 break
+            if _growth_due(r):
+                record["grown"] = _grow(r)
             stopped_by = _stop_reason(r, stop)
             last = stopped_by is not None or r.progress.step == r.cfg.max_steps
             if last or r.progress.step % r.cfg.eval_interval == 0:
@@ -127,10 +138,13 @@ def _start(run: RunConfig, held: contextlib.ExitStack) -> _Run:
 
     if dist.is_main:  # one training run per out_dir; other ranks follow rank 0
         held.enter_context(DirectoryLock(cfg.out_dir, "training run"))
-    torch.manual_seed(cfg.seed)
-    model = GPT(run.model)
     resume_from = _latest_checkpoint(Path(cfg.out_dir))
-    saved_state = _load_weights(resume_from, model) if resume_from is not None else None
+    saved_state = load_train_state(resume_from) if resume_from is not None else None
+    stage = saved_state.get("stage", 0) if saved_state is not None else 0
+    torch.manual_seed(cfg.seed)
+    model = GPT(_shape(run, stage))
+    if resume_from is not None:
+        _load_weights(resume_from, model)
     model.to(device)
     wrapped = wrap_model(model, cfg, dist, device)
     optimizer = build_optimizer(model, cfg, device)  # after wrapping: FSDP replaces the parameters
@@ -145,8 +159,52 @@ def _start(run: RunConfig, held: contextlib.ExitStack) -> _Run:
     peak = (cfg.peak_flops or peak_flops(device, precision.dtype)) * dist.world_size
     throughput = Throughput(model.flops_per_token(block), peak)
     wrapped.train()
-    return _Run(run, model, wrapped, optimizer, batches, val_shards, tokenizer, dist, precision, progress, metrics,
-                throughput, _bytes_per_token(cfg.data))
+    r = _Run(run, model, wrapped, optimizer, batches, val_shards, tokenizer, dist, precision, progress, metrics,
+             throughput, _bytes_per_token(cfg.data), stage)
+    while _growth_due(r):  # a checkpoint from before a stage the schedule has since moved earlier
+        _grow(r)
+    return r
+
+
+def _shape(run: RunConfig, stage: int) -> ModelConfig:
+    shapes = run.shapes()
+    if stage >= len(shapes):
+        raise GptkitError(f"the checkpoint was saved in grow stage {stage}, but train.grow has only "
+                          f"{len(shapes) - 1} stage(s); use a new out_dir or the same schedule")
+    return shapes[stage]
+
+
+def _growth_due(r: _Run) -> bool:
+    stages = r.cfg.grow
+    return r.stage < len(stages) and r.progress.step >= stages[r.stage].step(r.cfg.max_steps)
+
+
+def _grow(r: _Run) -> dict:
+    """Grow the model into the next stage's shape (after this step), with a new optimizer and wrappers.
+
+    The optimizer state of copied parameters is carried (or, with grow_optimizer=reset, dropped).
+    Fresh blocks are seeded by the run's seed and the stage, so a resumed run grows identically.
+    """
+    cfg, dist, device = r.cfg, r.dist, r.precision.device
+    model_state, optim_state = gather_state(r.model, r.optimizer, dist, every_rank=True)  # collective under FSDP
+    old = plain_model(r.model, model_state)
+    named_state = optimizer_state_by_name(r.model, r.optimizer, optim_state)
+    r.stage += 1
+    growth = grow_to(old, _shape(r.config, r.stage), cfg.grow_method, cfg.grow_order, seed=cfg.seed + r.stage)
+    r.model = growth.model.to(device)
+    r.wrapped = wrap_model(r.model, cfg, dist, device)
+    r.optimizer = build_optimizer(r.model, cfg, device)
+    if cfg.grow_optimizer == "carry":
+        load_optimizer_state_by_name(r.model, r.optimizer, carry_optimizer_state(named_state, growth.sources), dist)
+    r.wrapped.train()
+    r.throughput.flops_per_token = r.model.flops_per_token(r.config.model.block_size)
+    c = r.model.config
+    event = {"step": r.progress.step, "grow_stage": r.stage, "n_layer": c.n_layer, "n_embd": c.n_embd,
+             "n_head": c.n_head, "params": r.model.num_params(), "elapsed": r.progress.elapsed}
+    r.metrics.write(event)
+    log.debug("step %d: grew to %d layers x %d (%s parameters)", r.progress.step, c.n_layer, c.n_embd,
+             f"{event['params']:,}")
+    return event
 
 
 def _optimizer_step(r: _Run, stop: _StopSignal) -> dict | None:
@@ -232,7 +290,7 @@ def _save(r: _Run, name: str, resumable: bool) -> Path:
 def _train_state(r: _Run, optim_state: dict) -> dict:
     p = r.progress
     state = {
-        "step": p.step, "tokens_seen": p.tokens_seen, "elapsed": p.elapsed, "best_val": p.best_val,
+        "step": p.step, "tokens_seen": p.tokens_seen, "elapsed": p.elapsed, "best_val": p.best_val, "stage": r.stage,
         "optimizer": optim_state, "rng_cpu": torch.get_rng_state(),
         "scaler": r.precision.scaler.state_dict() if r.precision.scaler is not None else {},
     }
@@ -257,14 +315,13 @@ def _latest_checkpoint(out_dir: Path) -> Path | None:
     return found[-1] if found else None
 
 
-def _load_weights(path: Path, model: GPT) -> dict:
-    """Put a checkpoint's weights into `model` (before any wrapping); return its training state."""
+def _load_weights(path: Path, model: GPT) -> None:
+    """Put a checkpoint's weights into `model` (before any wrapping)."""
     ckpt = load_checkpoint(path)
     if ckpt.model.config != model.config:
         raise GptkitError(f"{path} holds a model of another shape ({ckpt.model.config}); "
-                          f"use a new out_dir or the same [model] settings")
+                          f"use a new out_dir or the same [model] and train.grow settings")
     model.load_state_dict(ckpt.model.state_dict())
-    return load_train_state(path)
 
 
 class _Abandoned(BaseException):

@@ -27,7 +27,17 @@ from ..runtime import fast_bf16
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Learning rate for optimiser step `step` (0-based): linear warmup, then the schedule."""
+    """Learning rate for optimiser step `step` (0-based): linear warmup, then the schedule.
+
+    With grow_warmup_steps, the steps after each growth ramp up to it again, linearly.
+    """
+    grown_at = [start for start in (stage.step(cfg.max_steps) for stage in cfg.grow) if start <= step]
+    if grown_at and cfg.grow_warmup_steps:
+        return _scheduled(step, cfg) * min(1.0, (step - grown_at[-1] + 1) / cfg.grow_warmup_steps)
+    return _scheduled(step, cfg)
+
+
+def _scheduled(step: int, cfg: TrainConfig) -> float:
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
     if cfg.schedule == "constant":

@@ -92,7 +92,8 @@ def write_report(out_dir: Path, run: RunConfig, num_params: int, progress: Progr
     speed = [r["tokens_per_s"] for r in records if "tokens_per_s" in r]
     mfu = [r["mfu"] for r in records if "mfu" in r]
     samples = [r["sample"] for r in records if "sample" in r]
-    plot = _plot(out_dir / "loss.png", train, val)
+    growth = [r for r in records if "grow_stage" in r]
+    plot = _plot(out_dir / "loss.png", train, val, growth)
     lines = [
         f"# Training report: {out_dir}", "",
         f"- parameters: {num_params:,}",
@@ -104,6 +105,8 @@ def write_report(out_dir: Path, run: RunConfig, num_params: int, progress: Progr
         if speed else "- throughput: n/a",
         f"- final train loss: {train[-1][1]:.4f}" if train else "- final train loss: n/a",
         f"- final val loss: {val[-1][1]:.4f}, best: {min(v for _, v in val):.4f}" if val else "- val loss: n/a",
+        *(f"- grown at step {g['step']:,}: {g['n_layer']} layers x {g['n_embd']}, {g['params']:,} parameters "
+          f"({g['elapsed'] / 60:.1f} min in)" for g in growth),
         "", "![loss curve](loss.png)" if plot else "(install matplotlib for loss.png)", "",
         "## Config", "", "```json", json.dumps(to_dict(run), indent=2), "```",
     ]
@@ -112,7 +115,7 @@ def write_report(out_dir: Path, run: RunConfig, num_params: int, progress: Progr
     (out_dir / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def _plot(path: Path, train: list, val: list) -> bool:
+def _plot(path: Path, train: list, val: list, growth: list[dict]) -> bool:
     try:
         import matplotlib
 
@@ -126,6 +129,10 @@ def _plot(path: Path, train: list, val: list) -> bool:
         ax.plot(*zip(*train), label="train", linewidth=1)
     if val:
         ax.plot(*zip(*val), label="val", marker="o")
+    for i, g in enumerate(growth):  # a vertical line where the model grew
+        ax.axvline(g["step"], color="grey", linestyle="--", linewidth=1, label="growth" if i == 0 else None)
+        ax.annotate(f"{g['n_layer']}x{g['n_embd']}", (g["step"], 1), xycoords=("data", "axes fraction"),
+                    xytext=(3, -12), textcoords="offset points", fontsize=8, color="grey")
     ax.set_xlabel("step")
     ax.set_ylabel("loss (nats/token)")
     ax.grid(alpha=0.3)

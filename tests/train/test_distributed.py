@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from gptkit.train import train
+from gptkit.train.report import read_metrics
 from tests.train.conftest import _cli, _losses, _overrides, _run
 
 # a constant schedule: the length of a run does not change its learning rates, so runs of different
@@ -43,3 +44,13 @@ def test_a_one_process_checkpoint_resumes_in_two(shards, tmp_path):
     train(_run(shards, tmp_path / "moved", "grad_accum=2", "max_steps=6", *SAME))
     _torchrun(shards, tmp_path / "moved", "max_steps=9")
     _close(_losses(tmp_path / "moved"), _losses(tmp_path / "single"))
+
+
+@pytest.mark.parametrize("fsdp", [False, True], ids=["ddp", "fsdp"])
+def test_two_processes_grow_like_one_process(shards, tmp_path, fsdp):
+    grow = ("grow=[{at = 2, n_layer = 3}, {at = 4, n_layer = 4}]", "max_steps=6", "grow_method=stack")
+    train(_run(shards, tmp_path / "single", "grad_accum=2", *grow, *SAME))
+    _torchrun(shards, tmp_path / "two", *grow, f"fsdp={str(fsdp).lower()}")
+    _close(_losses(tmp_path / "two"), _losses(tmp_path / "single"))
+    events = [r["n_layer"] for r in read_metrics(tmp_path / "two" / "metrics.jsonl") if "grow_stage" in r]
+    assert events == [3, 4]

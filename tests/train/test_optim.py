@@ -89,3 +89,18 @@ def test_muon_with_fsdp_is_rejected():
         TrainConfig(optimizer="muon", fsdp=True)
     with pytest.raises(GptkitError, match="optimizer must be one of adamw, muon"):
         TrainConfig(optimizer="sgd")
+
+
+def test_after_each_growth_the_lr_warms_up_again_on_the_global_schedule():
+    from gptkit.config import GrowStage
+
+    stages = (GrowStage(at=10, n_layer=4), GrowStage(at=0.5, n_layer=8))
+    plain = TrainConfig(lr=1e-3, min_lr=1e-4, warmup_steps=5, max_steps=40, grow=stages)
+    rewarmed = TrainConfig(lr=1e-3, min_lr=1e-4, warmup_steps=5, max_steps=40, grow=stages, grow_warmup_steps=4)
+    assert [lr_at(s, plain) for s in range(40)] == [lr_at(s, TrainConfig(lr=1e-3, min_lr=1e-4, warmup_steps=5,
+                                                                         max_steps=40)) for s in range(40)]
+    for start in (10, 20):  # step `start` is the grown model's first
+        assert lr_at(start - 1, rewarmed) == lr_at(start - 1, plain)
+        for k in range(4):
+            assert lr_at(start + k, rewarmed) == pytest.approx(lr_at(start + k, plain) * (k + 1) / 4)
+        assert lr_at(start + 4, rewarmed) == lr_at(start + 4, plain)
