@@ -35,13 +35,13 @@ from ..config import ModelConfig, RunConfig, TrainConfig, to_dict
 from ..data import Batches, TokenShards, read_manifest
 from ..errors import GptkitError
 from ..generate import Sampling, generate_text
+from ..grow import carry_optimizer_state, grow_to
 from ..lock import DirectoryLock
 from ..model import GPT
 from ..runtime import Distributed, init_distributed, parse_dtype, peak_flops
 from ..tokenizer import Tokenizer
-from ..grow import carry_optimizer_state, grow_to
-from .distributed import (agree, barrier, gather_state, load_optimizer_state, load_optimizer_state_by_name,
-                          optimizer_state_by_name, plain_model, wrap_model)
+from .distributed import agree, barrier, gather_state, load_optimizer_state, plain_model, wrap_model
+from .distributed import load_optimizer_state_by_name, optimizer_state_by_name
 from .optim import build_optimizer, lr_at
 from .report import MetricsLog, Progress, Throughput, write_report
 from .step import Precision, accumulate_gradients, apply_update, evaluate
