@@ -40,8 +40,16 @@ from ..lock import DirectoryLock
 from ..model import GPT
 from ..runtime import Distributed, init_distributed, parse_dtype, peak_flops
 from ..tokenizer import Tokenizer
-from .distributed import agree, barrier, gather_state, load_optimizer_state, plain_model, wrap_model
-from .distributed import load_optimizer_state_by_name, optimizer_state_by_name
+from .distributed import (
+    agree,
+    barrier,
+    gather_state,
+    load_optimizer_state,
+    load_optimizer_state_by_name,
+    optimizer_state_by_name,
+    plain_model,
+    wrap_model,
+)
 from .optim import build_optimizer, lr_at
 from .report import MetricsLog, Progress, Throughput, write_report
 from .step import Precision, accumulate_gradients, apply_update, evaluate
