@@ -241,8 +241,9 @@ def _optimizer_step(r: _Run, stop: _StopSignal) -> dict | None:
         )
     r.progress.step += 1
     r.progress.tokens_seen += r.tokens_per_step
-    r.progress.elapsed += time.perf_counter() - step_start
-    r.throughput.add(r.tokens_per_step)
+    step_seconds = time.perf_counter() - step_start
+    r.progress.elapsed += step_seconds
+    r.throughput.add(r.tokens_per_step, step_seconds)
     record = {"step": r.progress.step, "loss": loss, "lr": lr}
     if r.progress.step % r.cfg.log_interval == 0 or r.progress.step == r.cfg.max_steps:
         record.update(r.throughput.read(), elapsed=r.progress.elapsed)

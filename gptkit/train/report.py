@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,20 +23,25 @@ class Progress:
 
 
 class Throughput:
-    """Tokens per second and model FLOPs utilisation over the steps since the last reading."""
+    """Tokens per second and model FLOPs utilisation over the steps since the last reading.
+
+    Only the steps' own time counts: evaluations and checkpoints between them do not.
+    """
 
     def __init__(self, flops_per_token: float, peak_flops: float):
         self.flops_per_token, self.peak_flops = flops_per_token, peak_flops
-        self._start, self._tokens = time.perf_counter(), 0
+        self._seconds, self._tokens, self._flops = 0.0, 0, 0.0
 
-    def add(self, tokens: int) -> None:
+    def add(self, tokens: int, seconds: float) -> None:
         self._tokens += tokens
+        self._seconds += seconds
+        self._flops += tokens * self.flops_per_token  # per step: the model's size may change between readings
 
     def read(self) -> dict:
-        seconds = time.perf_counter() - self._start
-        tokens_per_s = self._tokens / seconds
-        self._start, self._tokens = time.perf_counter(), 0
-        return {"tokens_per_s": tokens_per_s, "mfu": tokens_per_s * self.flops_per_token / self.peak_flops}
+        seconds = max(self._seconds, 1e-9)
+        reading = {"tokens_per_s": self._tokens / seconds, "mfu": self._flops / seconds / self.peak_flops}
+        self._seconds, self._tokens, self._flops = 0.0, 0, 0.0
+        return reading
 
 
 class MetricsLog:
