@@ -43,7 +43,6 @@ TASKS = {  # name: (corpus, how to prepare it, growth preset)
                  PrepareConfig(vocab_size=4096, val_fraction=0.1, split="tail", clean=RAW), "wikitext-grow"),
 }
 BENCH = ["device=cpu", "eval_batches=0", "checkpoint_interval=1000000", "log_interval=25", "sample_tokens=0"]
-EVALS = 16  # evaluations per arm (and one at the end)
 
 
 def main() -> None:
@@ -51,6 +50,7 @@ def main() -> None:
     p.add_argument("--tasks", default="shakespeare,wikitext")
     p.add_argument("--minutes", default="15,5", help="training budget per arm, one per task (or one for all)")
     p.add_argument("--arms", default="fixed,grow")
+    p.add_argument("--evals", type=int, default=16, help="evaluations per arm, evenly spaced (and one at the end)")
     p.add_argument("--out", default=str(ROOT / "runs" / "bench-growth"))
     p.add_argument("overrides", nargs="*")
     args = p.parse_args()
@@ -66,18 +66,19 @@ def main() -> None:
         common = [*BENCH, f"data={out / 'data'}", f"max_minutes={budget}"]
         grow = load_config(RunConfig, preset, [*common, *args.overrides])
         fixed = dataclasses.replace(grow, model=grow.shapes()[-1], train=dataclasses.replace(grow.train, grow=()))
-        curves = {arm: _run_arm(arm, fixed if arm == "fixed" else grow, out / arm, budget) for arm in arms}
+        curves = {arm: _run_arm(arm, fixed if arm == "fixed" else grow, out / arm, budget, args.evals)
+                  for arm in arms}
         _print(task, budget, grow, curves)
         _plot(out / f"growth-{task}.png", task, curves)
 
 
-def _run_arm(arm: str, run: RunConfig, out_dir: Path, minutes: float) -> dict:
+def _run_arm(arm: str, run: RunConfig, out_dir: Path, minutes: float, evals: int) -> dict:
     """Train one arm with a step count that fills `minutes`; its val curve and growth events."""
     shutil.rmtree(out_dir, ignore_errors=True)
     steps = _steps_for(run, out_dir.parent / "probe", minutes)
     print(f"# {arm}: {_describe(run)}, {steps} steps", flush=True)
     train_cfg = dataclasses.replace(run.train, max_steps=steps, out_dir=str(out_dir),
-                                    eval_interval=max(1, steps // EVALS))
+                                    eval_interval=max(1, steps // evals))
     train(dataclasses.replace(run, train=train_cfg))
     records = read_metrics(out_dir / "metrics.jsonl")
     return {"evals": [(r["elapsed"], r["val_loss"]) for r in records if "val_loss" in r],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import logging
 import signal
@@ -157,16 +158,20 @@ def _cmd_export_hf(args) -> None:
 
 def _cmd_grow(args) -> None:
     from .checkpoint import load_checkpoint, save_checkpoint
-    from .grow import grow_depth, grow_width
+    from .grow import grow_to
 
-    if (args.n_layer is None) == (args.width_factor is None):
-        raise GptkitError("say how to grow: --n-layer N (deeper) or --width-factor K (wider), one of them")
+    if args.n_layer is None and args.width_factor is None:
+        raise GptkitError("say how to grow: --n-layer N (deeper) and/or --width-factor K (wider)")
+    if args.width_factor is not None and args.width_factor < 2:
+        raise GptkitError(f"--width-factor must be 2 or more, got {args.width_factor}")
     _check_output(args.out, args.force, args.checkpoint)
     ckpt = load_checkpoint(args.checkpoint)
-    if args.n_layer is not None:
-        grown = grow_depth(ckpt.model, args.n_layer, args.method, args.order).model
-    else:
-        grown = grow_width(ckpt.model, args.width_factor).model
+    c, factor = ckpt.model.config, args.width_factor or 1
+    if args.n_layer is not None and args.n_layer <= c.n_layer:
+        raise GptkitError(f"--n-layer must be larger than the checkpoint's {c.n_layer}, got {args.n_layer}")
+    shape = dataclasses.replace(c, n_layer=args.n_layer or c.n_layer, n_embd=c.n_embd * factor,
+                                n_head=c.n_head * factor)
+    grown = grow_to(ckpt.model, shape, args.method, args.order).model
     save_checkpoint(args.out, grown, ckpt.tokenizer, extra={"grown_from": str(args.checkpoint)})
     c = grown.config
     print(f"wrote {args.out}: {c.n_layer} layers x {c.n_embd}, {grown.num_params():,} parameters")

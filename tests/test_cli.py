@@ -177,17 +177,20 @@ def test_unknown_arguments_exit_2_from_a_shell():
     assert "unrecognized arguments" in proc.stderr
 
 
-@pytest.mark.parametrize("how", [["--n-layer", "4", "--method", "identity"], ["--width-factor", "2"]],
-                         ids=["identity", "width"])
+@pytest.mark.parametrize("how", [["--n-layer", "4", "--method", "identity"], ["--width-factor", "2"],
+                                 ["--n-layer", "3", "--width-factor", "2", "--method", "identity"]],
+                         ids=["identity", "width", "both"])
 def test_grow_writes_a_bigger_checkpoint_with_the_same_outputs(tmp_path, tiny_model, bpe_tokenizer, cli, how):
     save_checkpoint(tmp_path / "ck", tiny_model, bpe_tokenizer)
     assert "wrote" in cli("grow", tmp_path / "ck", tmp_path / "big", *how).out
     big = load_checkpoint(tmp_path / "big")
-    assert big.model.config.n_layer == (4 if "--n-layer" in how else 2)
+    assert big.model.config.n_layer == (int(how[1]) if "--n-layer" in how else 2)
     assert big.model.config.n_embd == (64 if "--width-factor" in how else 32)
     idx = torch.randint(0, 300, (1, 12))
     with torch.no_grad():
         torch.testing.assert_close(big.model.eval()(idx), tiny_model.eval()(idx), atol=1e-5, rtol=0)
     assert big.meta["grown_from"] == str(tmp_path / "ck") and big.tokenizer.encode("hi") == bpe_tokenizer.encode("hi")
     assert "already exists" in cli("grow", tmp_path / "ck", tmp_path / "big", *how, code=2).err
-    assert "one of them" in cli("grow", tmp_path / "ck", tmp_path / "x", code=2).err
+    assert "and/or" in cli("grow", tmp_path / "ck", tmp_path / "x", code=2).err
+    assert "larger than the checkpoint's 2" in cli("grow", tmp_path / "ck", tmp_path / "x", "--n-layer", "2",
+                                                    code=2).err
