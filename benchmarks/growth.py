@@ -1,7 +1,7 @@
 """Progressive training against fixed-size training of the same target model, for the same wall-clock budget.
 
-    python benchmarks/growth.py [--tasks shakespeare,wikitext] [--minutes 15,5] [--out runs/bench-growth]
-                                [--arms fixed,grow] [key=value ...]
+    python benchmarks/growth.py [--tasks shakespeare,wikitext] [--minutes 15,5] [--arms fixed,grow]
+                                [--short 0.7] [--evals 16] [--out runs/bench-growth] [key=value ...]
 
 Each task trains its target model twice in this one invocation, one arm after the
 other: `fixed` at the target shape from step 0, and `grow` on the growth preset's

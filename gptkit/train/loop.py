@@ -194,6 +194,7 @@ def _grow(r: _Run) -> dict:
     Fresh blocks are seeded by the run's seed and the stage, so a resumed run grows identically.
     """
     cfg, dist, device = r.cfg, r.dist, r.precision.device
+    start = time.perf_counter()
     model_state, optim_state = gather_state(r.model, r.optimizer, dist, every_rank=True)  # collective under FSDP
     old = plain_model(r.model, model_state)
     named_state = optimizer_state_by_name(r.model, r.optimizer, optim_state)
@@ -206,6 +207,7 @@ def _grow(r: _Run) -> dict:
         load_optimizer_state_by_name(r.model, r.optimizer, carry_optimizer_state(named_state, growth.sources), dist)
     r.wrapped.train()
     r.throughput.flops_per_token = r.model.flops_per_token(r.config.model.block_size)
+    r.progress.elapsed += time.perf_counter() - start  # growing is part of training time
     c = r.model.config
     event = {"step": r.progress.step, "grow_stage": r.stage, "n_layer": c.n_layer, "n_embd": c.n_embd,
              "n_head": c.n_head, "params": r.model.num_params(), "elapsed": r.progress.elapsed}
