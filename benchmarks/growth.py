@@ -89,10 +89,14 @@ def _run_arm(arm: str, run: RunConfig, out_dir: Path, minutes: float, evals: int
     train_cfg = dataclasses.replace(run.train, max_steps=steps, out_dir=str(out_dir),
                                     eval_interval=max(1, steps // evals))
     train(dataclasses.replace(run, train=train_cfg))
+    return {**_curve(out_dir), "steps": steps, "describe": _describe(run)}
+
+
+def _curve(out_dir: Path) -> dict:
+    """An arm's evaluations (training seconds, val loss) and growth events (seconds, new shape)."""
     records = read_metrics(out_dir / "metrics.jsonl")
     return {"evals": [(r["elapsed"], r["val_loss"]) for r in records if "val_loss" in r],
-            "growth": [(r["elapsed"], f"{r['n_layer']}x{r['n_embd']}") for r in records if "grow_stage" in r],
-            "steps": steps, "describe": _describe(run)}
+            "growth": [(r["elapsed"], f"{r['n_layer']}x{r['n_embd']}") for r in records if "grow_stage" in r]}
 
 
 _STEP_SECONDS: dict = {}  # model shape -> seconds per training step, measured once per invocation
@@ -172,12 +176,12 @@ def _plot(path: Path, task: str, curves: dict) -> None:
     except ImportError:
         return
     fig, ax = plt.subplots(figsize=(7, 4))
-    for arm, c in curves.items():
+    for i, (arm, c) in enumerate(curves.items()):
         times, losses = zip(*c["evals"])
         line, = ax.plot([t / 60 for t in times], losses, marker="o", markersize=3, label=f"{arm}: {c['describe']}")
         for t, shape in c["growth"]:
             ax.axvline(t / 60, color=line.get_color(), linestyle="--", linewidth=0.8)
-            ax.annotate(shape, (t / 60, 1), xycoords=("data", "axes fraction"), xytext=(3, -12),
+            ax.annotate(shape, (t / 60, 1), xycoords=("data", "axes fraction"), xytext=(3, -12 - 10 * i),
                         textcoords="offset points", fontsize=8, color=line.get_color())
     finals = [c["evals"][-1][1] for c in curves.values()]
     ax.set_ylim(min(finals) - 0.05, min(finals) + 1.0)
