@@ -117,6 +117,7 @@ def test_a_growth_schedule_is_a_list_of_tables(tmp_path):
     ("[{at = 0.5}]", "changes nothing"),
     ("[{at = 0.5, n_layers = 4}]", r"grow\[0\]: unknown key"),
     ("[0.5]", "must be a table"),
+    ("0.5", "grow must be a list of tables, got 0.5"),
     ("[{at = 0.6, n_layer = 4}, {at = 0.5, n_layer = 6}]", "increasing steps below max_steps"),
     ("[{at = 1000, n_layer = 4}]", "increasing steps below max_steps"),
     ("[{at = 0.5, n_layer = 1}]", "must grow the model: n_layer >= 2"),

@@ -10,7 +10,7 @@ from gptkit import load_checkpoint
 from gptkit.checkpoint import load_train_state
 from gptkit.train import train
 from gptkit.train.report import read_metrics
-from tests.train.conftest import _losses, _run
+from tests.train.conftest import _losses, _overrides, _run
 from tests.train.test_loop import _start, _wait_for
 
 # a constant schedule, so a run's length does not change its learning rates (an endless run can be killed)
@@ -87,3 +87,12 @@ def test_optimizer_reset_and_compile_are_rebuilt_after_growth(shards, tmp_path, 
     train(_run(shards, tmp_path / "carry", "grow=[{at = 2, n_layer = 4}]", "max_steps=4", *SAME))
     reset, carry = _losses(tmp_path / "reset"), _losses(tmp_path / "carry")
     assert reset[:2] == carry[:2] and reset[2:] != carry[2:]  # the same until the growth, then not
+
+
+def test_the_progress_output_says_when_the_model_grew(shards, tmp_path, capsys):
+    from gptkit.cli import main
+
+    assert main(["train", "--config", "tiny", *_overrides(shards, tmp_path / "run", "max_steps=4",
+                                                          "grow=[{at = 2, n_layer = 3}]")]) == 0
+    out = capsys.readouterr()
+    assert "step 2: grew to 3 layers x 32 (48,800 parameters)" in out.out + out.err
