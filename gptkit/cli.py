@@ -156,6 +156,33 @@ def _cmd_export_hf(args) -> None:
     print(f"wrote a transformers GPT-2 directory to {args.out}")
 
 
+def _cmd_eval(args) -> None:
+    from .checkpoint import load_checkpoint
+    from .eval import perplexity
+    from .runtime import pick_device
+
+    path = Path(args.text)
+    if not path.is_file():
+        raise GptkitError(f"{path}: no such file (give a UTF-8 text file to score)")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise GptkitError(f"{path}: not a UTF-8 text file ({e})") from e
+    ckpt = load_checkpoint(args.checkpoint, device=pick_device(args.device))
+    if ckpt.tokenizer is None:
+        raise GptkitError(f"{args.checkpoint} has no tokenizer.json, so the text cannot be encoded")
+    ids = [i for piece in ckpt.tokenizer.encode_long(text) for i in piece]
+    score = perplexity(ckpt.model.eval(), ids, args.stride, len(text.encode("utf-8")))
+    result = {"checkpoint": str(args.checkpoint), "text": str(path), "tokens": score.tokens,
+              "bytes": score.n_bytes, "window": score.window, "stride": score.stride,
+              "nats_per_token": score.nats_per_token, "perplexity": score.ppl, "bits_per_byte": score.bits_per_byte}
+    print(f"{path}: perplexity {score.ppl:.3f}, {score.bits_per_byte:.4f} bits/byte, "
+          f"{score.nats_per_token:.4f} nats/token over {score.tokens:,} tokens (window {score.window}, "
+          f"stride {score.stride})")
+    if args.out:
+        Path(args.out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+
+
 def _cmd_grow(args) -> None:
     from .checkpoint import load_checkpoint, save_checkpoint
     from .grow import grow_to
@@ -386,6 +413,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_export_hf)
 
     _add_prepare(sub)
+
+    p = sub.add_parser("eval", help="perplexity and bits per byte of a checkpoint on a text file",
+                       epilog="a sliding window: each token is scored once, with at least window - stride tokens "
+                              "of context")
+    p.add_argument("checkpoint", help="checkpoint directory")
+    p.add_argument("--text", required=True, help="UTF-8 text file to score")
+    p.add_argument("--stride", type=int, help="tokens between window starts (default: the model's context)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    p.add_argument("--out", help="also write the scores to this JSON file")
+    p.set_defaults(func=_cmd_eval)
 
     p = sub.add_parser("grow", help="grow a checkpoint into a deeper or wider model (progressive training)",
                        epilog="identity and width growth keep the model's outputs; stack copies trained blocks")

@@ -38,7 +38,7 @@ def subprocess_run(*args, code=0):
 def test_every_subcommand_has_help(capsys):
     commands = build_parser()._subparsers._group_actions[0].choices
     assert set(commands) >= {"info", "generate", "init", "import-hf", "export-hf", "prepare", "train", "demo",
-                             "grow"}
+                             "grow", "eval"}
     for name in commands:
         with pytest.raises(SystemExit) as done:
             main([name, "--help"])
@@ -194,3 +194,20 @@ def test_grow_writes_a_bigger_checkpoint_with_the_same_outputs(tmp_path, tiny_mo
     assert "and/or" in cli("grow", tmp_path / "ck", tmp_path / "x", code=2).err
     assert "larger than the checkpoint's 2" in cli("grow", tmp_path / "ck", tmp_path / "x", "--n-layer", "2",
                                                     code=2).err
+
+
+def test_eval_scores_a_text_file_like_the_python_api(tmp_path, tiny_model, bpe_tokenizer, cli):
+    from gptkit.eval import perplexity
+
+    save_checkpoint(tmp_path / "ck", tiny_model, bpe_tokenizer)
+    text = "the quick brown fox jumps over the lazy dog. " * 20
+    (tmp_path / "t.txt").write_text(text)
+    out = cli("eval", tmp_path / "ck", "--text", tmp_path / "t.txt", "--stride", "8", "--out", tmp_path / "s.json").out
+    expected = perplexity(tiny_model.eval(), bpe_tokenizer.encode(text), 8, len(text.encode()))
+    assert f"perplexity {expected.ppl:.3f}" in out and "stride 8" in out
+    scores = json.loads((tmp_path / "s.json").read_text())
+    assert scores["tokens"] == expected.tokens and scores["bits_per_byte"] == pytest.approx(expected.bits_per_byte)
+    (tmp_path / "empty.txt").write_text("")
+    assert "at least 2" in cli("eval", tmp_path / "ck", "--text", tmp_path / "empty.txt", code=2).err
+    assert "no such file" in cli("eval", tmp_path / "ck", "--text", tmp_path / "missing.txt", code=2).err
+    assert "stride must be" in cli("eval", tmp_path / "ck", "--text", tmp_path / "t.txt", "--stride", "0", code=2).err
