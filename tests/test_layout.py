@@ -12,7 +12,7 @@ STAGES = [
     {"errors", "atomic", "lock", "runtime"},  # base: one error type, atomic writes, locks, the environment
     {"config"},
     {"model", "tokenizer"},
-    {"checkpoint", "hf", "quantize", "grow"},
+    {"checkpoint", "hf", "quantize", "grow", "lora"},
     {"data"},
     {"generate"},
     {"train"},  # uses generate for samples during training

@@ -1,0 +1,124 @@
+"""LoRA: low-rank adapters on chosen projections, as a module transform (the model classes stay as they are).
+
+    apply_lora(model, LoraConfig(rank=8, alpha=16))   # swaps the targets' nn.Linear; only adapters train
+    save_adapters(model, "runs/adapter")              # adapter_config.json + adapter_model.safetensors (PEFT)
+    merge_lora(model)                                 # fold the adapters into the weights: a plain GPT again
+
+Each adapted projection computes y = W x + b + (alpha / r) B A x, with A (r, in)
+random and B (out, r) zero at the start, so training starts from the base
+model's function (Hu et al., 2021). The saved adapters use PEFT's names and
+config, so `peft.PeftModel.from_pretrained` loads them on top of the model that
+`gptkit export-hf` writes and computes the same logits.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+from safetensors.torch import save_file
+
+from .atomic import atomic_directory
+from .config import check_fields, require
+from .errors import GptkitError
+from .model import GPT
+
+# our projection -> the module of transformers' GPT-2 that holds the same weight
+TARGETS = {"attn.qkv": "attn.c_attn", "attn.proj": "attn.c_proj", "mlp.fc": "mlp.c_fc", "mlp.proj": "mlp.c_proj"}
+CONFIG_FILE, WEIGHTS_FILE = "adapter_config.json", "adapter_model.safetensors"
+
+
+@dataclass(frozen=True)
+class LoraConfig:
+    rank: int = 8
+    alpha: float = 16.0  # the update is scaled by alpha / rank
+    dropout: float = 0.0  # on the adapter's input
+    targets: tuple[str, ...] = tuple(TARGETS)
+
+    def __post_init__(self):
+        check_fields(self, "lora config")
+        require(self, "lora config", rank=">= 1", alpha="> 0", dropout="[0, 1)")
+        unknown = sorted(set(self.targets) - set(TARGETS))
+        if unknown or not self.targets:
+            raise GptkitError(f"lora config: targets must be some of {', '.join(TARGETS)}, got {list(self.targets)}")
+
+
+class LoraLinear(nn.Module):
+    """A frozen nn.Linear plus a trainable low-rank update (alpha / r) B A."""
+
+    def __init__(self, base: nn.Linear, rank: int, alpha: float, dropout: float = 0.0):
+        super().__init__()
+        self.base = base.requires_grad_(False)
+        self.lora_A = nn.Parameter(torch.empty(rank, base.in_features, device=base.weight.device))
+        self.lora_B = nn.Parameter(torch.zeros(base.out_features, rank, device=base.weight.device))
+        nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))  # as nn.Linear and PEFT initialise A
+        self.scale = alpha / rank
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.base(x) + (self.dropout(x) @ self.lora_A.T) @ self.lora_B.T * self.scale
+
+    def merged(self) -> nn.Linear:
+        with torch.no_grad():
+            self.base.weight += self.scale * (self.lora_B @ self.lora_A).to(self.base.weight.dtype)
+        return self.base.requires_grad_(True)
+
+
+def apply_lora(model: GPT, config: LoraConfig = LoraConfig()) -> GPT:
+    """Freeze `model` and give each target projection of every block an adapter (in place; returns it)."""
+    model.requires_grad_(False)
+    for block in model.blocks:
+        for target in config.targets:
+            parent, name = _parent(block, target)
+            base = getattr(parent, name)
+            if isinstance(base, LoraLinear):
+                raise GptkitError(f"{target} already has a LoRA adapter; merge_lora first to stack another")
+            setattr(parent, name, LoraLinear(base, config.rank, config.alpha, config.dropout))
+    model.lora_config = config
+    return model
+
+
+def merge_lora(model: GPT) -> GPT:
+    """Fold every adapter into its weight (in place): a plain, fully trainable GPT that computes the same."""
+    for block in model.blocks:
+        for target in TARGETS:
+            parent, name = _parent(block, target)
+            if isinstance(getattr(parent, name), LoraLinear):
+                setattr(parent, name, getattr(parent, name).merged())
+    model.requires_grad_(True)
+    model.__dict__.pop("lora_config", None)
+    return model
+
+
+def save_adapters(model: GPT, path: str | Path, base_model: str = "") -> Path:
+    """The adapters alone, in PEFT's format (atomically): small, and loadable by peft.PeftModel."""
+    config: LoraConfig | None = getattr(model, "lora_config", None)
+    if config is None:
+        raise GptkitError("the model has no LoRA adapters: apply_lora first")
+    tensors = {}
+    for i, block in enumerate(model.blocks):
+        for target in config.targets:
+            module = getattr(*_parent(block, target))
+            prefix = f"base_model.model.transformer.h.{i}.{TARGETS[target]}"
+            tensors[f"{prefix}.lora_A.weight"] = module.lora_A.detach().float().cpu().contiguous()
+            tensors[f"{prefix}.lora_B.weight"] = module.lora_B.detach().float().cpu().contiguous()
+    peft_config = {
+        "peft_type": "LORA", "task_type": "CAUSAL_LM", "base_model_name_or_path": base_model or None,
+        "r": config.rank, "lora_alpha": config.alpha, "lora_dropout": config.dropout, "bias": "none",
+        "target_modules": [TARGETS[t] for t in config.targets], "fan_in_fan_out": True,  # GPT-2's Conv1D
+        "inference_mode": True, "modules_to_save": None,
+    }
+    path = Path(path)
+    with atomic_directory(path, ours=lambda p: (p / CONFIG_FILE).is_file()) as tmp:
+        save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
+        (tmp / CONFIG_FILE).write_text(json.dumps(peft_config, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def _parent(block: nn.Module, target: str) -> tuple[nn.Module, str]:
+    owner, name = target.split(".")
+    return getattr(block, owner), name

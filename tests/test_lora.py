@@ -1,0 +1,94 @@
+"""LoRA adapters: start as the base model, train alone, merge exactly, and load in PEFT with the same logits."""
+
+import json
+
+import pytest
+import torch
+
+from gptkit import GPT, GptkitError, ModelConfig, to_hf
+from gptkit.lora import LoraConfig, LoraLinear, apply_lora, merge_lora, save_adapters
+
+
+@pytest.fixture
+def model() -> GPT:
+    torch.manual_seed(0)
+    return GPT(ModelConfig(vocab_size=97, block_size=32, n_layer=2, n_head=2, n_embd=16)).eval()
+
+
+def _logits(model, idx):
+    with torch.no_grad():
+        return model(idx)
+
+
+def _randomise_adapters(model):
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, LoraLinear):
+                module.lora_B.normal_(0, 0.2)
+
+
+def test_adapters_start_as_the_base_model_and_merge_exactly(model):
+    idx = torch.randint(0, 97, (2, 20))
+    base = _logits(model, idx)
+    apply_lora(model, LoraConfig(rank=4, alpha=8))
+    torch.testing.assert_close(_logits(model, idx), base, atol=0, rtol=0)  # B = 0: the same function
+    _randomise_adapters(model)
+    adapted = _logits(model, idx)
+    assert (adapted - base).abs().max() > 1e-3
+    merge_lora(model)
+    assert not any(isinstance(m, LoraLinear) for m in model.modules())
+    assert set(model.state_dict()) == set(GPT(model.config).state_dict())  # a plain GPT again
+    torch.testing.assert_close(_logits(model, idx), adapted, atol=1e-5, rtol=0)
+
+
+def test_only_the_adapters_train(model):
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    apply_lora(model.train(), LoraConfig(rank=2, targets=("attn.qkv", "mlp.proj")))
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    assert trainable == {f"blocks.{i}.{t}.lora_{m}" for i in range(2) for t in ("attn.qkv", "mlp.proj")
+                         for m in "AB"}
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    idx = torch.randint(0, 97, (4, 20))
+    for _ in range(3):
+        model(idx, idx).backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    after = dict(model.named_parameters())
+    for name, value in before.items():  # base weights live on as <target>.base.<name>
+        moved = name.replace("attn.qkv.", "attn.qkv.base.").replace("mlp.proj.", "mlp.proj.base.")
+        assert torch.equal(after[moved], value), name
+    assert after["blocks.0.attn.qkv.lora_B"].abs().sum() > 0
+
+
+def test_saved_adapters_load_in_peft_with_the_same_logits(model, tmp_path):
+    import peft
+    from transformers import GPT2LMHeadModel
+
+    to_hf(model, None, tmp_path / "base")
+    apply_lora(model, LoraConfig(rank=4, alpha=8, targets=("attn.qkv", "attn.proj", "mlp.fc", "mlp.proj")))
+    _randomise_adapters(model)
+    save_adapters(model, tmp_path / "adapter", base_model=str(tmp_path / "base"))
+    config = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
+    assert (config["peft_type"], config["r"], config["lora_alpha"]) == ("LORA", 4, 8.0)
+    theirs = peft.PeftModel.from_pretrained(GPT2LMHeadModel.from_pretrained(tmp_path / "base"), tmp_path / "adapter")
+    idx = torch.randint(0, 97, (2, 20))
+    with torch.no_grad():
+        torch.testing.assert_close(theirs.eval()(idx).logits, _logits(model, idx), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"rank": 0}, "rank must be >= 1"),
+    ({"targets": ("attn.q",)}, "targets must be some of"),
+    ({"dropout": 1.0}, "dropout must be in"),
+])
+def test_bad_lora_configs_are_clear_errors(kwargs, message):
+    with pytest.raises(GptkitError, match=message):
+        LoraConfig(**kwargs)
+
+
+def test_adapters_cannot_be_applied_twice_or_saved_without_any(model, tmp_path):
+    with pytest.raises(GptkitError, match="no LoRA adapters"):
+        save_adapters(model, tmp_path / "a")
+    apply_lora(model)
+    with pytest.raises(GptkitError, match="already has a LoRA adapter"):
+        apply_lora(model)
