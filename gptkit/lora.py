@@ -2,6 +2,7 @@
 
     apply_lora(model, LoraConfig(rank=8, alpha=16))   # swaps the targets' nn.Linear; only adapters train
     save_adapters(model, "runs/adapter")              # adapter_config.json + adapter_model.safetensors (PEFT)
+    load_adapters(model, "runs/adapter")              # onto a plain GPT of the same shape (or PEFT's files)
     merge_lora(model)                                 # fold the adapters into the weights: a plain GPT again
 
 Each adapted projection computes y = W x + b + (alpha / r) B A x, with A (r, in)
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
 from .atomic import atomic_directory
 from .config import check_fields, require
@@ -117,6 +118,34 @@ def save_adapters(model: GPT, path: str | Path, base_model: str = "") -> Path:
         save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
         (tmp / CONFIG_FILE).write_text(json.dumps(peft_config, indent=2) + "\n", encoding="utf-8")
     return path
+
+
+def load_adapters(model: GPT, path: str | Path) -> GPT:
+    """Apply the adapters saved at `path` (by save_adapters, or PEFT for a GPT-2 of this shape) to `model`."""
+    path = Path(path)
+    if not (path / CONFIG_FILE).is_file() or not (path / WEIGHTS_FILE).is_file():
+        raise GptkitError(f"{path}: no {CONFIG_FILE} and {WEIGHTS_FILE}; give a directory that save_adapters wrote")
+    saved = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
+    modules = {theirs: ours for ours, theirs in TARGETS.items()}
+    targets = saved.get("target_modules") or []
+    if saved.get("peft_type") != "LORA" or any(t not in modules for t in targets):
+        raise GptkitError(f"{path}: not LoRA adapters on GPT-2 projections ({', '.join(TARGETS.values())})")
+    config = LoraConfig(saved["r"], float(saved["lora_alpha"]), float(saved.get("lora_dropout", 0.0)),
+                        tuple(modules[t] for t in targets))
+    tensors = load_file(str(path / WEIGHTS_FILE))
+    apply_lora(model, config)
+    with torch.no_grad():
+        for i, block in enumerate(model.blocks):
+            for target in config.targets:
+                module = getattr(*_parent(block, target))
+                prefix = f"base_model.model.transformer.h.{i}.{TARGETS[target]}"
+                for name, param in (("lora_A", module.lora_A), ("lora_B", module.lora_B)):
+                    tensor = tensors.get(f"{prefix}.{name}.weight")
+                    if tensor is None or tensor.shape != param.shape:
+                        raise GptkitError(f"{path}: {prefix}.{name}.weight is missing or not of shape "
+                                          f"{tuple(param.shape)}: adapters for another model")
+                    param.copy_(tensor)
+    return model
 
 
 def _parent(block: nn.Module, target: str) -> tuple[nn.Module, str]:

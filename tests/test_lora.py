@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from gptkit import GPT, GptkitError, ModelConfig, to_hf
-from gptkit.lora import LoraConfig, LoraLinear, apply_lora, merge_lora, save_adapters
+from gptkit.lora import LoraConfig, LoraLinear, apply_lora, load_adapters, merge_lora, save_adapters
 
 
 @pytest.fixture
@@ -74,6 +74,16 @@ def test_saved_adapters_load_in_peft_with_the_same_logits(model, tmp_path):
     idx = torch.randint(0, 97, (2, 20))
     with torch.no_grad():
         torch.testing.assert_close(theirs.eval()(idx).logits, _logits(model, idx), atol=1e-5, rtol=0)
+    torch.manual_seed(0)  # the same base model again, with the saved adapters loaded back
+    again = load_adapters(GPT(model.config).eval(), tmp_path / "adapter")
+    torch.testing.assert_close(_logits(again, idx), _logits(model, idx), atol=1e-6, rtol=0)
+    sizes = {f.name: f.stat().st_size for f in (tmp_path / "adapter").iterdir()}
+    assert sizes["adapter_model.safetensors"] < 0.5 * (tmp_path / "base" / "model.safetensors").stat().st_size
+    with pytest.raises(GptkitError, match="adapters for another model"):
+        wider = GPT(ModelConfig(vocab_size=97, block_size=32, n_layer=2, n_head=2, n_embd=32))
+        load_adapters(wider, tmp_path / "adapter")
+    with pytest.raises(GptkitError, match="no adapter_config.json"):
+        load_adapters(GPT(model.config), tmp_path)
 
 
 @pytest.mark.parametrize("kwargs, message", [
