@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import json
 import logging
 import signal
@@ -64,11 +63,15 @@ def _cmd_generate(args) -> None:
 def _read_prompt(args) -> str:
     if not args.prompt_file:
         return _utf8(args.prompt, "--prompt")
-    path = Path(args.prompt_file)
+    return _read_text_file(Path(args.prompt_file), "--prompt-file")
+
+
+def _read_text_file(path: Path, flag: str) -> str:
+    """A UTF-8 text file named by `flag`; a directory, a missing file or other bytes are one-line errors."""
     if path.is_dir():
-        raise GptkitError(f"--prompt-file {path} is a directory; give a text file")
+        raise GptkitError(f"{flag} {path} is a directory; give a text file")
     if not path.is_file():
-        raise GptkitError(f"prompt file not found: {path}")
+        raise GptkitError(f"{flag} {path}: no such file")
     try:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
@@ -162,12 +165,7 @@ def _cmd_eval(args) -> None:
     from .runtime import pick_device
 
     path = Path(args.text)
-    if not path.is_file():
-        raise GptkitError(f"{path}: no such file (give a UTF-8 text file to score)")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise GptkitError(f"{path}: not a UTF-8 text file ({e})") from e
+    text = _read_text_file(path, "--text")
     ckpt = load_checkpoint(args.checkpoint, device=pick_device(args.device))
     if ckpt.tokenizer is None:
         raise GptkitError(f"{args.checkpoint} has no tokenizer.json, so the text cannot be encoded")
@@ -196,9 +194,7 @@ def _cmd_grow(args) -> None:
     c, factor = ckpt.model.config, args.width_factor or 1
     if args.n_layer is not None and args.n_layer <= c.n_layer:
         raise GptkitError(f"--n-layer must be larger than the checkpoint's {c.n_layer}, got {args.n_layer}")
-    shape = dataclasses.replace(c, n_layer=args.n_layer or c.n_layer, n_embd=c.n_embd * factor,
-                                n_head=c.n_head * factor)
-    grown = grow_to(ckpt.model, shape, args.method, args.order).model
+    grown = grow_to(ckpt.model, c.grown(args.n_layer, factor), args.method, args.order).model
     save_checkpoint(args.out, grown, ckpt.tokenizer, extra={"grown_from": str(args.checkpoint)})
     c = grown.config
     print(f"wrote {args.out}: {c.n_layer} layers x {c.n_embd}, {grown.num_params():,} parameters")

@@ -54,6 +54,11 @@ class ModelConfig:
         if self.n_embd % self.n_head:
             raise GptkitError(f"model config: n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
 
+    def grown(self, n_layer: int | None = None, width_factor: int = 1) -> ModelConfig:
+        """This shape with n_layer blocks and n_embd, n_head `width_factor` times as large (heads keep their size)."""
+        return dataclasses.replace(self, n_layer=n_layer or self.n_layer, n_embd=self.n_embd * width_factor,
+                                   n_head=self.n_head * width_factor)
+
     @property
     def head_dim(self) -> int:
         return self.n_embd // self.n_head
@@ -172,8 +177,7 @@ class RunConfig:
                 raise GptkitError(f"train config: grow stage at {stage.at} must grow the model: n_layer >= "
                                   f"{old.n_layer} and n_embd a multiple of {old.n_embd}, got n_layer={n_layer}, "
                                   f"n_embd={n_embd}")
-            n_head = old.n_head * (n_embd // old.n_embd)
-            shapes.append(dataclasses.replace(old, n_layer=n_layer, n_embd=n_embd, n_head=n_head))
+            shapes.append(old.grown(n_layer, n_embd // old.n_embd))
         return shapes
 
 

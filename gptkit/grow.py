@@ -47,7 +47,7 @@ def grow_depth(model: GPT, n_layer: int, method: DepthMethod = "stack", order: D
     a block with zero output projections adds nothing to the residual stream.
     """
     origins = _block_origins(model.config.n_layer, n_layer, method, order)
-    grown = _fresh(model, dataclasses.replace(model.config, n_layer=n_layer), seed)
+    grown = _fresh(model, model.config.grown(n_layer), seed)
     state = grown.state_dict()
     sources: dict[str, str | None] = {}
     for name in state:
@@ -87,7 +87,7 @@ def grow_width(model: GPT, factor: int, noise: float = 0.0, seed: int = 0) -> Gr
         raise GptkitError(f"grow_width: factor must be an integer >= 2, got {factor!r} (only whole copies of "
                           f"every unit keep LayerNorm, and so the function, unchanged)")
     c = model.config
-    grown = _fresh(model, dataclasses.replace(c, n_embd=c.n_embd * factor, n_head=c.n_head * factor), seed)
+    grown = _fresh(model, c.grown(width_factor=factor), seed)
     new_state, old_state = grown.state_dict(), model.state_dict()
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -110,7 +110,7 @@ def grow_to(model: GPT, shape: ModelConfig, method: DepthMethod = "stack", order
         growth = grow_depth(model, shape.n_layer, method, order, seed)
     if shape.n_embd != c.n_embd:
         factor, rest = divmod(shape.n_embd, c.n_embd)
-        if rest or shape.n_head != c.n_head * factor:
+        if rest or shape != growth.model.config.grown(width_factor=factor):
             raise GptkitError(f"grow_to: n_embd {shape.n_embd} and n_head {shape.n_head} must be the same "
                               f"whole multiple of {c.n_embd} and {c.n_head}")
         growth = grow_width(growth.model, factor, seed=seed)

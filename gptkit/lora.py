@@ -26,10 +26,12 @@ from safetensors.torch import load_file, save_file
 from .atomic import atomic_directory
 from .config import check_fields, require
 from .errors import GptkitError
+from .hf import KEY_MAP
 from .model import GPT
 
-# our projection -> the module of transformers' GPT-2 that holds the same weight
-TARGETS = {"attn.qkv": "attn.c_attn", "attn.proj": "attn.c_proj", "mlp.fc": "mlp.c_fc", "mlp.proj": "mlp.c_proj"}
+# our projection -> the module of transformers' GPT-2 that holds the same weight: the transposed (Conv1D) ones
+TARGETS = {ours.removeprefix("blocks.{i}.").removesuffix(".weight"):
+           theirs.removeprefix("h.{i}.").removesuffix(".weight") for ours, theirs, transposed in KEY_MAP if transposed}
 CONFIG_FILE, WEIGHTS_FILE = "adapter_config.json", "adapter_model.safetensors"
 
 
@@ -104,9 +106,8 @@ def save_adapters(model: GPT, path: str | Path, base_model: str = "") -> Path:
     for i, block in enumerate(model.blocks):
         for target in config.targets:
             module = getattr(*_parent(block, target))
-            prefix = f"base_model.model.transformer.h.{i}.{TARGETS[target]}"
-            tensors[f"{prefix}.lora_A.weight"] = module.lora_A.detach().float().cpu().contiguous()
-            tensors[f"{prefix}.lora_B.weight"] = module.lora_B.detach().float().cpu().contiguous()
+            for name in ("lora_A", "lora_B"):
+                tensors[_peft_name(i, target, name)] = getattr(module, name).detach().float().cpu().contiguous()
     peft_config = {
         "peft_type": "LORA", "task_type": "CAUSAL_LM", "base_model_name_or_path": base_model or None,
         "r": config.rank, "lora_alpha": config.alpha, "lora_dropout": config.dropout, "bias": "none",
@@ -138,14 +139,18 @@ def load_adapters(model: GPT, path: str | Path) -> GPT:
         for i, block in enumerate(model.blocks):
             for target in config.targets:
                 module = getattr(*_parent(block, target))
-                prefix = f"base_model.model.transformer.h.{i}.{TARGETS[target]}"
-                for name, param in (("lora_A", module.lora_A), ("lora_B", module.lora_B)):
-                    tensor = tensors.get(f"{prefix}.{name}.weight")
+                for name in ("lora_A", "lora_B"):
+                    param, tensor = getattr(module, name), tensors.get(_peft_name(i, target, name))
                     if tensor is None or tensor.shape != param.shape:
-                        raise GptkitError(f"{path}: {prefix}.{name}.weight is missing or not of shape "
+                        raise GptkitError(f"{path}: {_peft_name(i, target, name)} is missing or not of shape "
                                           f"{tuple(param.shape)}: adapters for another model")
                     param.copy_(tensor)
     return model
+
+
+def _peft_name(block: int, target: str, name: str) -> str:
+    """PEFT's key for one adapter matrix of transformers' GPT2LMHeadModel."""
+    return f"base_model.model.transformer.h.{block}.{TARGETS[target]}.{name}.weight"
 
 
 def _parent(block: nn.Module, target: str) -> tuple[nn.Module, str]:
