@@ -99,6 +99,18 @@ def read_version(path: str | Path, read: Callable[[Path], T]) -> T:
     raise AssertionError("unreachable")
 
 
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write a text file so that readers see the old contents or the new, never a part (temp file + rename)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return path
+
+
 def remove_directory(path: str | Path) -> None:
     """Delete a directory written by `atomic_directory` (the link and its version), or a plain one."""
     path = Path(path)

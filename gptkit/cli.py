@@ -49,15 +49,39 @@ def _cmd_generate(args) -> None:
         raise GptkitError(f"{args.checkpoint} has no tokenizer.json, so text prompts cannot be encoded")
     model = for_inference(ckpt.model, args.dtype)
     sampling = Sampling(args.temperature, args.top_k, args.top_p, args.min_p, args.repetition_penalty)
+    chat = _Chat(ckpt, args.system) if args.chat else None
     if not args.interactive:
-        _complete(model, ckpt.tokenizer, _read_prompt(args), sampling, args)
+        prompt = _read_prompt(args)
+        _complete(model, ckpt.tokenizer, chat.prompt(prompt) if chat else prompt, sampling, args, echo=not chat)
         return
     print("interactive: type a prompt and press Enter; an empty line or Ctrl-D quits", file=sys.stderr)
     while prompt := _input("> "):
         try:
-            _complete(model, ckpt.tokenizer, _utf8(prompt, "the prompt"), sampling, args)
+            text = _utf8(prompt, "the prompt")
+            reply = _complete(model, ckpt.tokenizer, chat.prompt(text) if chat else text, sampling, args,
+                              echo=not chat)
+            if chat:
+                chat.reply(reply)
         except GptkitError as e:  # e.g. a prompt too long: say so and keep going
             print(f"error: {e}", file=sys.stderr)
+
+
+class _Chat:
+    """A conversation rendered by the checkpoint's chat template (the one fine-tuning used)."""
+
+    def __init__(self, ckpt, system: str | None):
+        from .data import Task
+
+        self.task = Task.from_dict({**ckpt.meta.get("task", {}), "format": "chat"})
+        self.eos = ckpt.tokenizer.eot_token
+        self.messages = [{"role": "system", "content": system}] if system else []
+
+    def prompt(self, text: str) -> str:
+        self.messages.append({"role": "user", "content": text})
+        return self.task.render_chat(self.messages, add_generation_prompt=True, eos_token=self.eos)
+
+    def reply(self, text: str) -> None:
+        self.messages.append({"role": "assistant", "content": text})
 
 
 def _read_prompt(args) -> str:
@@ -94,24 +118,31 @@ def _input(prompt: str) -> str:
         return ""
 
 
-def _complete(model, tokenizer, prompt: str, sampling, args) -> None:
-    """Print the prompt and its continuation(s): the best beam, or num_samples streamed samples."""
+def _complete(model, tokenizer, prompt: str, sampling, args, echo: bool = True) -> str:
+    """Print the prompt (if echo) and its continuation(s): the best beam, or num_samples streamed samples.
+
+    Returns the (last) continuation."""
     from .generate import beam_search_text, stream_text
 
+    shown = prompt if echo else ""
     if args.beams > 1:
-        print(prompt + beam_search_text(model, tokenizer, prompt, args.max_new_tokens, args.beams,
-                                        args.length_penalty))
-        return
+        text = beam_search_text(model, tokenizer, prompt, args.max_new_tokens, args.beams, args.length_penalty)
+        print(shown + text)
+        return text
+    pieces = []
     for i in range(args.num_samples):
         if args.num_samples > 1:
             print(f"--- sample {i + 1} ---")
-        sys.stdout.write(prompt)
+        sys.stdout.write(shown)
         seed = None if args.seed is None else args.seed + i
+        pieces = []
         for piece in stream_text(model, tokenizer, prompt, args.max_new_tokens, sampling, args.stop, seed,
                                  args.truncate):
+            pieces.append(piece)
             sys.stdout.write(piece)
             sys.stdout.flush()
         sys.stdout.write("\n")
+    return "".join(pieces)
 
 
 def _cmd_init(args) -> None:
@@ -160,6 +191,11 @@ def _cmd_export_hf(args) -> None:
 
 
 def _cmd_eval(args) -> None:
+    if (args.text is None) == (args.task is None):
+        raise GptkitError("say what to evaluate on: --text FILE (perplexity) or --task FILE (a task's scores)")
+    if args.task is not None:
+        _eval_task(args)
+        return
     from .checkpoint import load_checkpoint
     from .eval import perplexity
     from .runtime import pick_device
@@ -179,6 +215,76 @@ def _cmd_eval(args) -> None:
           f"stride {score.stride})")
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+
+
+def _task_checkpoint(args):
+    """A fine-tuned checkpoint (with its task), ready for inference."""
+    from .checkpoint import load_checkpoint
+    from .data import Task
+    from .quantize import for_inference
+    from .runtime import pick_device
+
+    ckpt = load_checkpoint(args.checkpoint, device=pick_device(args.device))
+    if ckpt.tokenizer is None or "task" not in ckpt.meta:
+        raise GptkitError(f"{args.checkpoint} is not a fine-tuned checkpoint (no task or tokenizer): make one with "
+                          f"`gptkit finetune`")
+    args.max_new_tokens = args.max_new_tokens or ckpt.model.config.block_size // 2
+    if min(args.beams, args.batch_size, args.max_new_tokens) < 1:
+        raise GptkitError("--beams, --batch-size and --max-new-tokens must be at least 1")
+    return for_inference(ckpt.model, args.dtype), ckpt.tokenizer, Task.from_dict(ckpt.meta["task"])
+
+
+def _predict(model, tokenizer, task, records, args) -> list[str]:
+    """Predictions for records, with a progress bar on stderr."""
+    from tqdm import tqdm
+
+    from .eval.tasks import predict
+
+    quiet = len(records) <= args.batch_size
+    with tqdm(total=len(records), desc=task.format, unit="ex", file=sys.stderr, disable=quiet) as bar:
+        return predict(model, tokenizer, task, records, args.max_new_tokens, num_beams=args.beams,
+                       length_penalty=args.length_penalty, batch_size=args.batch_size,
+                       on_done=lambda n: bar.update(n - bar.n))
+
+
+def _eval_task(args) -> None:
+    from .data import read_records
+    from .eval.tasks import score, write_results
+
+    model, tokenizer, task = _task_checkpoint(args)
+    _, records, stats = read_records(args.task, task)
+    records = records[: args.limit] if args.limit else records
+    predictions = _predict(model, tokenizer, task, records, args)
+    scores = score(task, predictions, records)
+    for s in scores.values():
+        print(f"{args.task}: {s}")
+    if args.out:
+        meta = {"checkpoint": str(args.checkpoint), "data": str(args.task), "beams": args.beams,
+                "malformed_skipped": stats.malformed}
+        print(f"predictions and scores: {write_results(args.out, task, records, predictions, scores, meta)}")
+
+
+def _cmd_translate(args) -> None:
+    from .data import Record
+
+    model, tokenizer, task = _task_checkpoint(args)
+    if task.format != "translation":
+        raise GptkitError(f"{args.checkpoint} was fine-tuned on {task.format} examples, not translation")
+    if (args.input is None) == (not args.text):
+        raise GptkitError("give the text to translate, or --input FILE (one sentence per line)")
+    lines = _read_text_file(Path(args.input), "--input").splitlines() if args.input else args.text
+    records = [Record({"source": _utf8(line, "the text").strip(), "target": ""}) for line in lines]
+    for text in _predict(model, tokenizer, task, records, args):
+        print(text)
+
+
+def _cmd_finetune(args) -> None:
+    from .config import FinetuneConfig
+
+    config = load_config(FinetuneConfig, args.config, args.overrides)  # no --config: the defaults
+    from .train import finetune
+
+    _train(config.run, args.quiet, lambda on_step: finetune(config, on_step))
 
 
 def _cmd_grow(args) -> None:
@@ -265,15 +371,17 @@ def _cmd_prepare(args) -> None:
 def _cmd_train(args) -> None:
     if args.config is None:
         raise GptkitError(f"say what to train: --config with a preset ({', '.join(presets())}) or a TOML file")
-    _train(load_config(RunConfig, args.config, args.overrides), args.quiet)
+    from .train import train
+
+    run = load_config(RunConfig, args.config, args.overrides)
+    _train(run, args.quiet, lambda on_step: train(run, on_step))
 
 
-def _train(run: RunConfig, quiet: bool) -> None:
-    """Train with a progress bar on the main process; print where the best checkpoint is."""
+def _train(run: RunConfig, quiet: bool, start) -> None:
+    """Train (`start(on_step)`) with a progress bar on the main process; print where the best checkpoint is."""
     from tqdm import tqdm
 
     from .runtime import is_main_process
-    from .train import train
 
     quiet = quiet or not is_main_process()
     with tqdm(total=run.train.max_steps, desc="train", unit="step", disable=True if quiet else None) as bar:
@@ -290,13 +398,15 @@ def _train(run: RunConfig, quiet: bool) -> None:
                 bar.write(f"step {record['step']}: grew to {g['n_layer']} layers x {g['n_embd']} "
                           f"({g['params']:,} parameters)")
             if "val_loss" in record:
-                bar.write(f"step {record['step']}: val loss {record['val_loss']:.4f} "
-                          f"(ppl {record['val_ppl']:.1f}, {record['val_bpb']:.3f} bits/byte)")
+                scores = [f"ppl {record['val_ppl']:.1f}, {record['val_bpb']:.3f} bits/byte"] if "val_bpb" in record \
+                    else [f"{k[4:]} {v:.2f}" for k, v in record.items() if k in ("val_bleu", "val_chrf")]
+                bar.write(f"step {record['step']}: val loss {record['val_loss']:.4f}"
+                          + (f" ({', '.join(scores)})" if scores else ""))
                 if "sample" in record:
                     bar.write(record["sample"])
             bar.refresh()
 
-        best = train(run, on_step)
+        best = start(on_step)
     if is_main_process():
         print(f"best checkpoint: {best}  (report: {Path(run.train.out_dir) / 'report.md'})")
 
@@ -368,10 +478,22 @@ def _add_generate(sub) -> None:
     p.add_argument("--beams", type=int, default=1, help="beam search with this many beams (prints the best)")
     p.add_argument("--length-penalty", type=float, default=1.0, help="beam search: > 0 favours longer outputs")
     p.add_argument("--truncate", action="store_true", help="keep the end of a prompt longer than the context")
+    p.add_argument("--chat", action="store_true",
+                   help="the prompt is a user message, rendered by the checkpoint's chat template")
+    p.add_argument("--system", help="--chat: a system message to start the conversation with")
     p.add_argument("--dtype", default="auto", choices=typing.get_args(InferenceDtype),
                    help="weights: auto (bf16 where fast, else fp32), int8 is the fastest on a CPU")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     p.set_defaults(func=_cmd_generate)
+
+
+def _add_decoding(p) -> None:
+    p.add_argument("--beams", type=int, default=1, help="beam search with this many beams (1: greedy)")
+    p.add_argument("--length-penalty", type=float, default=1.0, help="beam search: > 0 favours longer outputs")
+    p.add_argument("--batch-size", type=int, default=32, help="sentences decoded together (greedy)")
+    p.add_argument("--max-new-tokens", type=int, help="default: half the context window")
+    p.add_argument("--dtype", default="auto", choices=typing.get_args(InferenceDtype))
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -410,15 +532,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_prepare(sub)
 
-    p = sub.add_parser("eval", help="perplexity and bits per byte of a checkpoint on a text file",
-                       epilog="a sliding window: each token is scored once, with at least window - stride tokens "
-                              "of context")
+    p = sub.add_parser("eval", help="perplexity of a checkpoint on a text, or a fine-tuned one's task scores",
+                       usage="gptkit eval CKPT (--text FILE [--stride N] | --task FILE [--beams N]) [--out PATH]",
+                       epilog="--text: a sliding window, each token scored once with at least window - stride tokens "
+                              "of context; --out is a JSON file. --task: the checkpoint's task on these examples "
+                              "(e.g. sacreBLEU BLEU and chrF for translation); --out is a directory for "
+                              "predictions.jsonl and scores.json")
     p.add_argument("checkpoint", help="checkpoint directory")
-    p.add_argument("--text", required=True, help="UTF-8 text file to score")
+    p.add_argument("--text", help="UTF-8 text file to score")
     p.add_argument("--stride", type=int, help="tokens between window starts (default: the model's context)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
-    p.add_argument("--out", help="also write the scores to this JSON file")
+    p.add_argument("--task", help="examples in the checkpoint's task format (JSONL, or an aligned path with {lang})")
+    p.add_argument("--limit", type=int, default=0, help="--task: the first N examples only")
+    _add_decoding(p)
+    p.add_argument("--out", help="where to write the results")
     p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("translate", help="translate text with a fine-tuned translation checkpoint",
+                       usage="gptkit translate CKPT (TEXT ... | --input FILE) [--beams N] [--batch-size B]")
+    p.add_argument("checkpoint", help="checkpoint directory (from gptkit finetune)")
+    p.add_argument("text", nargs="*", help="sentences to translate (quote each one)")
+    p.add_argument("--input", help="a UTF-8 file: one sentence per line, one translation per output line")
+    _add_decoding(p)
+    p.set_defaults(func=_cmd_translate)
 
     p = sub.add_parser("grow", help="grow a checkpoint into a deeper or wider model (progressive training)",
                        epilog="identity and width growth keep the model's outputs; stack copies trained blocks")
@@ -440,6 +575,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help=f"run config ([model] and [train]): {preset_help}")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train, takes_overrides=True)
+
+    p = sub.add_parser("finetune", help="fine-tune on task examples (translation, prompt/completion, Alpaca, chat)",
+                       usage="gptkit finetune [--config NAME|FILE] [key=value ...]",
+                       epilog="e.g. data=train.jsonl init=runs/base/best lora.rank=8. Run again with the same "
+                              "out_dir to resume; under torchrun it trains with DDP.")
+    p.add_argument("--config", help=f"fine-tuning config ([task], [lora], [train], [model]): {preset_help}")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_finetune, takes_overrides=True)
 
     p = sub.add_parser("demo", help="the tour: shard a corpus, train a small model for a few minutes, sample",
                        usage="gptkit demo [--out DIR] [key=value ...]",

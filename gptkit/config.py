@@ -157,6 +157,81 @@ class TrainConfig:
                               f"({self.max_steps}); they start at {starts}")
 
 
+LORA_TARGETS = ("attn.qkv", "attn.proj", "mlp.fc", "mlp.proj")  # the projections of a block
+
+
+@dataclass(frozen=True)
+class LoraConfig:
+    """Low-rank adapters (gptkit.lora): rank 0 trains every weight instead."""
+
+    rank: int = 0  # rank of each adapter; 0 = no adapters (full fine-tuning)
+    alpha: float = 16.0  # the update is scaled by alpha / rank
+    dropout: float = 0.0  # on the adapter's input
+    targets: tuple[str, ...] = LORA_TARGETS  # which projections of every block get one
+
+    def __post_init__(self):
+        check_fields(self, "lora config")
+        require(self, "lora config", rank=">= 0", alpha="> 0", dropout="[0, 1)")
+        if not self.targets or set(self.targets) - set(LORA_TARGETS):
+            raise GptkitError(f"lora config: targets must be some of {', '.join(LORA_TARGETS)}, "
+                              f"got {list(self.targets)}")
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    """Fine-tuning examples: where they are, their format, how they become prompts, how runs are judged.
+
+    train.data names the training examples: a JSONL/JSON file, or for translation two aligned
+    text files written as one path with {lang}, e.g. "multi30k/train.{lang}.gz".
+    """
+
+    init: str = ""  # start from this gptkit checkpoint or Hugging Face GPT-2 directory; "" = from scratch
+    format: Literal["auto", "translation", "completion", "alpaca", "chat"] = "auto"
+    val_data: str = ""  # held-out examples in the same format; "" = hold out val_examples of train.data
+    val_examples: int = 500  # examples held out of train.data when val_data is unset (0 = none)
+    template: str = ""  # prompt template with {fields}; "" = the format's default
+    chat_template: str = ""  # Jinja chat template; "" = gptkit's default (stored in the checkpoint)
+    source_lang: str = "en"  # translation: the {lang} of the source file, and a name in the template
+    target_lang: str = "de"
+    on_malformed: Literal["skip", "error"] = "skip"  # a line that is not a valid example
+    pack: bool = True  # several examples per row (attention kept within each); false = one per row, padded
+    vocab_size: int = 8192  # from scratch: size of the byte-level BPE trained on the examples
+    tokenizer: str = ""  # from scratch: a tokenizer.json to use instead of training one
+    select: Literal["loss", "bleu", "chrf"] = "loss"  # what picks the best checkpoint (a score: on val, greedy)
+    select_examples: int = 200  # val examples translated for a score at each evaluation
+    patience: int = 0  # stop after this many evaluations without a better `select`; 0 = never
+    max_new_tokens: int = 128  # generation length limit when scoring
+
+    def __post_init__(self):
+        check_fields(self, "task config")
+        require(self, "task config", val_examples=">= 0", vocab_size=">= 1", select_examples=">= 1",
+                patience=">= 0", max_new_tokens=">= 1")
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """A fine-tuning run: [task] examples and init, [lora], and the [train] and [model] of any run.
+
+    [model] is the shape when training from scratch; with task.init the model's shape is the
+    checkpoint's, and only [model]'s dropout settings apply.
+    """
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    task: TaskConfig = field(default_factory=TaskConfig)
+    lora: LoraConfig = field(default_factory=LoraConfig)
+
+    def __post_init__(self):
+        if self.train.grow:
+            raise GptkitError("finetune config: train.grow is for pretraining; fine-tune a grown checkpoint instead")
+        if self.lora.rank and not self.task.init:
+            raise GptkitError("finetune config: LoRA adapts a trained model: set task.init, or lora.rank = 0")
+
+    @property
+    def run(self) -> RunConfig:
+        return RunConfig(self.model, self.train)
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """A training run: a [model] and a [train] table in one TOML file."""

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -24,7 +23,7 @@ import torch.nn as nn
 from safetensors.torch import load_file, save_file
 
 from .atomic import atomic_directory
-from .config import check_fields, require
+from .config import LORA_TARGETS, LoraConfig
 from .errors import GptkitError
 from .hf import KEY_MAP
 from .model import GPT
@@ -33,21 +32,7 @@ from .model import GPT
 TARGETS = {ours.removeprefix("blocks.{i}.").removesuffix(".weight"):
            theirs.removeprefix("h.{i}.").removesuffix(".weight") for ours, theirs, transposed in KEY_MAP if transposed}
 CONFIG_FILE, WEIGHTS_FILE = "adapter_config.json", "adapter_model.safetensors"
-
-
-@dataclass(frozen=True)
-class LoraConfig:
-    rank: int = 8
-    alpha: float = 16.0  # the update is scaled by alpha / rank
-    dropout: float = 0.0  # on the adapter's input
-    targets: tuple[str, ...] = tuple(TARGETS)
-
-    def __post_init__(self):
-        check_fields(self, "lora config")
-        require(self, "lora config", rank=">= 1", alpha="> 0", dropout="[0, 1)")
-        unknown = sorted(set(self.targets) - set(TARGETS))
-        if unknown or not self.targets:
-            raise GptkitError(f"lora config: targets must be some of {', '.join(TARGETS)}, got {list(self.targets)}")
+assert tuple(TARGETS) == LORA_TARGETS, "config.LORA_TARGETS must name the projections hf.KEY_MAP maps"
 
 
 class LoraLinear(nn.Module):
@@ -71,8 +56,13 @@ class LoraLinear(nn.Module):
         return self.base.requires_grad_(True)
 
 
-def apply_lora(model: GPT, config: LoraConfig = LoraConfig()) -> GPT:
+DEFAULT = LoraConfig(rank=8)
+
+
+def apply_lora(model: GPT, config: LoraConfig = DEFAULT) -> GPT:
     """Freeze `model` and give each target projection of every block an adapter (in place; returns it)."""
+    if config.rank < 1:
+        raise GptkitError(f"LoRA needs rank >= 1, got {config.rank}")
     model.requires_grad_(False)
     for block in model.blocks:
         for target in config.targets:

@@ -156,6 +156,18 @@ class Layout:
     causal: bool = True
 
 
+def packed_layout(segments: torch.Tensor) -> Layout:
+    """Positions that restart at each new segment of a row, and attention within a segment only: (B, 1, T, T)."""
+    B, T = segments.shape
+    index = torch.arange(T, device=segments.device).expand(B, T)
+    starts = torch.ones_like(segments, dtype=torch.bool)
+    starts[:, 1:] = segments[:, 1:] != segments[:, :-1]
+    first = torch.where(starts, index, 0).cummax(dim=1).values  # where each position's segment begins
+    same = segments[:, :, None] == segments[:, None, :]
+    mask = same & torch.ones(T, T, dtype=torch.bool, device=segments.device).tril()
+    return Layout(end=T, positions=index - first, mask=mask[:, None], causal=False)
+
+
 class CausalSelfAttention(nn.Module):
     def __init__(self, config: ModelConfig, layer: int):
         super().__init__()
@@ -247,17 +259,21 @@ class GPT(nn.Module):
         return self.wte.weight.dtype
 
     def hidden_states(self, idx: torch.Tensor, cache: KVCache | None = None, slots: list[int] | None = None,
-                      lengths: list[int] | None = None) -> torch.Tensor:
+                      lengths: list[int] | None = None, segments: torch.Tensor | None = None) -> torch.Tensor:
         """Final-LayerNorm outputs (B, T, C): the features behind the logits (and embeddings).
 
         With a cache, idx is appended to cache slots `slots` (default: all, B == cache.batch_size).
         Right-padded rows pass their real token counts as `lengths`: the cache keeps only those.
+        Rows packed with several sequences pass `segments` (B, T), a sequence number per position:
+        each sequence starts at position 0 and attends to itself only, as if it were alone.
         """
         B, T = idx.shape
         if cache is not None:
             layout = cache.plan(B, T, slots, idx.device)
         elif self.config.block_size < T:
             raise GptkitError(f"sequence of {T} tokens exceeds the context window of {self.config.block_size}")
+        elif segments is not None:
+            layout = packed_layout(segments)
         else:
             layout = Layout(end=T)
         if layout.positions is None:
@@ -277,12 +293,18 @@ class GPT(nn.Module):
             return self.lm_head(hidden)
         return F.linear(hidden, self.wte.weight)
 
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None,
-                cache: KVCache | None = None, slots: list[int] | None = None) -> torch.Tensor:
-        logits = self.logits(self.hidden_states(idx, cache, slots))
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, cache: KVCache | None = None,
+                slots: list[int] | None = None, segments: torch.Tensor | None = None) -> torch.Tensor:
+        hidden = self.hidden_states(idx, cache, slots, segments=segments)
         if targets is None:
-            return logits
-        return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-1)
+            return self.logits(hidden)
+        targets = targets.flatten()
+        hidden = hidden.flatten(0, 1)
+        if not torch.compiler.is_compiling() and bool((targets == -1).any()):
+            # positions without a target (a prompt, padding) skip the LM head: the largest matmul
+            keep = targets != -1
+            hidden, targets = hidden[keep], targets[keep]
+        return F.cross_entropy(self.logits(hidden).float(), targets, ignore_index=-1)
 
     def num_params(self, non_embedding: bool = False) -> int:
         """Parameter count; the LM head shares the token embedding, so it is counted once.

@@ -211,3 +211,66 @@ def test_eval_scores_a_text_file_like_the_python_api(tmp_path, tiny_model, bpe_t
     assert "at least 2" in cli("eval", tmp_path / "ck", "--text", tmp_path / "empty.txt", code=2).err
     assert "no such file" in cli("eval", tmp_path / "ck", "--text", tmp_path / "missing.txt", code=2).err
     assert "stride must be" in cli("eval", tmp_path / "ck", "--text", tmp_path / "t.txt", "--stride", "0", code=2).err
+
+
+@pytest.fixture(scope="module")
+def translation_files(tmp_path_factory):
+    """A tiny parallel corpus (aligned files) and a character tokenizer for it."""
+    from gptkit import Tokenizer
+
+    tmp = tmp_path_factory.mktemp("mt")
+    words = ["a b", "b c d", "c d", "d a b c", "a c"] * 8
+    (tmp / "train.en").write_text("\n".join(words) + "\n")
+    (tmp / "train.de").write_text("\n".join(w.upper() for w in words) + "\n")
+    Tokenizer.train_char(["English: German:\nabcdABCD "]).save(tmp / "tokenizer.json")
+    return tmp
+
+
+def test_finetune_then_translate_and_score_from_the_command_line(translation_files, tmp_path, cli):
+    d = translation_files
+    cli("finetune", "--quiet", f"data={d}/train.{{lang}}", f"tokenizer={d}/tokenizer.json", "val_examples=5",
+        f"out_dir={tmp_path}/run", "n_layer=1", "n_embd=32", "n_head=2", "block_size=32", "batch_size=8",
+        "max_steps=6", "eval_interval=3", "device=cpu", "dtype=fp32")
+    best = tmp_path / "run" / "best"
+    assert json.loads((best / "config.json").read_text())["task"]["format"] == "translation"
+    out = cli("translate", best, "a b", "c d", "--max-new-tokens", "6").out
+    assert len(out.splitlines()) == 2  # one line per sentence, whatever the tiny model says
+    (tmp_path / "in.txt").write_text("a b\nb c d\nc d\n")
+    assert len(cli("translate", best, "--input", tmp_path / "in.txt", "--beams", "2", "--max-new-tokens", "6")
+               .out.splitlines()) == 3
+    out = cli("eval", best, "--task", f"{d}/train.{{lang}}", "--limit", "10", "--max-new-tokens", "6",
+              "--out", tmp_path / "eval").out
+    assert "BLEU" in out and "tok:13a" in out and "chrF" in out
+    scores = json.loads((tmp_path / "eval" / "scores.json").read_text())
+    assert scores["examples"] == 10 and "signature" in scores["bleu"]
+    predictions = [json.loads(line) for line in (tmp_path / "eval" / "predictions.jsonl").read_text().splitlines()]
+    assert len(predictions) == 10 and predictions[0]["reference"] == "A B"
+
+
+def test_task_commands_refuse_what_they_cannot_do_in_one_line(translation_files, tmp_path, bpe_tokenizer, cli):
+    save_checkpoint(tmp_path / "plain", GPT(ModelConfig(vocab_size=300, block_size=32, n_layer=1, n_head=2,
+                                                          n_embd=16)), bpe_tokenizer)
+    err = cli("translate", tmp_path / "plain", "hello", code=2).err
+    assert "not a fine-tuned checkpoint" in err and "Traceback" not in err
+    assert "--text FILE (perplexity) or --task FILE" in cli("eval", tmp_path / "plain", code=2).err
+    (tmp_path / "short.de").write_text("A\n")
+    (tmp_path / "short.en").write_text("a\nb\n")
+    err = cli("finetune", "--quiet", f"data={tmp_path}/short.{{lang}}", f"out_dir={tmp_path}/run", code=2).err
+    assert "has 2 lines but" in err
+
+
+def test_generate_chat_renders_the_checkpoints_template(tmp_path, cli):
+    from gptkit import Tokenizer
+    from gptkit.data import Task
+
+    tokenizer = Tokenizer.train_char(["<|user|>\n<|assistant|>\nhello world"])
+    torch.manual_seed(0)
+    model = GPT(ModelConfig(vocab_size=tokenizer.vocab_size, block_size=64, n_layer=1, n_head=2, n_embd=16))
+    template = "{% for m in messages %}[{{ m.role }}] {{ m.content }}\n{% endfor %}[assistant] "
+    task = Task("chat", chat_template=template)
+    save_checkpoint(tmp_path / "ck", model, tokenizer, extra={"task": task.to_dict()})
+    out = cli("generate", tmp_path / "ck", "--chat", "--prompt", "hello", "--max-new-tokens", "5",
+              "--temperature", "0").out
+    prompt = task.render_chat([{"role": "user", "content": "hello"}], add_generation_prompt=True)
+    assert prompt == "[user] hello\n[assistant] "
+    assert out == generate_text(model.eval(), tokenizer, prompt, 5, Sampling(0)) + "\n"  # the prompt is not echoed

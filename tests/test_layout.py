@@ -15,8 +15,9 @@ STAGES = [
     {"checkpoint", "hf", "quantize", "grow", "lora"},
     {"data"},
     {"generate"},
+    {"eval"},  # metrics (torch-free) and their runs over a model: fine-tuning selects checkpoints by them
     {"train"},  # uses generate for samples during training
-    {"eval", "search", "serve"},  # applications: leaves that only the CLI imports
+    {"search", "serve"},  # applications: leaves that only the CLI imports
     {"cli", "__main__"},
 ]
 RANK = {unit: rank for rank, stage in enumerate(STAGES) for unit in stage}

@@ -87,13 +87,18 @@ def test_saved_adapters_load_in_peft_with_the_same_logits(model, tmp_path):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"rank": 0}, "rank must be >= 1"),
+    ({"rank": -1}, "rank must be >= 0"),
     ({"targets": ("attn.q",)}, "targets must be some of"),
     ({"dropout": 1.0}, "dropout must be in"),
 ])
 def test_bad_lora_configs_are_clear_errors(kwargs, message):
     with pytest.raises(GptkitError, match=message):
         LoraConfig(**kwargs)
+
+
+def test_rank_zero_means_no_adapters(model):
+    with pytest.raises(GptkitError, match="LoRA needs rank >= 1"):
+        apply_lora(model, LoraConfig(rank=0))
 
 
 def test_adapters_cannot_be_applied_twice_or_saved_without_any(model, tmp_path):

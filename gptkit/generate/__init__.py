@@ -8,10 +8,10 @@ text layer over them (`text`: streaming decode, stop strings, end-of-text).
 from .beam import Beam, beam_search
 from .engine import Generator, Request, generate, generate_batch, stream
 from .sampling import GREEDY, Sampling, filter_logits, next_token, penalize_repeats
-from .text import StopStrings, beam_search_text, generate_text, stream_text
+from .text import StopStrings, beam_search_text, complete_texts, generate_text, stream_text
 
 __all__ = [
     "Beam", "beam_search", "Generator", "Request", "generate", "generate_batch", "stream", "GREEDY", "Sampling",
     "filter_logits", "next_token", "penalize_repeats", "StopStrings", "beam_search_text", "generate_text",
-    "stream_text",
+    "stream_text", "complete_texts",
 ]

@@ -14,8 +14,8 @@ from ..errors import GptkitError
 from ..model import GPT
 from ..tokenizer import Tokenizer
 from .beam import beam_search
-from .engine import stream
-from .sampling import Sampling
+from .engine import generate_batch, stream
+from .sampling import GREEDY, Sampling
 
 
 def stream_text(model: GPT, tokenizer: Tokenizer, prompt: str, max_new_tokens: int,
@@ -51,6 +51,23 @@ def beam_search_text(model: GPT, tokenizer: Tokenizer, prompt: str, max_new_toke
     best = beam_search(model, prompt_ids(tokenizer, prompt), max_new_tokens, num_beams, length_penalty,
                        stop_ids=eot_ids(tokenizer))[0]
     return tokenizer.decode(without_eot(tokenizer, best.tokens))
+
+
+def complete_texts(model: GPT, tokenizer: Tokenizer, prompts: Sequence[str], max_new_tokens: int,
+                   sampling: Sampling = GREEDY, num_beams: int = 1, length_penalty: float = 1.0,
+                   batch_size: int = 32, seed: int | None = None) -> Iterator[str]:
+    """The completion of each prompt, in order, as each batch finishes: greedy or sampled in batches of
+    batch_size through the engine, or beam search one prompt at a time. A completion ends at end-of-text."""
+    for start in range(0, len(prompts), batch_size):
+        chunk = prompts[start : start + batch_size]
+        if num_beams > 1:
+            outputs = [beam_search(model, prompt_ids(tokenizer, p), max_new_tokens, num_beams, length_penalty,
+                                   stop_ids=eot_ids(tokenizer))[0].tokens for p in chunk]
+        else:
+            outputs = generate_batch(model, [prompt_ids(tokenizer, p) for p in chunk], max_new_tokens, sampling,
+                                     eot_ids(tokenizer), None if seed is None else seed + start)
+        for tokens in outputs:
+            yield tokenizer.decode(without_eot(tokenizer, tokens))
 
 
 def prompt_ids(tokenizer: Tokenizer, prompt: str) -> list[int]:

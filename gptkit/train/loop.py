@@ -18,13 +18,14 @@ shape it was saved in.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import logging
 import math
 import signal
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -32,11 +33,12 @@ import torch
 from ..atomic import remove_directory
 from ..checkpoint import load_checkpoint, load_train_state, save_checkpoint
 from ..config import ModelConfig, RunConfig, TrainConfig, to_dict
-from ..data import Batches, TokenShards, read_manifest
+from ..data import Batches, ExampleBatches, TokenShards, read_manifest
 from ..errors import GptkitError
 from ..generate import Sampling, generate_text
 from ..grow import carry_optimizer_state, grow_to
 from ..lock import DirectoryLock
+from ..lora import merge_lora, save_adapters
 from ..model import GPT
 from ..runtime import Distributed, init_distributed, parse_dtype, peak_flops
 from ..tokenizer import Tokenizer
@@ -59,6 +61,24 @@ _MAX_PPL_LOSS = 50.0  # perplexity is reported as exp(min(loss, this)): a diverg
 
 
 @dataclass
+class TrainData:
+    """What the loop trains on and judges by: pretraining's token shards, or fine-tuning's examples.
+
+    `evaluate(model, plain_model, precision)` returns the evaluation's record (val_loss, and any scores);
+    its `objective` entry picks the best checkpoint (lower is better, unless higher_is_better).
+    `meta` goes into every checkpoint's config.json (e.g. the fine-tuning task).
+    """
+
+    batches: Batches | ExampleBatches
+    evaluate: Callable[[torch.nn.Module, GPT, Precision], dict]
+    tokenizer: Tokenizer
+    objective: str = "val_loss"
+    higher_is_better: bool = False
+    patience: int = 0  # evaluations without a better objective before the run stops; 0 = never
+    meta: dict = field(default_factory=dict)
+
+
+@dataclass
 class _Run:
     """What one training run holds while it trains, so the loop reads as a few named steps."""
 
@@ -66,16 +86,14 @@ class _Run:
     model: GPT  # the plain model: its weights are what checkpoints and samples use
     wrapped: torch.nn.Module  # what the loop calls: the model compiled and/or wrapped for DDP/FSDP
     optimizer: torch.optim.Optimizer
-    batches: Batches
-    val: TokenShards
-    tokenizer: Tokenizer
+    data: TrainData
     dist: Distributed
     precision: Precision  # device, autocast dtype, fp16's gradient scaler
     progress: Progress
     metrics: MetricsLog
     throughput: Throughput
-    bytes_per_token: float
     stage: int = 0  # how many grow stages the model has been through
+    stale_evals: int = 0  # evaluations since the objective last improved
 
     @property
     def cfg(self) -> TrainConfig:
@@ -95,9 +113,39 @@ def train(run: RunConfig, on_step: Callable[[dict], None] | None = None) -> Path
 
     `on_step(record)` sees each step's metrics (loss, lr, and at intervals speed and val loss), on rank 0.
     """
+    return run_training(run, _pretraining_data, lambda config: GPT(config), on_step)
+
+
+OpenData = Callable[[RunConfig, torch.device, Distributed], tuple[RunConfig, TrainData]]
+
+
+def run_training(run: RunConfig, open_data: OpenData, build_model: Callable[[ModelConfig], GPT],
+                 on_step: Callable[[dict], None] | None = None) -> Path:
+    """The loop behind `train` and `finetune`: `open_data` gives the data (and the run's final config),
+    `build_model(shape)` the model a fresh run starts from (LoRA adapters included)."""
     with contextlib.ExitStack() as held:
-        r = _start(run, held)
+        r = _start(run, held, open_data, build_model)
         return _loop(r, on_step)
+
+
+def _pretraining_data(run: RunConfig, device: torch.device, dist: Distributed) -> tuple[RunConfig, TrainData]:
+    cfg = run.train
+    if not cfg.data:
+        raise GptkitError("no training data: set train.data to a directory made by `gptkit prepare`")
+    train_shards, val_shards = TokenShards(cfg.data, "train"), TokenShards(cfg.data, "val")
+    tokenizer = Tokenizer.load(Path(cfg.data) / "tokenizer.json")
+    run = RunConfig(model=_fit_vocab(run.model, tokenizer), train=cfg)
+    block = run.model.block_size
+    batches = Batches(train_shards, cfg.batch_size, block, seed=cfg.seed, device=device)
+    Batches(val_shards, 1, block)  # fail now, not at the first evaluation, if val is too short
+    bytes_per_token = _bytes_per_token(cfg.data)
+
+    def evaluate_shards(model: torch.nn.Module, plain: GPT, precision: Precision) -> dict:
+        val = evaluate(model, val_shards, block, cfg, precision)
+        return {"val_loss": val, "val_ppl": math.exp(min(val, _MAX_PPL_LOSS)),
+                "val_bpb": val / math.log(2) / bytes_per_token}
+
+    return run, TrainData(batches, evaluate_shards, tokenizer)
 
 
 def _loop(r: _Run, on_step: Callable[[dict], None] | None) -> Path:
@@ -130,19 +178,14 @@ def _loop(r: _Run, on_step: Callable[[dict], None] | None) -> Path:
     return r.out_dir / "best"
 
 
-def _start(run: RunConfig, held: contextlib.ExitStack) -> _Run:
+def _start(run: RunConfig, held: contextlib.ExitStack, open_data: OpenData,
+           build_model: Callable[[ModelConfig], GPT]) -> _Run:
     """Check the config, open the data, lock out_dir (into `held`), build (or resume) the model and optimizer."""
     cfg = run.train
     dist, device = init_distributed(cfg.device)
     precision = Precision.on(device, parse_dtype(cfg.dtype, device))
-    if not cfg.data:
-        raise GptkitError("no training data: set train.data to a directory made by `gptkit prepare`")
-    train_shards, val_shards = TokenShards(cfg.data, "train"), TokenShards(cfg.data, "val")
-    tokenizer = Tokenizer.load(Path(cfg.data) / "tokenizer.json")
-    run = RunConfig(model=_fit_vocab(run.model, tokenizer), train=cfg)
+    run, data = open_data(run, device, dist)
     block = run.model.block_size
-    batches = Batches(train_shards, cfg.batch_size, block, seed=cfg.seed, device=device)
-    Batches(val_shards, 1, block)  # fail now, not at the first evaluation, if val is too short
 
     if dist.is_main:  # one training run per out_dir; other ranks follow rank 0
         held.enter_context(DirectoryLock(cfg.out_dir, "training run"))
@@ -150,15 +193,16 @@ def _start(run: RunConfig, held: contextlib.ExitStack) -> _Run:
     saved_state = load_train_state(resume_from) if resume_from is not None else None
     stage = saved_state.get("stage", 0) if saved_state is not None else 0
     torch.manual_seed(cfg.seed)
-    model = GPT(_shape(run, stage))
+    model = build_model(_shape(run, stage))
     if resume_from is not None:
-        _load_weights(resume_from, model)
+        _load_weights(resume_from, model, saved_state)
     model.to(device)
     wrapped = wrap_model(model, cfg, dist, device)
     optimizer = build_optimizer(model, cfg, device)  # after wrapping: FSDP replaces the parameters
-    progress = Progress()
+    progress, stale_evals = Progress(), 0
     if saved_state is not None:
         progress = _restore_state(saved_state, model, optimizer, precision.scaler, dist)
+        stale_evals = saved_state.get("stale_evals", 0)
         log.info("resuming from %s (step %d)", resume_from, progress.step)
     if dist.is_main:
         Path(cfg.out_dir).mkdir(parents=True, exist_ok=True)
@@ -167,8 +211,7 @@ def _start(run: RunConfig, held: contextlib.ExitStack) -> _Run:
     peak = (cfg.peak_flops or peak_flops(device, precision.dtype)) * dist.world_size
     throughput = Throughput(model.flops_per_token(block), peak)
     wrapped.train()
-    r = _Run(run, model, wrapped, optimizer, batches, val_shards, tokenizer, dist, precision, progress, metrics,
-             throughput, _bytes_per_token(cfg.data), stage)
+    r = _Run(run, model, wrapped, optimizer, data, dist, precision, progress, metrics, throughput, stage, stale_evals)
     while _growth_due(r):  # a checkpoint from before a stage the schedule has since moved earlier
         _grow(r)
     return r
@@ -230,7 +273,7 @@ def _optimizer_step(r: _Run, stop: _StopSignal) -> dict | None:
     rng = torch.get_rng_state()
     try:
         with stop.abandonable(r.precision.device.type == "cpu" and r.dist.world_size == 1):
-            total = accumulate_gradients(r.wrapped, r.batches, r.progress.step, r.cfg, r.precision, r.dist)
+            total = accumulate_gradients(r.wrapped, r.data.batches, r.progress.step, r.cfg, r.precision, r.dist)
     except _Abandoned:
         r.optimizer.zero_grad(set_to_none=True)
         torch.set_rng_state(rng)  # as if the step never began: a resumed run takes it again, identically
@@ -259,22 +302,26 @@ def _stop_reason(r: _Run, stop: _StopSignal) -> str | None:
     out_of_time, signalled = agree(r.dist, r.precision.device, out_of_time, stop.received is not None)
     if signalled:
         return stop.received or "a signal to another rank"
+    if r.data.patience and r.stale_evals >= r.data.patience:
+        return f"early stopping ({r.data.objective} not better for {r.stale_evals} evaluations)"
     return f"max_minutes={r.cfg.max_minutes}" if out_of_time else None
 
 
 def _evaluate_and_keep_best(r: _Run) -> dict:
-    """Val loss (and a sample); a new best is saved as out_dir/best."""
-    val = evaluate(r.wrapped, r.val, r.config.model.block_size, r.cfg, r.precision)
-    record = {"step": r.progress.step, "val_loss": val, "val_ppl": math.exp(min(val, _MAX_PPL_LOSS)),
-              "val_bpb": val / math.log(2) / r.bytes_per_token, "elapsed": r.progress.elapsed}
+    """Val loss and scores (and a sample); a new best objective is saved as out_dir/best."""
+    record = {"step": r.progress.step, **r.data.evaluate(r.wrapped, r.model, r.precision)}
+    record["elapsed"] = r.progress.elapsed
     if r.cfg.sample_tokens and r.dist.is_main and not r.cfg.fsdp:
         sampling = Sampling(r.cfg.sample_temperature, top_k=r.cfg.sample_top_k or None)
-        record["sample"] = generate_text(r.model.eval(), r.tokenizer, "", r.cfg.sample_tokens, sampling, seed=0)
+        record["sample"] = generate_text(r.model.eval(), r.data.tokenizer, "", r.cfg.sample_tokens, sampling, seed=0)
         r.model.train()
     r.metrics.write(record)
-    if val < r.progress.best_val:
-        r.progress.best_val = val
+    objective = record[r.data.objective] * (-1 if r.data.higher_is_better else 1)
+    if objective < r.progress.best_val:
+        r.progress.best_val, r.stale_evals = objective, 0
         _save(r, "best", resumable=False)
+    else:
+        r.stale_evals += 1
     return record
 
 
@@ -287,10 +334,17 @@ def _save(r: _Run, name: str, resumable: bool) -> Path:
     model_state, optim_state = gather_state(r.model, r.optimizer, r.dist)  # collective under FSDP
     if r.dist.is_main:
         state = _train_state(r, optim_state) if resumable else None
-        extra = {"step": r.progress.step, "run": to_dict(r.config)}
+        extra = {"step": r.progress.step, "run": to_dict(r.config), **r.data.meta}
         if not resumable:
-            extra["val_loss"] = r.progress.best_val
-        save_checkpoint(path, plain_model(r.model, model_state), r.tokenizer, extra=extra, train_state=state)
+            extra[r.data.objective] = r.progress.best_val * (-1 if r.data.higher_is_better else 1)
+        model = plain_model(r.model, model_state)
+        if getattr(model, "lora_config", None) is not None:  # the checkpoint holds a plain model; adapters beside
+            if state is not None:
+                state["lora"] = {k: v for k, v in model.state_dict().items() if ".lora_" in k}
+            else:
+                save_adapters(model, r.out_dir / f"{name}-adapter")
+            model = merge_lora(copy.deepcopy(model))
+        save_checkpoint(path, model, r.data.tokenizer, extra=extra, train_state=state)
         if resumable:
             for old in sorted(r.out_dir.glob("ckpt-*"))[: -r.cfg.keep_last]:
                 remove_directory(old)
@@ -302,6 +356,7 @@ def _train_state(r: _Run, optim_state: dict) -> dict:
     p = r.progress
     state = {
         "step": p.step, "tokens_seen": p.tokens_seen, "elapsed": p.elapsed, "best_val": p.best_val, "stage": r.stage,
+        "stale_evals": r.stale_evals,
         "optimizer": optim_state, "rng_cpu": torch.get_rng_state(),
         "scaler": r.precision.scaler.state_dict() if r.precision.scaler is not None else {},
     }
@@ -326,8 +381,11 @@ def _latest_checkpoint(out_dir: Path) -> Path | None:
     return found[-1] if found else None
 
 
-def _load_weights(path: Path, model: GPT) -> None:
-    """Put a checkpoint's weights into `model` (before any wrapping)."""
+def _load_weights(path: Path, model: GPT, saved_state: dict) -> None:
+    """Put a checkpoint's weights into `model` (before any wrapping); LoRA runs restore their adapters."""
+    if getattr(model, "lora_config", None) is not None:  # the base weights are the run's init, unchanged
+        model.load_state_dict(saved_state["lora"], strict=False)
+        return
     ckpt = load_checkpoint(path)
     if ckpt.model.config != model.config:
         raise GptkitError(f"{path} holds a model of another shape ({ckpt.model.config}); "

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from ..config import TrainConfig
-from ..data import Batches, TokenShards
+from ..data import Batches, ExampleBatches, TokenShards
 from ..errors import GptkitError
 from ..runtime import Distributed, autocast
 from .distributed import sum_over_ranks
@@ -66,14 +66,30 @@ def evaluate(model: torch.nn.Module, val: TokenShards, block_size: int, cfg: Tra
     return total / max(count, 1)
 
 
-def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches: Batches, step: int,
+@torch.no_grad()
+def evaluate_examples(model: torch.nn.Module, val: ExampleBatches, precision: Precision = Precision()) -> float:
+    """Mean loss per target token over every val example (one pass, in a fixed order)."""
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    with precision.autocast():
+        for x, y, segments in val.epoch(0):
+            targets = int((y != -1).sum())
+            total += model(x.to(precision.device), y.to(precision.device),
+                           segments=None if segments is None else segments.to(precision.device)).item() * targets
+            count += targets
+    model.train(was_training)
+    return total / max(count, 1)
+
+
+def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches: Batches | ExampleBatches, step: int,
                cfg: TrainConfig, precision: Precision = Precision(), dist: Distributed = Distributed()) -> float:
     """One optimiser step over grad_accum micro-batches; returns the mean loss over all ranks."""
     total = accumulate_gradients(model, batches, step, cfg, precision, dist)
     return apply_update(model, optimizer, total, cfg, precision, dist)
 
 
-def accumulate_gradients(model: torch.nn.Module, batches: Batches, step: int, cfg: TrainConfig,
+def accumulate_gradients(model: torch.nn.Module, batches: Batches | ExampleBatches, step: int, cfg: TrainConfig,
                          precision: Precision = Precision(), dist: Distributed = Distributed()) -> torch.Tensor:
     """Forward and backward over the step's grad_accum micro-batches; the summed loss, on the device.
 
@@ -83,13 +99,13 @@ def accumulate_gradients(model: torch.nn.Module, batches: Batches, step: int, cf
     total = torch.zeros((), device=precision.device)
     try:
         for micro in range(cfg.grad_accum):
-            x, y = batches.batch(step, dist.rank * cfg.grad_accum + micro)
+            x, y, *segments = batches.batch(step, dist.rank * cfg.grad_accum + micro)  # packed examples: segments
             last = micro == cfg.grad_accum - 1
             no_sync = model.no_sync() if dist.world_size > 1 and not last and hasattr(model, "no_sync") \
                 else contextlib.nullcontext()
             with no_sync:
                 with precision.autocast():
-                    loss = model(x, y)
+                    loss = model(x, y, segments=segments[0]) if segments else model(x, y)
                 scaled = loss / cfg.grad_accum
                 (scaler.scale(scaled) if scaler is not None else scaled).backward()
             total += loss.detach().float()

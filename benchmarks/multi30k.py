@@ -1,0 +1,278 @@
+"""English->German translation on Multi30k: gptkit's fine-tuning against a transformers baseline, same budget.
+
+    python benchmarks/multi30k.py [--minutes 20] [--parallel] [--beams 1,4] [--arms gptkit,baseline]
+                                  [--data ../shared/data/multi30k] [--out runs/bench-multi30k] [key=value ...]
+
+Both arms train a decoder-only model of the same shape from scratch on the same
+tokenized examples (the 29,000 train pairs, an 8k byte-level BPE trained on them,
+"English: {source}\\nGerman: {target}<eot>", loss on the target only) for the same
+wall-clock budget, select on `val`, and translate `test_2016_flickr` greedily
+(and with beam search for gptkit); sacreBLEU BLEU and chrF are printed with the
+signature.
+
+- gptkit: `gptkit finetune` with the multi30k-en-de preset (key=value overrides apply):
+  packed rows, the LM head on target positions only, Muon, checkpoint kept by val BLEU.
+- baseline: transformers' GPT2LMHeadModel of the same shape, a plain loop: one
+  example per row padded to the batch, labels -100 on the prompt, AdamW, cosine
+  schedule, bf16 autocast where the CPU is fast at it, best val loss kept; greedy
+  `generate` with left padding.
+
+Each arm's step count comes from timing its first steps, so its schedule ends with
+the budget. --parallel runs the two arms at once, one core each (the same
+conditions for both on a 2-core machine); otherwise one after the other with all cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+DATA = ROOT.parent / "shared" / "data" / "multi30k"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--minutes", type=float, default=20.0, help="training budget per arm")
+    p.add_argument("--arms", default="gptkit,baseline")
+    p.add_argument("--parallel", action="store_true", help="run the arms at once, one core each")
+    p.add_argument("--beams", default="1,4", help="beam widths to translate test with (gptkit arm)")
+    p.add_argument("--data", default=str(DATA))
+    p.add_argument("--out", default=str(ROOT / "runs" / "bench-multi30k"))
+    p.add_argument("--arm", help=argparse.SUPPRESS)  # internal: run one arm in this process
+    p.add_argument("overrides", nargs="*", help="key=value settings of the gptkit arm")
+    args = p.parse_args()
+    data = Path(args.data)
+    if not (data / "train.en.gz").is_file():
+        sys.exit(f"skipped: Multi30k not found at {data} (see ../shared/data/README.md)")
+    out = Path(args.out)
+    if args.arm:
+        result = (_gptkit_arm if args.arm == "gptkit" else _baseline_arm)(args, data, out / args.arm)
+        (out / f"{args.arm}.json").write_text(json.dumps(result, indent=2) + "\n")
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    _shared_tokenizer(data, out)
+    arms = args.arms.split(",")
+    threads = "1" if args.parallel else str(os.cpu_count())
+    command = [sys.executable, __file__, "--minutes", str(args.minutes), "--beams", args.beams, "--data", str(data),
+               "--out", str(out), *args.overrides]
+    env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+    procs = []
+    for arm in arms:
+        procs.append(subprocess.Popen(command + ["--arm", arm], env=env))
+        if not args.parallel:
+            procs[-1].wait()
+    for proc in procs:
+        if proc.wait():
+            sys.exit(f"an arm failed (exit {proc.returncode})")
+    _print_table([json.loads((out / f"{arm}.json").read_text()) for arm in arms], args)
+
+
+def _shared_tokenizer(data: Path, out: Path) -> None:
+    """One 8k byte-level BPE on the training pairs (as rendered for training), for both arms."""
+    from gptkit.config import TaskConfig
+    from gptkit.data import Task, read_records
+    from gptkit.tokenizer import Tokenizer
+
+    task, records, _ = read_records(data / "train.{lang}.gz", Task.from_config(TaskConfig(format="translation")))
+    texts = (t for r in records for t in (task.prompt(r), task.reference(r)))
+    Tokenizer.train_bpe(texts, 8192).save(out / "tokenizer.json")
+
+
+def _config(args, out: Path, max_steps: int, data: Path):
+    from gptkit.config import FinetuneConfig, load_config
+
+    settings = [f"data={data}/train.{{lang}}.gz", f"val_data={data}/val.{{lang}}.gz", f"out_dir={out}",
+                f"tokenizer={out.parent / 'tokenizer.json'}", f"max_steps={max_steps}", "device=cpu",
+                f"eval_interval={max(1, max_steps // 8)}", f"checkpoint_interval={max_steps}", "log_interval=25",
+                "warmup_steps=" + str(min(100, max_steps // 10))]
+    return load_config(FinetuneConfig, "multi30k-en-de", settings + args.overrides)
+
+
+def _gptkit_arm(args, data: Path, out: Path) -> dict:
+    import shutil
+
+    import torch
+
+    from gptkit.checkpoint import load_checkpoint
+    from gptkit.data import Task, read_records
+    from gptkit.eval.tasks import predict, score
+    from gptkit.train import finetune
+    from gptkit.train.report import read_metrics
+
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", os.cpu_count())))
+    probe = out.with_name("gptkit-probe")
+    shutil.rmtree(probe, ignore_errors=True)
+    probe_steps = 40
+    finetune(_config(args, probe, probe_steps, data))
+    rows = [r for r in read_metrics(probe / "metrics.jsonl") if "tokens_per_s" in r]
+    seconds_per_step = (rows[-1]["elapsed"] - rows[0]["elapsed"]) / (rows[-1]["step"] - rows[0]["step"])
+    max_steps = max(probe_steps, int(args.minutes * 60 / seconds_per_step))
+    shutil.rmtree(out, ignore_errors=True)
+    config = _config(args, out, max_steps, data)
+    start = time.perf_counter()
+    best = finetune(config)
+    train_seconds = time.perf_counter() - start
+    ckpt = load_checkpoint(best)
+    task = Task.from_dict(ckpt.meta["task"])
+    _, test, _ = read_records(data / "test_2016_flickr.{lang}.gz", task)
+    result = {"arm": "gptkit", "params": ckpt.model.num_params(), "steps": max_steps, "train_seconds": train_seconds,
+              "training_minutes": read_metrics(out / "metrics.jsonl")[-1]["elapsed"] / 60, "scores": {}}
+    model = ckpt.model.eval()
+    for beams in (int(b) for b in args.beams.split(",")):
+        start = time.perf_counter()
+        with torch.autocast("cpu", torch.bfloat16, enabled=config.train.dtype != "fp32"):
+            predictions = predict(model, ckpt.tokenizer, task, test, config.task.max_new_tokens, num_beams=beams)
+        scores = score(task, predictions, test)
+        result["scores"][f"beam {beams}" if beams > 1 else "greedy"] = {
+            "bleu": scores["bleu"].score, "chrf": scores["chrf"].score, "signature": scores["bleu"].signature,
+            "decode_seconds": time.perf_counter() - start}
+    return result
+
+
+def _baseline_arm(args, data: Path, out: Path) -> dict:
+    """transformers' GPT2LMHeadModel, trained by a plain loop on the same examples."""
+    import numpy as np
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from gptkit.config import TaskConfig
+    from gptkit.data import Task, read_records
+    from gptkit.eval.metrics import bleu, chrf
+    from gptkit.runtime import fast_bf16
+    from gptkit.tokenizer import Tokenizer
+
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", os.cpu_count())))
+    cfg = _config(args, out, 1, data)
+    m, t = cfg.model, cfg.train
+    tokenizer = Tokenizer.load(out.parent / "tokenizer.json")
+    task = Task.from_config(TaskConfig(format="translation"))
+    _, train_records, _ = read_records(data / "train.{lang}.gz", task)
+    _, val_records, _ = read_records(data / "val.{lang}.gz", task)
+    _, test, _ = read_records(data / "test_2016_flickr.{lang}.gz", task)
+    train_examples = task.examples(train_records, tokenizer, m.block_size)
+    val_examples = task.examples(val_records, tokenizer, m.block_size)
+    torch.manual_seed(t.seed)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=tokenizer.vocab_size, n_positions=m.block_size, n_embd=m.n_embd,
+                                       n_layer=m.n_layer, n_head=m.n_head, resid_pdrop=m.dropout, embd_pdrop=m.dropout,
+                                       attn_pdrop=m.dropout, bos_token_id=tokenizer.eot_id,
+                                       eos_token_id=tokenizer.eot_id))
+    dtype = torch.bfloat16 if fast_bf16(torch.device("cpu")) else torch.float32
+    optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, betas=(t.beta1, t.beta2), weight_decay=t.weight_decay)
+    rng = np.random.default_rng(t.seed)
+
+    def batches():
+        while True:
+            order = rng.permutation(len(train_examples))
+            for start in range(0, len(order) - t.batch_size + 1, t.batch_size):
+                yield _padded([train_examples[i] for i in order[start : start + t.batch_size]])
+
+    def step(batch, lr):
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        with torch.autocast("cpu", dtype, enabled=dtype != torch.float32):
+            loss = model(**batch).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return loss.item()
+
+    stream = batches()
+    probe_start = time.perf_counter()
+    probe_steps = 40
+    for _ in range(probe_steps):  # timing steps count as training: the model is not reset
+        step(next(stream), t.lr * 0.1)
+    seconds_per_step = (time.perf_counter() - probe_start) / probe_steps
+    max_steps = max(probe_steps, int(args.minutes * 60 / seconds_per_step))
+    warmup, best_val, best_state, train_seconds = min(100, max_steps // 10), float("inf"), None, 0.0
+    for i in range(max_steps):
+        start = time.perf_counter()
+        progress = max(0.0, (i - warmup) / max(1, max_steps - warmup))
+        cosine = t.min_lr + 0.5 * (t.lr - t.min_lr) * (1 + math.cos(math.pi * progress))
+        lr = t.lr * (i + 1) / warmup if i < warmup else cosine
+        step(next(stream), lr)
+        train_seconds += time.perf_counter() - start
+        if (i + 1) % max(1, max_steps // 8) == 0 or i + 1 == max_steps:
+            val = _val_loss(model, val_examples, dtype)
+            if val < best_val:
+                best_val, best_state = val, {k: v.clone() for k, v in model.state_dict().items()}
+    model.load_state_dict(best_state)
+    start = time.perf_counter()
+    predictions = _hf_greedy(model, tokenizer, task, test, cfg.task.max_new_tokens, dtype)
+    refs = [[task.reference(r) for r in test]]
+    b, c = bleu(predictions, refs), chrf(predictions, refs)
+    return {"arm": "baseline", "params": sum(p.numel() for p in model.parameters()), "steps": max_steps,
+            "train_seconds": train_seconds + probe_steps * seconds_per_step, "training_minutes":
+            (train_seconds + probe_steps * seconds_per_step) / 60, "best_val_loss": best_val,
+            "scores": {"greedy": {"bleu": b.score, "chrf": c.score, "signature": b.signature,
+                                  "decode_seconds": time.perf_counter() - start}}}
+
+
+def _padded(examples) -> dict:
+    import torch
+
+    width = max(len(e.ids) for e in examples)
+    ids = torch.zeros(len(examples), width, dtype=torch.long)
+    labels = torch.full((len(examples), width), -100, dtype=torch.long)
+    mask = torch.zeros(len(examples), width, dtype=torch.long)
+    for row, e in enumerate(examples):
+        ids[row, : len(e.ids)] = torch.tensor(e.ids)
+        labels[row, : len(e.ids)] = torch.tensor([i if target else -100 for i, target in zip(e.ids, e.targets)])
+        mask[row, : len(e.ids)] = 1
+    return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+
+
+def _val_loss(model, examples, dtype) -> float:
+    import torch
+
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad(), torch.autocast("cpu", dtype, enabled=dtype != torch.float32):
+        for start in range(0, len(examples), 64):
+            batch = _padded(examples[start : start + 64])
+            n = int((batch["labels"][:, 1:] != -100).sum())
+            total += model(**batch).loss.item() * n
+            count += n
+    model.train()
+    return total / count
+
+
+def _hf_greedy(model, tokenizer, task, records, max_new_tokens: int, dtype) -> list[str]:
+    import torch
+
+    model.eval()
+    predictions = []
+    with torch.no_grad(), torch.autocast("cpu", dtype, enabled=dtype != torch.float32):
+        for start in range(0, len(records), 32):
+            prompts = [tokenizer.encode(task.prompt(r)) for r in records[start : start + 32]]
+            width = max(len(p) for p in prompts)
+            ids = torch.tensor([[tokenizer.eot_id] * (width - len(p)) + p for p in prompts])
+            mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
+            out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
+                                 pad_token_id=tokenizer.eot_id, eos_token_id=tokenizer.eot_id)
+            for row in out[:, width:].tolist():
+                predictions.append(tokenizer.decode([i for i in row if i != tokenizer.eot_id]).strip())
+    return predictions
+
+
+def _print_table(results: list[dict], args) -> None:
+    print(f"\nMulti30k en->de, test_2016_flickr (1,000 sentences), {args.minutes:g} min of training per arm"
+          f"{' (arms in parallel, one core each)' if args.parallel else ''}")
+    print(f"{'arm':<10} {'params':>10} {'steps':>7} {'train min':>9} {'decode':>8} {'BLEU':>6} {'chrF':>6}")
+    for r in results:
+        for name, s in r["scores"].items():
+            print(f"{r['arm'] + ' ' + name:<18} {r['params']:>10,} {r['steps']:>7,} {r['training_minutes']:>9.1f} "
+                  f"{s['decode_seconds']:>7.0f}s {s['bleu']:>6.2f} {s['chrf']:>6.2f}")
+    print("signature:", results[0]["scores"]["greedy"]["signature"])
+
+
+if __name__ == "__main__":
+    main()
