@@ -10,6 +10,7 @@ Formats (`auto` tells them apart by the path or the first record's keys):
     completion    JSONL/JSON {"prompt", "completion"}
     alpaca        JSONL/JSON {"instruction", "input", "output"}
     chat          JSONL/JSON {"messages": [{"role", "content"}, ...]}, rendered by the chat template
+                  (with format = "chat", Alpaca and prompt/completion rows become a user turn and a reply)
 
 A record becomes pieces of text, each a target or not: the prompt (no loss) and the completion
 followed by end-of-text (loss), or for chat every assistant turn. The task (format, templates,
@@ -293,6 +294,8 @@ def _guess_format(path: str, rows: list[tuple[str, object]]) -> str:
 
 
 def _record(row: object, fmt: str, where: str, stats: TaskStats, on_malformed: str) -> Record | None:
+    if fmt == "chat" and isinstance(row, dict) and "messages" not in row:
+        row = _as_chat(row)
     problem = _problem(row, fmt)
     if problem:
         _malformed(stats, where, problem, on_malformed)
@@ -302,6 +305,18 @@ def _record(row: object, fmt: str, where: str, stats: TaskStats, on_malformed: s
     keys = {"translation": ("source", "target"), "completion": ("prompt", "completion"),
             "alpaca": ("instruction", "input", "output")}[fmt]
     return Record({k: row.get(k, "") for k in keys})
+
+
+def _as_chat(row: dict) -> dict:
+    """An Alpaca or prompt/completion row as one user turn and the assistant's reply (else unchanged)."""
+    if isinstance(row.get("instruction"), str) and isinstance(row.get("output"), str):
+        extra = row.get("input") if isinstance(row.get("input"), str) else ""
+        user = row["instruction"] + (f"\n\n{extra}" if extra.strip() else "")
+        return {"messages": [{"role": "user", "content": user}, {"role": "assistant", "content": row["output"]}]}
+    if isinstance(row.get("prompt"), str) and isinstance(row.get("completion"), str):
+        return {"messages": [{"role": "user", "content": row["prompt"]},
+                             {"role": "assistant", "content": row["completion"]}]}
+    return row
 
 
 def _problem(row: object, fmt: str) -> str:

@@ -109,6 +109,7 @@ def write_report(out_dir: Path, run: RunConfig, num_params: int, progress: Progr
         if speed else "- throughput: n/a",
         f"- final train loss: {train[-1][1]:.4f}" if train else "- final train loss: n/a",
         f"- final val loss: {val[-1][1]:.4f}, best: {min(v for _, v in val):.4f}" if val else "- val loss: n/a",
+        *(f"- final val {name}: {scores[-1]:.2f}, best: {max(scores):.2f}" for name, scores in _scores(records)),
         *(f"- grown at step {g['step']:,}: {g['n_layer']} layers x {g['n_embd']}, {g['params']:,} parameters "
           f"({g['elapsed'] / 60:.1f} min in)" for g in growth),
         "", "![loss curve](loss.png)" if plot else "(install matplotlib for loss.png)", "",
@@ -117,6 +118,12 @@ def write_report(out_dir: Path, run: RunConfig, num_params: int, progress: Progr
     if samples:
         lines += ["", "## Last sample", "", "```", samples[-1], "```"]
     (out_dir / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _scores(records: list[dict]) -> list[tuple[str, list[float]]]:
+    """Task scores measured at evaluations (e.g. val_bleu): higher is better."""
+    names = sorted({k for r in records for k in r if k in ("val_bleu", "val_chrf")})
+    return [(name.removeprefix("val_"), [r[name] for r in records if name in r]) for name in names]
 
 
 def _plot(path: Path, train: list, val: list, growth: list[dict]) -> bool:

@@ -121,3 +121,10 @@ def test_a_task_survives_its_checkpoint_form_and_templates_run_sandboxed():
     hostile = Task("chat", chat_template="{{ messages.__class__.__mro__[1].__subclasses__() }}")
     with pytest.raises(Exception, match="unsafe|access"):
         hostile.render_chat([{"role": "user", "content": "x"}])
+
+
+def test_alpaca_rows_read_as_chat_become_a_user_turn_and_a_reply(tmp_path):
+    path = _jsonl(tmp_path / "a.jsonl", [{"instruction": "Add.", "input": "2, 2", "output": "4"}])
+    task, records, _ = read_records(path, Task("chat"))
+    assert records[0].messages == ({"role": "user", "content": "Add.\n\n2, 2"}, {"role": "assistant", "content": "4"})
+    assert task.prompt(records[0]) == "<|user|>\nAdd.\n\n2, 2\n<|assistant|>\n"

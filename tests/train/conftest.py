@@ -1,10 +1,13 @@
 """A small shard directory and tiny run configs shared by the training tests."""
 
+import json
+import random
 from pathlib import Path
 
 import pytest
 
-from gptkit.config import RunConfig, load_config
+from gptkit import Tokenizer
+from gptkit.config import FinetuneConfig, RunConfig, load_config
 from gptkit.data import PrepareConfig, prepare
 from gptkit.train.report import read_metrics
 from tests.conftest import SAMPLE_TEXT
@@ -38,3 +41,44 @@ def _cli(*args) -> list[str]:
 
 def _losses(out_dir, after=0):
     return [r["loss"] for r in read_metrics(Path(out_dir) / "metrics.jsonl") if "loss" in r and r["step"] > after]
+
+
+# -- fine-tuning: a synthetic translation task -------------------------------------
+
+LETTERS = "abcdefgh"
+
+
+def _cipher(words: str) -> str:
+    """The synthetic task: every letter moves one place on (a -> b, ..., h -> a)."""
+    return " ".join(LETTERS[(LETTERS.index(c) + 1) % len(LETTERS)] for c in words.split())
+
+
+def _write_task(path, n, seed):
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        source = " ".join(rng.choice(LETTERS) for _ in range(rng.randint(3, 7)))
+        rows.append(json.dumps({"source": source, "target": _cipher(source)}))
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def task_files(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("task")
+    train, val = _write_task(tmp / "train.jsonl", 600, 0), _write_task(tmp / "val.jsonl", 40, 1)
+    tokenizer = Tokenizer.train_char(["English: German:\n" + LETTERS + " "])
+    tokenizer.save(tmp / "tokenizer.json")
+    return train, val, tmp / "tokenizer.json"
+
+
+def _finetune_overrides(task_files, out_dir, *extra) -> list[str]:
+    train, val, tokenizer = task_files
+    return [f"data={train}", f"val_data={val}", f"tokenizer={tokenizer}", f"out_dir={out_dir}", "n_layer=2",
+            "n_head=2", "n_embd=48", "block_size=48", "batch_size=16", "max_steps=12", "warmup_steps=2", "lr=3e-3",
+            "min_lr=3e-4", "eval_interval=4", "checkpoint_interval=4", "log_interval=1", "dtype=fp32", "device=cpu",
+            "keep_last=5", *extra]
+
+
+def _finetune_config(task_files, out_dir, *extra) -> FinetuneConfig:
+    return load_config(FinetuneConfig, None, _finetune_overrides(task_files, out_dir, *extra))

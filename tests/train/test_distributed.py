@@ -9,7 +9,7 @@ import pytest
 
 from gptkit.train import train
 from gptkit.train.report import read_metrics
-from tests.train.conftest import _cli, _losses, _overrides, _run
+from tests.train.conftest import _cli, _finetune_config, _finetune_overrides, _losses, _overrides, _run
 
 # a constant schedule: the length of a run does not change its learning rates, so runs of different
 # lengths (and a run resumed from another's checkpoint) take the same steps
@@ -54,3 +54,17 @@ def test_two_processes_grow_like_one_process(shards, tmp_path, fsdp):
     _close(_losses(tmp_path / "two"), _losses(tmp_path / "single"))
     events = [r["n_layer"] for r in read_metrics(tmp_path / "two" / "metrics.jsonl") if "grow_stage" in r]
     assert events == [3, 4]
+
+
+def test_two_processes_finetune_like_one_process(task_files, tmp_path):
+    from gptkit.train import finetune
+
+    same = ["schedule=constant", "warmup_steps=0", "val_examples=0", "max_steps=6", "batch_size=4"]
+    config = _finetune_config(task_files, tmp_path / "single", "grad_accum=2", *same)
+    finetune(config)
+    settings = _finetune_overrides(task_files, tmp_path / "two", *same)
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "gptkit"]
+    proc = subprocess.run([*torchrun, "finetune", "--quiet", *settings], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    _close(_losses(tmp_path / "two"), _losses(tmp_path / "single"))

@@ -1,58 +1,17 @@
 """Fine-tuning: the loss on completions only, the loop's guarantees on examples, LoRA, and a task it learns."""
 
-import json
-import random
 
 import pytest
 import torch
 
 from gptkit import GPT, GptkitError, ModelConfig, Tokenizer, load_checkpoint, save_checkpoint, to_hf
-from gptkit.config import FinetuneConfig, load_config
 from gptkit.data import ExampleBatches, Task, read_records
 from gptkit.eval import bleu
 from gptkit.eval.tasks import predict
 from gptkit.lora import load_adapters
 from gptkit.train import finetune
 from gptkit.train.report import read_metrics
-
-LETTERS = "abcdefgh"
-
-
-def _cipher(words: str) -> str:
-    """The synthetic task: every letter moves one place on (a -> b, ..., h -> a)."""
-    return " ".join(LETTERS[(LETTERS.index(c) + 1) % len(LETTERS)] for c in words.split())
-
-
-def _write_task(path, n, seed):
-    rng = random.Random(seed)
-    rows = []
-    for _ in range(n):
-        source = " ".join(rng.choice(LETTERS) for _ in range(rng.randint(3, 7)))
-        rows.append(json.dumps({"source": source, "target": _cipher(source)}))
-    path.write_text("\n".join(rows) + "\n")
-    return path
-
-
-@pytest.fixture(scope="module")
-def task_files(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("task")
-    train, val = _write_task(tmp / "train.jsonl", 600, 0), _write_task(tmp / "val.jsonl", 40, 1)
-    tokenizer = Tokenizer.train_char(["English: German:\n" + LETTERS + " "])
-    tokenizer.save(tmp / "tokenizer.json")
-    return train, val, tmp / "tokenizer.json"
-
-
-def _config(task_files, out_dir, *extra) -> FinetuneConfig:
-    train, val, tokenizer = task_files
-    return load_config(FinetuneConfig, None, [
-        f"data={train}", f"val_data={val}", f"tokenizer={tokenizer}", f"out_dir={out_dir}", "n_layer=2", "n_head=2",
-        "n_embd=48", "block_size=48", "batch_size=16", "max_steps=12", "warmup_steps=2", "lr=3e-3", "min_lr=3e-4",
-        "eval_interval=4", "checkpoint_interval=4", "log_interval=1", "dtype=fp32", "device=cpu", "keep_last=5",
-        *extra])
-
-
-def _losses(out_dir):
-    return [r["loss"] for r in read_metrics(out_dir / "metrics.jsonl") if "loss" in r]
+from tests.train.conftest import _finetune_config, _losses
 
 
 def test_prompt_positions_get_no_loss_and_no_gradient(task_files):
@@ -79,7 +38,7 @@ def test_prompt_positions_get_no_loss_and_no_gradient(task_files):
 
 
 def test_finetuning_learns_a_synthetic_task_far_above_the_untrained_model(task_files, tmp_path):
-    config = _config(task_files, tmp_path / "run", "max_steps=200", "eval_interval=100", "select=bleu",
+    config = _finetune_config(task_files, tmp_path / "run", "max_steps=200", "eval_interval=100", "select=bleu",
                      "select_examples=40", "max_new_tokens=16", "warmup_steps=20", "optimizer=muon", "n_embd=64",
                      "n_head=4", "batch_size=32")
     best = finetune(config)
@@ -99,9 +58,9 @@ def test_finetuning_learns_a_synthetic_task_far_above_the_untrained_model(task_f
 
 def test_resumed_finetuning_gives_identical_loss_curve(task_files, tmp_path):
     same = ("model.dropout=0.1", "schedule=constant", "val_examples=0")
-    finetune(_config(task_files, tmp_path / "full", *same))
-    finetune(_config(task_files, tmp_path / "split", "max_steps=6", *same))
-    finetune(_config(task_files, tmp_path / "split", *same))  # resumes from step 6
+    finetune(_finetune_config(task_files, tmp_path / "full", *same))
+    finetune(_finetune_config(task_files, tmp_path / "split", "max_steps=6", *same))
+    finetune(_finetune_config(task_files, tmp_path / "split", *same))  # resumes from step 6
     assert _losses(tmp_path / "split") == _losses(tmp_path / "full")
 
 
@@ -110,7 +69,7 @@ def test_lora_trains_only_the_adapters_and_saves_them_for_peft(task_files, tmp_p
     tokenizer = Tokenizer.load(task_files[2])
     base = GPT(ModelConfig(vocab_size=tokenizer.vocab_size, block_size=48, n_layer=2, n_head=2, n_embd=16))
     to_hf(base, tokenizer, tmp_path / "hf")  # a Hugging Face directory is a valid init
-    best = finetune(_config(task_files, tmp_path / "run", f"init={tmp_path / 'hf'}", "lora.rank=4",
+    best = finetune(_finetune_config(task_files, tmp_path / "run", f"init={tmp_path / 'hf'}", "lora.rank=4",
                             "lora.targets=['attn.qkv', 'mlp.fc']", "lr=3e-2"))
     tuned = load_checkpoint(best).model
     for name, weight in base.state_dict().items():
@@ -129,14 +88,14 @@ def test_resumed_lora_run_continues_from_its_adapters(task_files, tmp_path):
     save_checkpoint(tmp_path / "base", GPT(ModelConfig(vocab_size=tokenizer.vocab_size, block_size=48, n_layer=2,
                                                        n_head=2, n_embd=16)), tokenizer)
     same = (f"init={tmp_path / 'base'}", "lora.rank=2", "schedule=constant", "val_examples=0", "lora.dropout=0.1")
-    finetune(_config(task_files, tmp_path / "full", *same))
-    finetune(_config(task_files, tmp_path / "split", "max_steps=6", *same))
-    finetune(_config(task_files, tmp_path / "split", *same))
+    finetune(_finetune_config(task_files, tmp_path / "full", *same))
+    finetune(_finetune_config(task_files, tmp_path / "split", "max_steps=6", *same))
+    finetune(_finetune_config(task_files, tmp_path / "split", *same))
     assert _losses(tmp_path / "split") == _losses(tmp_path / "full")
 
 
 def test_patience_stops_a_run_that_no_longer_improves(task_files, tmp_path):
-    finetune(_config(task_files, tmp_path / "run", "patience=1", "lr=1e-12", "min_lr=0", "eval_interval=2"))
+    finetune(_finetune_config(task_files, tmp_path / "run", "patience=1", "lr=1e-12", "min_lr=0", "eval_interval=2"))
     steps = [r["step"] for r in read_metrics(tmp_path / "run" / "metrics.jsonl") if "loss" in r]
     assert steps[-1] < 12
     assert "early stopping" in (tmp_path / "run" / "report.md").read_text()
@@ -150,4 +109,4 @@ def test_patience_stops_a_run_that_no_longer_improves(task_files, tmp_path):
 ])
 def test_bad_finetune_settings_are_clear_errors(task_files, tmp_path, extra, message):
     with pytest.raises(GptkitError, match=message):
-        finetune(_config(task_files, tmp_path / "run", "val_data=", *extra))
+        finetune(_finetune_config(task_files, tmp_path / "run", "val_data=", *extra))
