@@ -12,9 +12,10 @@ signature.
 
 - gptkit: `gptkit finetune` with the multi30k-en-de preset (key=value overrides apply):
   packed rows, the LM head on target positions only, Muon, checkpoint kept by val BLEU.
-- baseline: transformers' GPT2LMHeadModel of the same shape, a plain loop: one
-  example per row padded to the batch, labels -100 on the prompt, AdamW, cosine
-  schedule, bf16 autocast where the CPU is fast at it, best val loss kept; greedy
+- baseline: transformers' GPT2LMHeadModel of the same shape and dropout, a plain
+  loop (BaselineRecipe): 32 examples per step, each padded to the batch's longest,
+  labels -100 on the prompt, AdamW at 2e-3 with a cosine schedule, bf16 autocast
+  where the CPU is fast at it, checkpoint kept by val BLEU as gptkit's is; greedy
   `generate` with left padding.
 
 Each arm's step count comes from timing its first steps, so its schedule ends with
@@ -31,11 +32,27 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 DATA = ROOT.parent / "shared" / "data" / "multi30k"
+EVALS = 12  # evaluations per arm (val loss and val BLEU), evenly spaced
+
+
+@dataclass(frozen=True)
+class BaselineRecipe:
+    """The plain loop's settings: a common small-model recipe (AdamW at 2e-3 beat 1e-3 per step here)."""
+
+    batch_size: int = 32  # examples per step, each padded to the longest in the batch
+    lr: float = 2e-3
+    min_lr: float = 2e-4
+    beta1: float = 0.9
+    beta2: float = 0.95
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    seed: int = 1337
 
 
 def main() -> None:
@@ -72,7 +89,9 @@ def main() -> None:
     for proc in procs:
         if proc.wait():
             sys.exit(f"an arm failed (exit {proc.returncode})")
-    _print_table([json.loads((out / f"{arm}.json").read_text()) for arm in arms], args)
+    results = [json.loads((out / f"{arm}.json").read_text()) for arm in arms]
+    _print_table(results, args)
+    _plot(results, out / "multi30k-bleu.png", args)
 
 
 def _shared_tokenizer(data: Path, out: Path) -> None:
@@ -91,7 +110,7 @@ def _config(args, out: Path, max_steps: int, data: Path):
 
     settings = [f"data={data}/train.{{lang}}.gz", f"val_data={data}/val.{{lang}}.gz", f"out_dir={out}",
                 f"tokenizer={out.parent / 'tokenizer.json'}", f"max_steps={max_steps}", "device=cpu",
-                f"eval_interval={max(1, max_steps // 8)}", f"checkpoint_interval={max_steps}", "log_interval=25",
+                f"eval_interval={max(1, max_steps // EVALS)}", f"checkpoint_interval={max_steps}", "log_interval=25",
                 "warmup_steps=" + str(min(100, max_steps // 10))]
     return load_config(FinetuneConfig, "multi30k-en-de", settings + args.overrides)
 
@@ -123,8 +142,10 @@ def _gptkit_arm(args, data: Path, out: Path) -> dict:
     ckpt = load_checkpoint(best)
     task = Task.from_dict(ckpt.meta["task"])
     _, test, _ = read_records(data / "test_2016_flickr.{lang}.gz", task)
+    history = [{"minutes": r["elapsed"] / 60, "val_loss": r["val_loss"], "val_bleu": r["val_bleu"]}
+               for r in read_metrics(out / "metrics.jsonl") if "val_bleu" in r]
     result = {"arm": "gptkit", "params": ckpt.model.num_params(), "steps": max_steps, "train_seconds": train_seconds,
-              "training_minutes": read_metrics(out / "metrics.jsonl")[-1]["elapsed"] / 60, "scores": {}}
+              "training_minutes": history[-1]["minutes"], "history": history, "scores": {}}
     model = ckpt.model.eval()
     for beams in (int(b) for b in args.beams.split(",")):
         start = time.perf_counter()
@@ -151,7 +172,7 @@ def _baseline_arm(args, data: Path, out: Path) -> dict:
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", os.cpu_count())))
     cfg = _config(args, out, 1, data)
-    m, t = cfg.model, cfg.train
+    m, t = cfg.model, BaselineRecipe()
     tokenizer = Tokenizer.load(out.parent / "tokenizer.json")
     task = Task.from_config(TaskConfig(format="translation"))
     _, train_records, _ = read_records(data / "train.{lang}.gz", task)
@@ -186,32 +207,38 @@ def _baseline_arm(args, data: Path, out: Path) -> dict:
         return loss.item()
 
     stream = batches()
-    probe_start = time.perf_counter()
-    probe_steps = 40
+    probe_steps, timed = 40, []
     for _ in range(probe_steps):  # timing steps count as training: the model is not reset
-        step(next(stream), t.lr * 0.1)
-    seconds_per_step = (time.perf_counter() - probe_start) / probe_steps
-    max_steps = max(probe_steps, int(args.minutes * 60 / seconds_per_step))
-    warmup, best_val, best_state, train_seconds = min(100, max_steps // 10), float("inf"), None, 0.0
-    for i in range(max_steps):
         start = time.perf_counter()
-        progress = max(0.0, (i - warmup) / max(1, max_steps - warmup))
+        step(next(stream), t.lr * 0.1)
+        timed.append(time.perf_counter() - start)
+    seconds_per_step = sum(timed[10:]) / len(timed[10:])  # the first steps warm up allocators and kernels
+    max_steps = max(2 * probe_steps, int(args.minutes * 60 / seconds_per_step))
+    steps = max_steps - probe_steps  # the schedule proper, after the probe's low-lr steps
+    warmup, best_bleu, best_state, train_seconds = min(100, steps // 10), -1.0, None, sum(timed)
+    scored = val_records[: cfg.task.select_examples]
+    history = []
+    for i in range(steps):
+        start = time.perf_counter()
+        progress = max(0.0, (i - warmup) / max(1, steps - warmup))
         cosine = t.min_lr + 0.5 * (t.lr - t.min_lr) * (1 + math.cos(math.pi * progress))
         lr = t.lr * (i + 1) / warmup if i < warmup else cosine
         step(next(stream), lr)
         train_seconds += time.perf_counter() - start
-        if (i + 1) % max(1, max_steps // 8) == 0 or i + 1 == max_steps:
-            val = _val_loss(model, val_examples, dtype)
-            if val < best_val:
-                best_val, best_state = val, {k: v.clone() for k, v in model.state_dict().items()}
+        if (i + 1) % max(1, steps // EVALS) == 0 or i + 1 == steps:  # the same selection as gptkit's
+            predictions = _hf_greedy(model, tokenizer, task, scored, cfg.task.max_new_tokens, dtype)
+            val_bleu = bleu(predictions, [[task.reference(r) for r in scored]]).score
+            history.append({"minutes": train_seconds / 60, "val_loss": _val_loss(model, val_examples, dtype),
+                            "val_bleu": val_bleu})
+            if val_bleu > best_bleu:
+                best_bleu, best_state = val_bleu, {k: v.clone() for k, v in model.state_dict().items()}
     model.load_state_dict(best_state)
     start = time.perf_counter()
     predictions = _hf_greedy(model, tokenizer, task, test, cfg.task.max_new_tokens, dtype)
     refs = [[task.reference(r) for r in test]]
     b, c = bleu(predictions, refs), chrf(predictions, refs)
     return {"arm": "baseline", "params": sum(p.numel() for p in model.parameters()), "steps": max_steps,
-            "train_seconds": train_seconds + probe_steps * seconds_per_step, "training_minutes":
-            (train_seconds + probe_steps * seconds_per_step) / 60, "best_val_loss": best_val,
+            "train_seconds": train_seconds, "training_minutes": train_seconds / 60, "history": history,
             "scores": {"greedy": {"bleu": b.score, "chrf": c.score, "signature": b.signature,
                                   "decode_seconds": time.perf_counter() - start}}}
 
@@ -272,6 +299,32 @@ def _print_table(results: list[dict], args) -> None:
             print(f"{r['arm'] + ' ' + name:<18} {r['params']:>10,} {r['steps']:>7,} {r['training_minutes']:>9.1f} "
                   f"{s['decode_seconds']:>7.0f}s {s['bleu']:>6.2f} {s['chrf']:>6.2f}")
     print("signature:", results[0]["scores"]["greedy"]["signature"])
+
+
+def _plot(results: list[dict], path: Path, args) -> None:
+    """Val BLEU against training time for each arm, and each arm's test BLEU (greedy) at its end."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("(install matplotlib for the plot)")
+        return
+    fig, ax = plt.subplots(figsize=(6.4, 4))
+    for r in results:
+        line, = ax.plot([h["minutes"] for h in r["history"]], [h["val_bleu"] for h in r["history"]], marker=".",
+                        label=f"{r['arm']}: val (first 200)")
+        ax.scatter([r["training_minutes"]], [r["scores"]["greedy"]["bleu"]], color=line.get_color(), marker="*",
+                   s=120, label=f"{r['arm']}: test_2016_flickr, greedy", zorder=3)
+    ax.set_xlabel("training minutes (CPU)")
+    ax.set_ylabel("sacreBLEU")
+    ax.set_title(f"Multi30k en->de, {args.minutes:g} min per arm")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"plot: {path}")
 
 
 if __name__ == "__main__":

@@ -370,10 +370,14 @@ def _table(cls: type, value: Any, source: str) -> Any:
     return from_dict(cls, value, source)
 
 
-def presets() -> list[str]:
-    """Names of the configs shipped inside the package (`--config tiny`)."""
+def presets(kind: type | None = None) -> list[str]:
+    """Names of the configs shipped inside the package (`--config tiny`); with `kind` (RunConfig or
+    FinetuneConfig), only those of that kind: a fine-tuning preset has a [task] section."""
     folder = importlib.resources.files("gptkit") / "configs"
-    return sorted(f.name.removesuffix(".toml") for f in folder.iterdir() if f.name.endswith(".toml"))
+    names = sorted(f.name.removesuffix(".toml") for f in folder.iterdir() if f.name.endswith(".toml"))
+    if kind is None:
+        return names
+    return [n for n in names if ("task" in read_config_file(n)[0]) == (kind is FinetuneConfig)]
 
 
 def read_config_file(path: str | Path) -> tuple[dict, str]:

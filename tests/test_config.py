@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from gptkit import GPT, GptkitError, ModelConfig, load_config
-from gptkit.config import FinetuneConfig, RunConfig, TrainConfig, presets, read_config_file
+from gptkit.config import FinetuneConfig, RunConfig, TrainConfig, presets
 
 
 def test_there_are_presets():
@@ -11,7 +11,8 @@ def test_there_are_presets():
 
 @pytest.mark.parametrize("name", presets())
 def test_every_preset_parses(name):
-    kind = FinetuneConfig if "task" in read_config_file(name)[0] else RunConfig
+    kind = FinetuneConfig if name in presets(FinetuneConfig) else RunConfig
+    assert name in presets(kind) and (name in presets(RunConfig)) != (name in presets(FinetuneConfig))
     config = load_config(kind, name).model
     assert config.n_embd % config.n_head == 0
 

@@ -1,0 +1,132 @@
+"""Commands on checkpoints: info, init, import-hf, export-hf, grow."""
+
+from __future__ import annotations
+
+import typing
+from pathlib import Path
+
+from ..config import ModelConfig, RunConfig, load_config, presets
+from ..errors import GptkitError
+from ..grow import DepthMethod, DepthOrder
+from .common import check_output
+
+
+def _cmd_info(args) -> None:
+    from ..checkpoint import inspect_checkpoint
+
+    config, meta, n_params = inspect_checkpoint(args.checkpoint)
+    files = [f for f in Path(args.checkpoint).iterdir() if f.is_file()]
+    rows = {"checkpoint": args.checkpoint, **vars(config)}
+    n_pos = config.block_size * config.n_embd
+    rows["parameters"] = f"{n_params:,} ({n_params - n_pos:,} without position embeddings)"
+    rows["size"] = f"{sum(f.stat().st_size for f in files) / 2**20:.1f} MiB on disk"
+    rows["files"] = ", ".join(sorted(f.name for f in files))
+    rows.update({k: v for k, v in meta.items() if k != "run"})
+    for key, value in rows.items():
+        print(f"{key:<15} {value}")
+
+
+def _cmd_init(args) -> None:
+    import torch
+
+    from ..checkpoint import save_checkpoint
+    from ..model import GPT
+    from ..tokenizer import Tokenizer
+
+    model_keys = list(typing.get_type_hints(ModelConfig))
+    for item in args.overrides:
+        key = item.partition("=")[0].strip().removeprefix("model.")
+        if key not in model_keys:
+            raise GptkitError(f"init takes model settings only; {key!r} is not one ({', '.join(model_keys)})")
+    config = load_config(RunConfig, args.config, args.overrides).model
+    tokenizer = Tokenizer.load(args.tokenizer) if args.tokenizer else None
+    if tokenizer is not None and tokenizer.vocab_size > config.vocab_size:
+        raise GptkitError(
+            f"tokenizer has {tokenizer.vocab_size} tokens but vocab_size is {config.vocab_size}: "
+            f"pass vocab_size={tokenizer.vocab_size}"
+        )
+    check_output(args.out, args.force)
+    torch.manual_seed(args.seed)
+    save_checkpoint(args.out, GPT(config), tokenizer)
+    print(f"wrote randomly initialised model to {args.out}")
+
+
+def _cmd_import_hf(args) -> None:
+    from ..checkpoint import save_checkpoint
+    from ..hf import from_hf
+
+    check_output(args.out, args.force, args.source)
+    model, tokenizer = from_hf(args.source)
+    save_checkpoint(args.out, model, tokenizer, extra={"source": str(args.source)})
+    print(f"converted {args.source} -> {args.out} ({model.num_params():,} parameters)")
+
+
+def _cmd_export_hf(args) -> None:
+    from ..checkpoint import load_checkpoint
+    from ..hf import to_hf
+
+    check_output(args.out, args.force, args.checkpoint)
+    ckpt = load_checkpoint(args.checkpoint)
+    to_hf(ckpt.model, ckpt.tokenizer, args.out)
+    print(f"wrote a transformers GPT-2 directory to {args.out}")
+
+
+def _cmd_grow(args) -> None:
+    from ..checkpoint import load_checkpoint, save_checkpoint
+    from ..grow import grow_to
+
+    if args.n_layer is None and args.width_factor is None:
+        raise GptkitError("say how to grow: --n-layer N (deeper) and/or --width-factor K (wider)")
+    if args.width_factor is not None and args.width_factor < 2:
+        raise GptkitError(f"--width-factor must be 2 or more, got {args.width_factor}")
+    check_output(args.out, args.force, args.checkpoint)
+    ckpt = load_checkpoint(args.checkpoint)
+    c, factor = ckpt.model.config, args.width_factor or 1
+    if args.n_layer is not None and args.n_layer <= c.n_layer:
+        raise GptkitError(f"--n-layer must be larger than the checkpoint's {c.n_layer}, got {args.n_layer}")
+    grown = grow_to(ckpt.model, c.grown(args.n_layer, factor), args.method, args.order).model
+    save_checkpoint(args.out, grown, ckpt.tokenizer, extra={"grown_from": str(args.checkpoint)})
+    c = grown.config
+    print(f"wrote {args.out}: {c.n_layer} layers x {c.n_embd}, {grown.num_params():,} parameters")
+
+
+def add_parsers(sub) -> None:
+    preset_help = f"a preset ({', '.join(presets(RunConfig))}) or a TOML file"
+    p = sub.add_parser("info", help="describe a checkpoint: config, parameters, size")
+    p.add_argument("checkpoint", help="checkpoint directory")
+    p.set_defaults(func=_cmd_info)
+
+    p = sub.add_parser("init", help="write a randomly initialised checkpoint from a model config",
+                       usage="gptkit init OUT [--config NAME|FILE] [--tokenizer PATH] [key=value ...]",
+                       epilog="key=value pairs override the config, e.g. n_layer=4 dropout=0.1")
+    p.add_argument("out", help="checkpoint directory to write")
+    p.add_argument("--config", help=f"run config whose [model] is used: {preset_help}")
+    p.add_argument("--tokenizer", help="tokenizer.json (or a directory with one) to bundle")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--force", action="store_true", help="replace OUT if it is an existing checkpoint")
+    p.set_defaults(func=_cmd_init, takes_overrides=True)
+
+    p = sub.add_parser("import-hf", help="convert a Hugging Face GPT-2 directory to a gptkit checkpoint")
+    p.add_argument("source", help="directory with config.json and model.safetensors (or pytorch_model.bin)")
+    p.add_argument("out", help="checkpoint directory to write")
+    p.add_argument("--force", action="store_true", help="replace OUT if it is an existing checkpoint")
+    p.set_defaults(func=_cmd_import_hf)
+
+    p = sub.add_parser("export-hf", help="write a checkpoint as a Hugging Face GPT-2 directory")
+    p.add_argument("checkpoint", help="checkpoint directory")
+    p.add_argument("out", help="directory to write (loadable by transformers' Auto classes)")
+    p.add_argument("--force", action="store_true", help="replace OUT if it is an earlier export")
+    p.set_defaults(func=_cmd_export_hf)
+
+    p = sub.add_parser("grow", help="grow a checkpoint into a deeper or wider model (progressive training)",
+                       epilog="identity and width growth keep the model's outputs; stack copies trained blocks")
+    p.add_argument("checkpoint", help="checkpoint directory")
+    p.add_argument("out", help="checkpoint directory to write")
+    p.add_argument("--n-layer", type=int, help="grow to this many blocks")
+    p.add_argument("--method", default="stack", choices=typing.get_args(DepthMethod),
+                   help="stack: copies of the trained blocks; identity: new blocks that start as the identity")
+    p.add_argument("--order", default="repeat", choices=typing.get_args(DepthOrder),
+                   help="repeat: [1..L, 1..L] (stack) or new blocks last (identity); interleave: [1, 1, 2, 2, ...]")
+    p.add_argument("--width-factor", type=int, help="grow n_embd and n_head this many times (Net2Net)")
+    p.add_argument("--force", action="store_true", help="replace OUT if it is an existing checkpoint")
+    p.set_defaults(func=_cmd_grow)

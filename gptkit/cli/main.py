@@ -1,0 +1,72 @@
+"""The `gptkit` entry point: the parser (each command module adds its subcommands) and exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import signal
+import sys
+import traceback
+
+from ..errors import GptkitError
+from . import checkpoints, generation, tasks, training
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gptkit", description="Build, train and use GPT-2-style models.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in (checkpoints, generation, training, tasks):
+        module.add_parsers(sub)
+    return parser
+
+
+def _terminated(signum, frame):
+    print("terminated", file=sys.stderr)
+    _terminated.received = signum  # C code (e.g. a module import) can swallow the exception below
+    raise SystemExit(128 + signum)  # unwinds like Ctrl-C does, so half-written outputs are removed
+
+
+_terminated.received = None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run a command; exit status 0 done, 2 a user or environment fault, 130 Ctrl-C, 143 SIGTERM."""
+    parser = build_parser()
+    # `key=value` config overrides may appear anywhere after the subcommand
+    args, extra = parser.parse_known_args(argv)
+    args.overrides = [a for a in extra if "=" in a and not a.startswith("-")]
+    if len(args.overrides) != len(extra) or (extra and not getattr(args, "takes_overrides", False)):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s", force=True)
+    previous = None
+    with contextlib.suppress(ValueError):  # not the main thread (e.g. called from a worker): leave signals alone
+        previous = signal.signal(signal.SIGTERM, _terminated)
+    try:
+        return _run(args)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args) -> int:
+    try:
+        args.func(args)
+        if _terminated.received:  # the stop was swallowed and the command finished: its output is whole
+            return 128 + _terminated.received
+    except GptkitError as e:
+        if args.verbose and e.__cause__ is not None:  # what went wrong underneath, for a bug report
+            traceback.print_exception(e.__cause__)
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. `gptkit generate ... | head`
+        return 0
+    except OSError as e:  # the environment: a full disk, no permission, a read-only place
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"error: {where}{e.strerror or e}", file=sys.stderr)
+        return 2
+    return 0

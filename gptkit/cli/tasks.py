@@ -1,0 +1,134 @@
+"""Commands on fine-tuned checkpoints: eval (perplexity on a text, or a task's scores) and translate."""
+
+from __future__ import annotations
+
+import json
+import sys
+import typing
+from pathlib import Path
+
+from ..errors import GptkitError
+from ..runtime import InferenceDtype
+from .common import read_text_file, utf8
+
+
+def _cmd_eval(args) -> None:
+    if (args.text is None) == (args.task is None):
+        raise GptkitError("say what to evaluate on: --text FILE (perplexity) or --task FILE (a task's scores)")
+    if args.task is not None:
+        _eval_task(args)
+        return
+    from ..checkpoint import load_checkpoint
+    from ..eval import perplexity
+    from ..runtime import pick_device
+
+    path = Path(args.text)
+    text = read_text_file(path, "--text")
+    ckpt = load_checkpoint(args.checkpoint, device=pick_device(args.device))
+    if ckpt.tokenizer is None:
+        raise GptkitError(f"{args.checkpoint} has no tokenizer.json, so the text cannot be encoded")
+    ids = [i for piece in ckpt.tokenizer.encode_long(text) for i in piece]
+    score = perplexity(ckpt.model.eval(), ids, args.stride, len(text.encode("utf-8")))
+    result = {"checkpoint": str(args.checkpoint), "text": str(path), "tokens": score.tokens,
+              "bytes": score.n_bytes, "window": score.window, "stride": score.stride,
+              "nats_per_token": score.nats_per_token, "perplexity": score.ppl, "bits_per_byte": score.bits_per_byte}
+    print(f"{path}: perplexity {score.ppl:.3f}, {score.bits_per_byte:.4f} bits/byte, "
+          f"{score.nats_per_token:.4f} nats/token over {score.tokens:,} tokens (window {score.window}, "
+          f"stride {score.stride})")
+    if args.out:
+        Path(args.out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+
+
+def _task_checkpoint(args):
+    """A fine-tuned checkpoint (with its task), ready for inference."""
+    from ..checkpoint import load_checkpoint
+    from ..data import Task
+    from ..quantize import for_inference
+    from ..runtime import pick_device
+
+    ckpt = load_checkpoint(args.checkpoint, device=pick_device(args.device))
+    if ckpt.tokenizer is None or "task" not in ckpt.meta:
+        raise GptkitError(f"{args.checkpoint} is not a fine-tuned checkpoint (no task or tokenizer): make one with "
+                          f"`gptkit finetune`")
+    args.max_new_tokens = args.max_new_tokens or ckpt.model.config.block_size // 2
+    if min(args.beams, args.batch_size, args.max_new_tokens) < 1:
+        raise GptkitError("--beams, --batch-size and --max-new-tokens must be at least 1")
+    return for_inference(ckpt.model, args.dtype), ckpt.tokenizer, Task.from_dict(ckpt.meta["task"])
+
+
+def _predict(model, tokenizer, task, records, args) -> list[str]:
+    """Predictions for records, with a progress bar on stderr."""
+    from tqdm import tqdm
+
+    from ..eval.tasks import predict
+
+    quiet = len(records) <= args.batch_size
+    with tqdm(total=len(records), desc=task.format, unit="ex", file=sys.stderr, disable=quiet) as bar:
+        return predict(model, tokenizer, task, records, args.max_new_tokens, num_beams=args.beams,
+                       length_penalty=args.length_penalty, batch_size=args.batch_size,
+                       on_done=lambda n: bar.update(n - bar.n))
+
+
+def _eval_task(args) -> None:
+    from ..data import read_records
+    from ..eval.tasks import score, write_results
+
+    model, tokenizer, task = _task_checkpoint(args)
+    _, records, stats = read_records(args.task, task)
+    records = records[: args.limit] if args.limit else records
+    predictions = _predict(model, tokenizer, task, records, args)
+    scores = score(task, predictions, records)
+    for s in scores.values():
+        print(f"{args.task}: {s}")
+    if args.out:
+        meta = {"checkpoint": str(args.checkpoint), "data": str(args.task), "beams": args.beams,
+                "malformed_skipped": stats.malformed}
+        print(f"predictions and scores: {write_results(args.out, task, records, predictions, scores, meta)}")
+
+
+def _cmd_translate(args) -> None:
+    from ..data import Record
+
+    model, tokenizer, task = _task_checkpoint(args)
+    if task.format != "translation":
+        raise GptkitError(f"{args.checkpoint} was fine-tuned on {task.format} examples, not translation")
+    if (args.input is None) == (not args.text):
+        raise GptkitError("give the text to translate, or --input FILE (one sentence per line)")
+    lines = read_text_file(Path(args.input), "--input").splitlines() if args.input else args.text
+    records = [Record({"source": utf8(line, "the text").strip(), "target": ""}) for line in lines]
+    for text in _predict(model, tokenizer, task, records, args):
+        print(text)
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("eval", help="perplexity of a checkpoint on a text, or a fine-tuned one's task scores",
+                       usage="gptkit eval CKPT (--text FILE [--stride N] | --task FILE [--beams N]) [--out PATH]",
+                       epilog="--text: a sliding window, each token scored once with at least window - stride tokens "
+                              "of context; --out is a JSON file. --task: the checkpoint's task on these examples "
+                              "(e.g. sacreBLEU BLEU and chrF for translation); --out is a directory for "
+                              "predictions.jsonl and scores.json")
+    p.add_argument("checkpoint", help="checkpoint directory")
+    p.add_argument("--text", help="UTF-8 text file to score")
+    p.add_argument("--stride", type=int, help="tokens between window starts (default: the model's context)")
+    p.add_argument("--task", help="examples in the checkpoint's task format (JSONL, or an aligned path with {lang})")
+    p.add_argument("--limit", type=int, default=0, help="--task: the first N examples only")
+    _add_decoding(p)
+    p.add_argument("--out", help="where to write the results")
+    p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("translate", help="translate text with a fine-tuned translation checkpoint",
+                       usage="gptkit translate CKPT (TEXT ... | --input FILE) [--beams N] [--batch-size B]")
+    p.add_argument("checkpoint", help="checkpoint directory (from gptkit finetune)")
+    p.add_argument("text", nargs="*", help="sentences to translate (quote each one)")
+    p.add_argument("--input", help="a UTF-8 file: one sentence per line, one translation per output line")
+    _add_decoding(p)
+    p.set_defaults(func=_cmd_translate)
+
+
+def _add_decoding(p) -> None:
+    p.add_argument("--beams", type=int, default=1, help="beam search with this many beams (1: greedy)")
+    p.add_argument("--length-penalty", type=float, default=1.0, help="beam search: > 0 favours longer outputs")
+    p.add_argument("--batch-size", type=int, default=32, help="sentences decoded together (greedy)")
+    p.add_argument("--max-new-tokens", type=int, help="default: half the context window")
+    p.add_argument("--dtype", default="auto", choices=typing.get_args(InferenceDtype))
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")

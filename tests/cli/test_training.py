@@ -1,0 +1,43 @@
+"""prepare, train and finetune from the command line."""
+
+import json
+
+
+def test_prepare_reads_a_config_file_with_flags_and_overrides_on_top(tmp_path, cli):
+    (tmp_path / "a.txt").write_text("one line\nanother line\n" * 30 + "\n".join(f"line {i}" for i in range(50)))
+    (tmp_path / "prep.toml").write_text('tokenizer = "char"\nval_fraction = 0.3\n[read]\ntxt_documents = "file"\n')
+    cli("prepare", tmp_path / "a.txt", "--out", tmp_path / "d", "--config", tmp_path / "prep.toml",
+        "--txt-documents", "line", "val_fraction=0.2", "--quiet")
+    manifest = json.loads((tmp_path / "d" / "manifest.json").read_text())
+    assert manifest["config"]["tokenizer"] == "char"  # from the file
+    assert manifest["config"]["read"]["txt_documents"] == "line"  # the flag wins over the file
+    assert manifest["config"]["val_fraction"] == 0.2  # and key=value over both
+    assert manifest["read"]["documents"] == 110  # one per line: 60 repeated lines and 50 distinct
+
+
+def test_prepare_reports_counts_and_skips_an_unchanged_rerun(tmp_path, cli):
+    args = ("prepare", "builtin:python-docs", "--out", tmp_path / "pd", "--vocab-size", "512", "--quiet")
+    out = cli(*args).out
+    assert "train" in out and "val" in out and "documents_in" in out
+    assert "nothing to do" in cli(*args).err
+
+
+def test_finetune_then_translate_and_score_from_the_command_line(translation_files, tmp_path, cli):
+    d = translation_files
+    cli("finetune", "--quiet", f"data={d}/train.{{lang}}", f"tokenizer={d}/tokenizer.json", "val_examples=5",
+        f"out_dir={tmp_path}/run", "n_layer=1", "n_embd=32", "n_head=2", "block_size=32", "batch_size=8",
+        "max_steps=6", "eval_interval=3", "device=cpu", "dtype=fp32")
+    best = tmp_path / "run" / "best"
+    assert json.loads((best / "config.json").read_text())["task"]["format"] == "translation"
+    out = cli("translate", best, "a b", "c d", "--max-new-tokens", "6").out
+    assert len(out.splitlines()) == 2  # one line per sentence, whatever the tiny model says
+    (tmp_path / "in.txt").write_text("a b\nb c d\nc d\n")
+    assert len(cli("translate", best, "--input", tmp_path / "in.txt", "--beams", "2", "--max-new-tokens", "6")
+               .out.splitlines()) == 3
+    out = cli("eval", best, "--task", f"{d}/train.{{lang}}", "--limit", "10", "--max-new-tokens", "6",
+              "--out", tmp_path / "eval").out
+    assert "BLEU" in out and "tok:13a" in out and "chrF" in out
+    scores = json.loads((tmp_path / "eval" / "scores.json").read_text())
+    assert scores["examples"] == 10 and "signature" in scores["bleu"]
+    predictions = [json.loads(line) for line in (tmp_path / "eval" / "predictions.jsonl").read_text().splitlines()]
+    assert len(predictions) == 10 and predictions[0]["reference"] == "A B"
