@@ -317,9 +317,9 @@ def _plot(results: list[dict], path: Path, args) -> None:
                         label=f"{r['arm']}: val (first 200)")
         ax.scatter([r["training_minutes"]], [r["scores"]["greedy"]["bleu"]], color=line.get_color(), marker="*",
                    s=120, label=f"{r['arm']}: test_2016_flickr, greedy", zorder=3)
-    ax.set_xlabel("training minutes (CPU)")
+    ax.set_xlabel("training minutes (wall clock; evaluations excluded)")
     ax.set_ylabel("sacreBLEU")
-    ax.set_title(f"Multi30k en->de, {args.minutes:g} min per arm")
+    ax.set_title(f"Multi30k en->de: each arm's steps for {args.minutes:g} min at its timed speed")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
