@@ -15,9 +15,11 @@ from .common import read_text_file, utf8
 def _cmd_eval(args) -> None:
     if (args.text is None) == (args.task is None):
         raise GptkitError("say what to evaluate on: --text FILE (perplexity) or --task FILE (a task's scores)")
-    if args.task is not None:
-        _eval_task(args)
-        return
+    (_eval_task if args.task is not None else _eval_text)(args)
+
+
+def _eval_text(args) -> None:
+    """Perplexity, bits per byte and nats per token of a checkpoint on a text file."""
     from ..checkpoint import load_checkpoint
     from ..eval import perplexity
     from ..runtime import pick_device
