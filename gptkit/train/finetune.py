@@ -46,14 +46,14 @@ def finetune(config: FinetuneConfig, on_step: Callable[[dict], None] | None = No
     task, train_records, val_records, stats = _read(config)
     if tokenizer is None:
         tokenizer = _tokenizer(config, train_records, task)
-    model_config = base.config if base is not None else config.model
-    model_config = dataclasses.replace(model_config, dropout=config.model.dropout,
-                                       attn_dropout=config.model.attn_dropout)
-    if tokenizer.vocab_size > model_config.vocab_size or base is None:
-        if base is not None:
-            raise GptkitError(f"the tokenizer has {tokenizer.vocab_size} tokens, more than the model's vocabulary "
-                              f"of {model_config.vocab_size}")
-        model_config = dataclasses.replace(model_config, vocab_size=tokenizer.vocab_size)
+    if base is None:  # from scratch: [model]'s shape, the tokenizer's vocabulary
+        model_config = dataclasses.replace(config.model, vocab_size=tokenizer.vocab_size)
+    elif tokenizer.vocab_size > base.config.vocab_size:
+        raise GptkitError(f"{config.task.init}: its tokenizer has {tokenizer.vocab_size} tokens, more than the model's "
+                          f"vocabulary of {base.config.vocab_size}")
+    else:  # the checkpoint's shape; dropout is a training setting, so [model]'s applies
+        model_config = dataclasses.replace(base.config, dropout=config.model.dropout,
+                                           attn_dropout=config.model.attn_dropout)
     run = RunConfig(model_config, config.train)
 
     def open_data(run: RunConfig, device: torch.device, dist: Distributed) -> tuple[RunConfig, TrainData]:

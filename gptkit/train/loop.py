@@ -383,7 +383,11 @@ def _latest_checkpoint(out_dir: Path) -> Path | None:
 
 def _load_weights(path: Path, model: GPT, saved_state: dict) -> None:
     """Put a checkpoint's weights into `model` (before any wrapping); LoRA runs restore their adapters."""
-    if getattr(model, "lora_config", None) is not None:  # the base weights are the run's init, unchanged
+    adapted = getattr(model, "lora_config", None) is not None
+    if adapted != ("lora" in saved_state):
+        raise GptkitError(f"{path} was saved by a run {'without' if adapted else 'with'} LoRA adapters; use a new "
+                          f"out_dir, or the lora settings it was trained with")
+    if adapted:  # the base weights are the run's init, unchanged
         model.load_state_dict(saved_state["lora"], strict=False)
         return
     ckpt = load_checkpoint(path)

@@ -92,6 +92,8 @@ def test_resumed_lora_run_continues_from_its_adapters(task_files, tmp_path):
     finetune(_finetune_config(task_files, tmp_path / "split", "max_steps=6", *same))
     finetune(_finetune_config(task_files, tmp_path / "split", *same))
     assert _losses(tmp_path / "split") == _losses(tmp_path / "full")
+    with pytest.raises(GptkitError, match="saved by a run with LoRA adapters"):
+        finetune(_finetune_config(task_files, tmp_path / "split", *same[:1], "lora.rank=0", "max_steps=14"))
 
 
 def test_patience_stops_a_run_that_no_longer_improves(task_files, tmp_path):
