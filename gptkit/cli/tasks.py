@@ -63,12 +63,13 @@ def _predict(model, tokenizer, task, records, args) -> list[str]:
     from tqdm import tqdm
 
     from ..eval.tasks import predict
+    from ..generate import Sampling
 
     quiet = len(records) <= args.batch_size
     with tqdm(total=len(records), desc=task.format, unit="ex", file=sys.stderr, disable=quiet) as bar:
-        return predict(model, tokenizer, task, records, args.max_new_tokens, num_beams=args.beams,
-                       length_penalty=args.length_penalty, batch_size=args.batch_size,
-                       on_done=lambda n: bar.update(n - bar.n))
+        sampling = Sampling(args.temperature, args.top_k, args.top_p)
+        return predict(model, tokenizer, task, records, args.max_new_tokens, sampling, args.beams,
+                       args.length_penalty, args.batch_size, args.seed, on_done=lambda n: bar.update(n - bar.n))
 
 
 def _eval_task(args) -> None:
@@ -128,7 +129,11 @@ def add_parsers(sub) -> None:
 
 
 def _add_decoding(p) -> None:
-    p.add_argument("--beams", type=int, default=1, help="beam search with this many beams (1: greedy)")
+    p.add_argument("--beams", type=int, default=1, help="beam search with this many beams")
+    p.add_argument("--temperature", type=float, default=0.0, help="> 0 samples instead of greedy decoding")
+    p.add_argument("--top-k", type=int, default=None)
+    p.add_argument("--top-p", type=float, default=None)
+    p.add_argument("--seed", type=int, default=None, help="seed for reproducible sampling")
     p.add_argument("--length-penalty", type=float, default=1.0, help="beam search: > 0 favours longer outputs")
     p.add_argument("--batch-size", type=int, default=32, help="sentences decoded together (greedy)")
     p.add_argument("--max-new-tokens", type=int, help="default: half the context window")

@@ -27,8 +27,11 @@ METRICS = {"translation": (bleu, chrf)}  # each format's standard scores
 
 def predict(model: GPT, tokenizer: Tokenizer, task: Task, records: Sequence[Record], max_new_tokens: int = 128,
             sampling: Sampling = GREEDY, num_beams: int = 1, length_penalty: float = 1.0, batch_size: int = 32,
-            on_done: Callable[[int], None] | None = None) -> list[str]:
-    """The model's completion of each record's prompt (stripped), in order; on_done(n) after each batch."""
+            seed: int | None = None, on_done: Callable[[int], None] | None = None) -> list[str]:
+    """The model's completion of each record's prompt (stripped), in order; on_done(n) after each batch.
+
+    Greedy by default; a `sampling` with a temperature samples (record i from seed + i); num_beams > 1
+    is beam search."""
     if max_new_tokens >= model.config.block_size:
         raise GptkitError(f"max_new_tokens ({max_new_tokens}) leaves no room for a prompt in the context window "
                           f"of {model.config.block_size}")
@@ -38,7 +41,7 @@ def predict(model: GPT, tokenizer: Tokenizer, task: Task, records: Sequence[Reco
     model.eval()
     predictions = []
     for text in complete_texts(model, tokenizer, prompts, max_new_tokens, sampling, num_beams, length_penalty,
-                               batch_size):
+                               batch_size, seed):
         predictions.append(text.strip())
         if on_done is not None and len(predictions) % batch_size == 0:
             on_done(len(predictions))

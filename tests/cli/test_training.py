@@ -31,6 +31,8 @@ def test_finetune_then_translate_and_score_from_the_command_line(translation_fil
     assert json.loads((best / "config.json").read_text())["task"]["format"] == "translation"
     out = cli("translate", best, "a b", "c d", "--max-new-tokens", "6").out
     assert len(out.splitlines()) == 2  # one line per sentence, whatever the tiny model says
+    sampled = ("translate", best, "a b", "--max-new-tokens", "6", "--temperature", "0.9", "--seed", "3")
+    assert cli(*sampled).out == cli(*sampled).out  # sampling with a seed repeats
     (tmp_path / "in.txt").write_text("a b\nb c d\nc d\n")
     assert len(cli("translate", best, "--input", tmp_path / "in.txt", "--beams", "2", "--max-new-tokens", "6")
                .out.splitlines()) == 3
