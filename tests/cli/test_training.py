@@ -43,3 +43,9 @@ def test_finetune_then_translate_and_score_from_the_command_line(translation_fil
     assert scores["examples"] == 10 and "signature" in scores["bleu"]
     predictions = [json.loads(line) for line in (tmp_path / "eval" / "predictions.jsonl").read_text().splitlines()]
     assert len(predictions) == 10 and predictions[0]["reference"] == "A B"
+
+
+def test_demo_runs_its_three_stages(tmp_path, cli):
+    out = cli("demo", "--out", tmp_path / "demo", "max_steps=2", "eval_interval=2").out
+    assert "1/3 prepare" in out and "2/3 train" in out and "3/3 generate" in out
+    assert (tmp_path / "demo" / "train" / "best" / "model.safetensors").is_file()
