@@ -153,7 +153,9 @@ def _examples_data(config: FinetuneConfig, run: RunConfig, task: Task, tokenizer
     scored = val_records[: config.task.select_examples]
 
     def evaluate(model: torch.nn.Module, plain: GPT, precision: Precision) -> dict:
-        record = {"val_loss": evaluate_examples(model, val, precision) if val is not None else float("nan")}
+        if val is None:  # nothing to judge by: the newest checkpoint is the best
+            return {}
+        record = {"val_loss": evaluate_examples(model, val, precision)}
         if select != "loss":
             with precision.autocast():
                 predictions = predict(plain, tokenizer, task, scored, config.task.max_new_tokens,
@@ -162,5 +164,7 @@ def _examples_data(config: FinetuneConfig, run: RunConfig, task: Task, tokenizer
         return record
 
     meta = {"task": task.to_dict(), "finetune": {**stats, "lora": to_dict(config.lora)}}
+    if val is None:
+        return TrainData(batches, evaluate, tokenizer, objective="step", higher_is_better=True, meta=meta)
     return TrainData(batches, evaluate, tokenizer, objective="val_loss" if select == "loss" else f"val_{select}",
                      higher_is_better=select != "loss", patience=config.task.patience, meta=meta)

@@ -60,8 +60,9 @@ def test_resumed_finetuning_gives_identical_loss_curve(task_files, tmp_path):
     same = ("model.dropout=0.1", "schedule=constant", "val_examples=0")
     finetune(_finetune_config(task_files, tmp_path / "full", *same))
     finetune(_finetune_config(task_files, tmp_path / "split", "max_steps=6", *same))
-    finetune(_finetune_config(task_files, tmp_path / "split", *same))  # resumes from step 6
+    best = finetune(_finetune_config(task_files, tmp_path / "split", *same))  # resumes from step 6
     assert _losses(tmp_path / "split") == _losses(tmp_path / "full")
+    assert load_checkpoint(best).meta["step"] == 12  # without val examples the newest checkpoint is the best
 
 
 def test_lora_trains_only_the_adapters_and_saves_them_for_peft(task_files, tmp_path):
