@@ -134,14 +134,22 @@ class Task:
 
     def render_chat(self, messages: list[dict], add_generation_prompt: bool = False, eos_token: str = "") -> str:
         """Messages through the chat template (Jinja, sandboxed: a template from a checkpoint runs no code)."""
+        from jinja2 import TemplateError
         from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-        template = ImmutableSandboxedEnvironment(keep_trailing_newline=True).from_string(self.chat_template)
-        return template.render(messages=messages, add_generation_prompt=add_generation_prompt,
-                               eos_token=eos_token or "<|endoftext|>")
+        try:
+            template = ImmutableSandboxedEnvironment(keep_trailing_newline=True).from_string(self.chat_template)
+            return template.render(messages=messages, add_generation_prompt=add_generation_prompt,
+                                   eos_token=eos_token or "<|endoftext|>")
+        except TemplateError as e:
+            raise GptkitError(f"the chat template failed: {e}; fix task.chat_template") from e
 
     def _render(self, fields: dict) -> str:
-        return (self.template or TEMPLATES[self.format]).format(**self._values(fields))
+        try:
+            return (self.template or TEMPLATES[self.format]).format(**self._values(fields))
+        except (KeyError, IndexError, ValueError) as e:
+            raise GptkitError(f"the {self.format} template {self.template!r} cannot be filled ({e!r}); its fields "
+                              f"are {', '.join('{' + k + '}' for k in self._values(fields))}") from e
 
     def _values(self, fields: dict) -> dict:
         values = {**fields, "source_lang": LANGUAGES.get(self.source_lang, self.source_lang),

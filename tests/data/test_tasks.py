@@ -119,8 +119,10 @@ def test_a_task_survives_its_checkpoint_form_and_templates_run_sandboxed():
     task = Task("chat", chat_template=CHAT_TEMPLATE, source_lang="fr")
     assert Task.from_dict(task.to_dict()) == task
     hostile = Task("chat", chat_template="{{ messages.__class__.__mro__[1].__subclasses__() }}")
-    with pytest.raises(Exception, match="unsafe|access"):
+    with pytest.raises(GptkitError, match="chat template failed: .*(unsafe|access)"):
         hostile.render_chat([{"role": "user", "content": "x"}])
+    with pytest.raises(GptkitError, match="template '{text}' cannot be filled .*fields are .*{source}"):
+        Task("translation", template="{text}").prompt(Record({"source": "a", "target": "b"}))
 
 
 def test_alpaca_rows_read_as_chat_become_a_user_turn_and_a_reply(tmp_path):
