@@ -37,8 +37,11 @@ TEMPLATES = {
               "completes the request.\n\n### Instruction:\n{instruction}\n\n{input_block}### Response:\n",
 }
 # the fields a too-long prompt gives up tokens from (the longest first), and the field that is the completion
+FIELDS = {"translation": ("source", "target"), "completion": ("prompt", "completion"),  # required ones
+          "alpaca": ("instruction", "output")}
+OPTIONAL_FIELDS = {"alpaca": ("input",)}
 SOURCE_FIELDS = {"translation": ("source",), "completion": ("prompt",), "alpaca": ("input", "instruction")}
-TARGET_FIELD = {"translation": "target", "completion": "completion", "alpaca": "output"}
+TARGET_FIELD = {fmt: fields[-1] for fmt, fields in FIELDS.items()}  # the completion is the last required field
 COMPLETION_PREFIX = {"translation": " ", "completion": "", "alpaca": ""}  # word-start space after "German:"
 CHAT_TEMPLATE = (
     "{% for message in messages %}<|{{ message.role }}|>\n{{ message.content }}"
@@ -292,9 +295,8 @@ def _json_rows(path: Path, stats: TaskStats, on_malformed: str) -> Iterator[tupl
 
 def _guess_format(path: str, rows: list[tuple[str, object]]) -> str:
     first = next((row for _, row in rows if isinstance(row, dict)), {})
-    for fmt, keys in (("chat", {"messages"}), ("translation", {"source", "target"}),
-                      ("alpaca", {"instruction", "output"}), ("completion", {"prompt", "completion"})):
-        if keys <= set(first):
+    for fmt, keys in (("chat", ("messages",)), *FIELDS.items()):
+        if set(keys) <= set(first):
             return fmt
     raise GptkitError(f"{path}: cannot tell the format from the keys {sorted(first)}; set task.format "
                       f"(translation: source/target, completion: prompt/completion, alpaca: instruction/input/output, "
@@ -310,9 +312,7 @@ def _record(row: object, fmt: str, where: str, stats: TaskStats, on_malformed: s
         return None
     if fmt == "chat":
         return Record(messages=tuple({"role": m["role"], "content": m["content"]} for m in row["messages"]))
-    keys = {"translation": ("source", "target"), "completion": ("prompt", "completion"),
-            "alpaca": ("instruction", "input", "output")}[fmt]
-    return Record({k: row.get(k, "") for k in keys})
+    return Record({k: row.get(k, "") for k in FIELDS[fmt] + OPTIONAL_FIELDS.get(fmt, ())})
 
 
 def _as_chat(row: dict) -> dict:
@@ -339,13 +339,12 @@ def _problem(row: object, fmt: str) -> str:
             if not isinstance(m, dict) or m.get("role") not in ROLES or not isinstance(m.get("content"), str):
                 return f"a message needs a role ({', '.join(ROLES)}) and a string content"
         return "" if any(m["role"] == "assistant" for m in messages) else "no assistant message to learn"
-    required = {"translation": ("source", "target"), "completion": ("prompt", "completion"),
-                "alpaca": ("instruction", "output")}[fmt]
-    for key in required:
+    for key in FIELDS[fmt]:
         if not isinstance(row.get(key), str) or not row[key].strip():
             return f"{key!r} missing, empty or not a string"
-    if fmt == "alpaca" and not isinstance(row.get("input", ""), str):
-        return "'input' is not a string"
+    for key in OPTIONAL_FIELDS.get(fmt, ()):
+        if not isinstance(row.get(key, ""), str):
+            return f"{key!r} is not a string"
     return ""
 
 

@@ -43,7 +43,7 @@ def predict(model: GPT, tokenizer: Tokenizer, task: Task, records: Sequence[Reco
     for text in complete_texts(model, tokenizer, prompts, max_new_tokens, sampling, num_beams, length_penalty,
                                batch_size, seed):
         predictions.append(text.strip())
-        if on_done is not None and len(predictions) % batch_size == 0:
+        if on_done is not None and (len(predictions) % batch_size == 0 or len(predictions) == len(records)):
             on_done(len(predictions))
     model.train(was_training)
     return predictions

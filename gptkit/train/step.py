@@ -73,10 +73,9 @@ def evaluate_examples(model: torch.nn.Module, val: ExampleBatches, precision: Pr
     model.eval()
     total, count = 0.0, 0
     with precision.autocast():
-        for x, y, segments in val.epoch(0):
+        for x, y, segments in val.epoch(0):  # on the device val's batches were made for
             targets = int((y != -1).sum())
-            total += model(x.to(precision.device), y.to(precision.device),
-                           segments=None if segments is None else segments.to(precision.device)).item() * targets
+            total += model(x, y, segments=segments).item() * targets
             count += targets
     model.train(was_training)
     return total / max(count, 1)
@@ -105,7 +104,7 @@ def accumulate_gradients(model: torch.nn.Module, batches: Batches | ExampleBatch
                 else contextlib.nullcontext()
             with no_sync:
                 with precision.autocast():
-                    loss = model(x, y, segments=segments[0]) if segments else model(x, y)
+                    loss = model(x, y, segments=segments[0] if segments else None)
                 scaled = loss / cfg.grad_accum
                 (scaler.scale(scaled) if scaler is not None else scaled).backward()
             total += loss.detach().float()
