@@ -46,6 +46,7 @@ class ModelConfig:
     attn_dropout: float | None = None
     bias: bool = True  # biases in Linear and LayerNorm, as in GPT-2
     layer_norm_eps: float = 1e-5
+    span_head: bool = False  # a start/end head for extractive QA (transformers' GPT2ForQuestionAnswering)
 
     def __post_init__(self):
         check_fields(self, "model config")
@@ -186,26 +187,35 @@ class TaskConfig:
     """
 
     init: str = ""  # start from this gptkit checkpoint or Hugging Face GPT-2 directory; "" = from scratch
-    format: Literal["auto", "translation", "completion", "alpaca", "chat"] = "auto"
+    format: Literal["auto", "translation", "completion", "alpaca", "chat", "qa", "summarization"] = "auto"
     val_data: str = ""  # held-out examples in the same format; "" = hold out val_examples of train.data
     val_examples: int = 500  # examples held out of train.data when val_data is unset (0 = none)
     template: str = ""  # prompt template with {fields}; "" = the format's default
     chat_template: str = ""  # Jinja chat template; "" = gptkit's default (stored in the checkpoint)
     source_lang: str = "en"  # translation: the {lang} of the source file, and a name in the template
     target_lang: str = "de"
+    document_field: str = "document"  # summarization: the JSON keys of the text and of its summary
+    summary_field: str = "summary"
+    answer: Literal["extract", "generate"] = "extract"  # qa: a span of the context (span head) or a completion
+    doc_stride: int = 128  # qa extract: context tokens shared by consecutive windows of a long context
+    max_question_tokens: int = 64  # qa extract: a longer question keeps its first tokens
+    max_answer_tokens: int = 30  # qa extract: the longest span predicted
     on_malformed: Literal["skip", "error"] = "skip"  # a line that is not a valid example
     pack: bool = True  # several examples per row (attention kept within each); false = one per row, padded
     vocab_size: int = 8192  # from scratch: size of the byte-level BPE trained on the examples
     tokenizer: str = ""  # from scratch: a tokenizer.json to use instead of training one
-    select: Literal["loss", "bleu", "chrf"] = "loss"  # what picks the best checkpoint (a score: on val, greedy)
-    select_examples: int = 200  # val examples translated for a score at each evaluation
+    # what picks the best checkpoint: val loss, or a score on val (translation: bleu, chrf; qa: exact, f1;
+    # summarization: rouge1, rouge2, rougeL, rougeLsum), decoded greedily
+    select: Literal["loss", "bleu", "chrf", "exact", "f1", "rouge1", "rouge2", "rougeL", "rougeLsum"] = "loss"
+    select_examples: int = 200  # val examples decoded for a score at each evaluation
     patience: int = 0  # stop after this many evaluations without a better `select`; 0 = never
     max_new_tokens: int = 128  # generation length limit when scoring
 
     def __post_init__(self):
         check_fields(self, "task config")
         require(self, "task config", val_examples=">= 0", vocab_size=">= 1", select_examples=">= 1",
-                patience=">= 0", max_new_tokens=">= 1")
+                patience=">= 0", max_new_tokens=">= 1", doc_stride=">= 0", max_question_tokens=">= 1",
+                max_answer_tokens=">= 1")
 
 
 @dataclass(frozen=True)

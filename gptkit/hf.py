@@ -7,6 +7,7 @@ hence the transpose flag. Neither direction needs transformers installed.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -117,10 +118,13 @@ def from_hf(path: str | Path) -> tuple[GPT, Tokenizer | None]:
     except ValueError as e:
         raise GptkitError(f"{path / 'config.json'}: corrupt JSON ({e})") from e
     theirs = {k.removeprefix(_HF_PREFIX): v for k, v in _read_hf_weights(path).items()}
+    state = {}
+    if "qa_outputs.weight" in theirs:  # GPT2ForQuestionAnswering: its start/end head is our span head
+        config = dataclasses.replace(config, span_head=True)
+        state = {f"span_head.{k}": theirs.pop(f"qa_outputs.{k}") for k in ("weight", "bias")}
     head = theirs.pop("lm_head.weight", None)
     if head is not None and not torch.equal(head, theirs.get("wte.weight", head)):
         raise GptkitError(f"{path}: lm_head.weight differs from wte.weight; untied heads are not supported")
-    state = {}
     for ours, name, transposed in _name_pairs(config.n_layer):
         if name not in theirs:
             raise GptkitError(f"{path}: weights lack {name!r}; is this a GPT-2 checkpoint?")
@@ -150,6 +154,10 @@ def to_hf(model: GPT, tokenizer: Tokenizer | None, path: str | Path) -> Path:
     for name, theirs, transposed in _name_pairs(model.config.n_layer):
         t = ours[name].detach().cpu()
         state[_HF_PREFIX + theirs] = (t.t() if transposed else t).contiguous()
+    if model.span_head is not None:  # exported as GPT2ForQuestionAnswering (which has no LM head)
+        config["architectures"] = ["GPT2ForQuestionAnswering"]
+        head = model.span_head.state_dict()
+        state.update({f"qa_outputs.{k}": v.detach().cpu().contiguous() for k, v in head.items()})
     with atomic_directory(path, ours=_is_gpt2_export) as version, writing(path):
         save_file(state, str(version / "model.safetensors"), metadata={"format": "pt"})
         (version / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")

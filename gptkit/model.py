@@ -223,6 +223,11 @@ class GPT(nn.Module):
     `model(idx)` gives logits (B, T, V); `model(idx, targets)` gives the mean
     cross-entropy over targets that are not -1; `model(idx, cache=cache)`
     appends idx to the cache and gives the logits of the new positions.
+
+    With config.span_head (extractive QA) the model's output is the span head's
+    instead: `model(idx)` gives start/end logits (B, T, 2), and `model(idx, labels)`
+    the span loss, where labels (B, T) say per position what it is (`span_loss`).
+    The LM head stays usable through `logits`.
     """
 
     def __init__(self, config: ModelConfig):
@@ -234,6 +239,7 @@ class GPT(nn.Module):
         self.blocks = nn.ModuleList(Block(config, layer) for layer in range(config.n_layer))
         self.ln_f = nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps, bias=config.bias)
         self.lm_head: nn.Module | None = None  # None: tied to wte; set by quantize_int8
+        self.span_head = nn.Linear(config.n_embd, 2) if config.span_head else None  # start and end logits
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -296,6 +302,9 @@ class GPT(nn.Module):
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, cache: KVCache | None = None,
                 slots: list[int] | None = None, segments: torch.Tensor | None = None) -> torch.Tensor:
         hidden = self.hidden_states(idx, cache, slots, segments=segments)
+        if self.span_head is not None:
+            spans = self.span_head(hidden)
+            return spans if targets is None else span_loss(spans, targets)
         if targets is None:
             return self.logits(hidden)
         targets = targets.flatten()
@@ -320,3 +329,21 @@ class GPT(nn.Module):
         c = self.config
         T = seq_len or c.block_size
         return 6 * self.num_params(non_embedding=True) + 12 * c.n_layer * c.n_embd * T
+
+
+# Span labels, one per position: -1 where no answer may start or end (the question, padding), else the
+# sum of these flags (0: a possible start/end that is not the answer's).
+SPAN_START, SPAN_END = 1, 2
+
+
+def span_loss(spans: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean of the start and end cross-entropies, each a softmax over the row's allowed positions.
+
+    spans (B, T, 2) are start/end logits; labels (B, T) the flags above (every row has one start and one end).
+    """
+    allowed = (labels >= 0).unsqueeze(-1)
+    spans = spans.float().masked_fill(~allowed, float("-inf"))
+    flags = labels.clamp(min=0)
+    start = (flags & SPAN_START).argmax(dim=1)
+    end = (flags & SPAN_END).argmax(dim=1)
+    return (F.cross_entropy(spans[..., 0], start) + F.cross_entropy(spans[..., 1], end)) / 2

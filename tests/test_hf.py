@@ -162,3 +162,22 @@ def test_a_pytorch_model_bin_that_would_run_code_is_refused_without_running_it(t
     with pytest.raises(GptkitError, match="would run code when loaded") as refused:
         from_hf(tmp_path)
     assert "weights_only=False" not in str(refused.value) and not (tmp_path / "pwned").exists()
+
+
+def test_question_answering_models_travel_both_ways_with_identical_span_logits(tmp_path):
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(vocab_size=120, n_positions=64, n_embd=32, n_layer=2, n_head=4)
+    hf_model = transformers.GPT2ForQuestionAnswering(config).eval()
+    hf_model.save_pretrained(tmp_path / "theirs")
+    model, _ = from_hf(tmp_path / "theirs")
+    assert model.config.span_head
+    idx = torch.randint(0, 120, (2, 40))
+    with torch.no_grad():
+        theirs = hf_model(idx)
+        spans = model.eval()(idx)
+    assert (spans[..., 0] - theirs.start_logits).abs().max() <= 1e-5
+    assert (spans[..., 1] - theirs.end_logits).abs().max() <= 1e-5
+    to_hf(model, None, tmp_path / "ours")
+    back = transformers.AutoModelForQuestionAnswering.from_pretrained(tmp_path / "ours").eval()
+    with torch.no_grad():
+        assert torch.equal(back(idx).start_logits, theirs.start_logits)

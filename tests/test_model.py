@@ -191,3 +191,25 @@ def test_a_reset_slot_starts_again_while_the_others_keep_their_contents(tiny_mod
 def test_model_reports_its_device_and_dtype(tiny_model):
     assert tiny_model.device == torch.device("cpu") and tiny_model.dtype == torch.float32
     assert tiny_model.to(torch.bfloat16).dtype == torch.bfloat16
+
+
+def test_a_span_head_gives_start_end_logits_and_a_loss_over_allowed_positions_only():
+    import torch.nn.functional as F
+
+    from gptkit.model import SPAN_END, SPAN_START
+
+    torch.manual_seed(0)
+    model = GPT(ModelConfig(vocab_size=50, block_size=16, n_layer=1, n_head=2, n_embd=16, span_head=True)).eval()
+    idx = torch.randint(0, 50, (2, 10))
+    spans = model(idx)
+    assert spans.shape == (2, 10, 2)
+    labels = torch.full((2, 10), -1)
+    labels[:, 4:] = 0  # positions 0-3 are the question: never an answer
+    labels[0, 5] += SPAN_START
+    labels[0, 7] += SPAN_END
+    labels[1, 9] += SPAN_START + SPAN_END  # the null position
+    masked = spans[:, 4:]
+    expected = (F.cross_entropy(masked[..., 0], torch.tensor([1, 5])) +
+                F.cross_entropy(masked[..., 1], torch.tensor([3, 5]))) / 2
+    assert torch.allclose(model(idx, labels), expected, atol=1e-6)
+    assert model.logits(model.hidden_states(idx)).shape == (2, 10, 50)  # the LM head is still there

@@ -1,4 +1,5 @@
-"""Commands on fine-tuned checkpoints: eval (perplexity on a text, or a task's scores) and translate."""
+"""Commands on fine-tuned checkpoints: eval (perplexity on a text, or a task's scores) and translate; the
+decoding flags and checkpoint loading that the other task commands share."""
 
 from __future__ import annotations
 
@@ -53,6 +54,7 @@ def _task_checkpoint(args):
         raise GptkitError(f"{args.checkpoint} is not a fine-tuned checkpoint (no task or tokenizer): make one with "
                           f"`gptkit finetune`")
     args.max_new_tokens = args.max_new_tokens or ckpt.model.config.block_size // 2
+    args.unanswerable_seen = bool(ckpt.meta.get("finetune", {}).get("unanswerable"))
     if min(args.beams, args.batch_size, args.max_new_tokens) < 1:
         raise GptkitError("--beams, --batch-size and --max-new-tokens must be at least 1")
     return for_inference(ckpt.model, args.dtype), ckpt.tokenizer, Task.from_dict(ckpt.meta["task"])
@@ -69,7 +71,15 @@ def _predict(model, tokenizer, task, records, args) -> list[str]:
     with tqdm(total=len(records), desc=task.format, unit="ex", file=sys.stderr, disable=quiet) as bar:
         sampling = Sampling(args.temperature, args.top_k, args.top_p)
         return predict(model, tokenizer, task, records, args.max_new_tokens, sampling, args.beams,
-                       args.length_penalty, args.batch_size, args.seed, on_done=lambda n: bar.update(n - bar.n))
+                       args.length_penalty, args.batch_size, args.seed, on_done=lambda n: bar.update(n - bar.n),
+                       no_repeat_ngram=args.no_repeat_ngram, null_threshold=null_threshold(args))
+
+
+def null_threshold(args) -> float | None:
+    """--null-threshold, else 0 for a model trained with unanswerable questions (it learned to say so)."""
+    if args.null_threshold is not None:
+        return args.null_threshold
+    return 0.0 if args.unanswerable_seen else None
 
 
 def _eval_task(args) -> None:
@@ -108,8 +118,8 @@ def add_parsers(sub) -> None:
                        usage="gptkit eval CKPT (--text FILE [--stride N] | --task FILE [--beams N]) [--out PATH]",
                        epilog="--text: a sliding window, each token scored once with at least window - stride tokens "
                               "of context; --out is a JSON file. --task: the checkpoint's task on these examples "
-                              "(e.g. sacreBLEU BLEU and chrF for translation); --out is a directory for "
-                              "predictions.jsonl and scores.json")
+                              "(sacreBLEU BLEU and chrF for translation, SQuAD EM/F1 for qa, ROUGE for summarization); "
+                              "--out is a directory for predictions.jsonl and scores.json")
     p.add_argument("checkpoint", help="checkpoint directory")
     p.add_argument("--text", help="UTF-8 text file to score")
     p.add_argument("--stride", type=int, help="tokens between window starts (default: the model's context)")
@@ -128,8 +138,13 @@ def add_parsers(sub) -> None:
     p.set_defaults(func=_cmd_translate)
 
 
-def _add_decoding(p) -> None:
-    p.add_argument("--beams", type=int, default=1, help="beam search with this many beams")
+def _add_decoding(p, beams: int = 1, no_repeat_ngram: int = 0) -> None:
+    p.add_argument("--beams", type=int, default=beams, help=f"beam search with this many beams (default {beams})")
+    p.add_argument("--no-repeat-ngram", type=int, default=no_repeat_ngram,
+                   help=f"never repeat an n-gram of the output (0 = off; default {no_repeat_ngram})")
+    p.add_argument("--null-threshold", type=float, help="extractive QA: answer nothing when the no-answer score "
+                   "beats the best span's by more than this (default: 0 if trained with unanswerable questions, "
+                   "else never)")
     p.add_argument("--temperature", type=float, default=0.0, help="> 0 samples instead of greedy decoding")
     p.add_argument("--top-k", type=int, default=None)
     p.add_argument("--top-p", type=float, default=None)

@@ -134,7 +134,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train, takes_overrides=True)
 
-    p = sub.add_parser("finetune", help="fine-tune on task examples (translation, prompt/completion, Alpaca, chat)",
+    p = sub.add_parser("finetune", help="fine-tune on task examples (translation, QA, summarization, "
+                                        "prompt/completion, Alpaca, chat)",
                        usage="gptkit finetune [--config NAME|FILE] [key=value ...]",
                        epilog="e.g. data=train.jsonl init=runs/base/best lora.rank=8. Run again with the same "
                               "out_dir to resume; under torchrun it trains with DDP.")

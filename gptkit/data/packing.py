@@ -41,7 +41,8 @@ class ExampleBatches:
         self.lengths = np.array([len(e.ids) - 1 for e in examples])  # positions each example fills
         self.offsets = np.concatenate([[0], np.cumsum(self.lengths)])
         self.inputs = np.concatenate([e.ids[:-1] for e in examples]).astype(np.int64)
-        self.labels = np.concatenate([np.where(e.targets[1:], e.ids[1:], -1) for e in examples]).astype(np.int64)
+        self.labels = np.concatenate([np.where(e.targets[1:], e.ids[1:], -1) if e.labels is None else e.labels
+                                      for e in examples]).astype(np.int64)
         self.target_count = int((self.labels != -1).sum())
         self._epoch_sizes: list[int] = []  # rows in each epoch packed so far
         self._rows: dict[int, list[list[int]]] = {}  # a few recent epochs' rows

@@ -11,6 +11,8 @@ Formats (`auto` tells them apart by the path or the first record's keys):
     alpaca        JSONL/JSON {"instruction", "input", "output"}
     chat          JSONL/JSON {"messages": [{"role", "content"}, ...]}, rendered by the chat template
                   (with format = "chat", Alpaca and prompt/completion rows become a user turn and a reply)
+    qa            SQuAD v1.1/v2.0 JSON, or JSONL {"context", "question", "answers"}; no answers = unanswerable
+    summarization JSONL {"document", "summary"} (other keys: task.document_field, task.summary_field)
 
 A record becomes pieces of text, each a target or not: the prompt (no loss) and the completion
 followed by end-of-text (loss), or for chat every assistant turn. The task (format, templates,
@@ -33,16 +35,20 @@ from ..tokenizer import Tokenizer
 TEMPLATES = {
     "translation": "{source_lang}: {source}\n{target_lang}:",
     "completion": "{prompt}",
+    "qa": "Context: {context}\nQuestion: {question}\nAnswer:",
+    "summarization": "{document}\n\nTL;DR:",
     "alpaca": "Below is an instruction that describes a task{with_input}. Write a response that appropriately "
               "completes the request.\n\n### Instruction:\n{instruction}\n\n{input_block}### Response:\n",
 }
-# the fields a too-long prompt gives up tokens from (the longest first), and the field that is the completion
-FIELDS = {"translation": ("source", "target"), "completion": ("prompt", "completion"),  # required ones
-          "alpaca": ("instruction", "output")}
+# the required fields, the fields a too-long prompt gives up tokens from (the longest first), the completion
+FIELDS = {"translation": ("source", "target"), "completion": ("prompt", "completion"),
+          "alpaca": ("instruction", "output"), "qa": ("context", "question"), "summarization": ("document", "summary")}
 OPTIONAL_FIELDS = {"alpaca": ("input",)}
-SOURCE_FIELDS = {"translation": ("source",), "completion": ("prompt",), "alpaca": ("input", "instruction")}
-TARGET_FIELD = {fmt: fields[-1] for fmt, fields in FIELDS.items()}  # the completion is the last required field
-COMPLETION_PREFIX = {"translation": " ", "completion": "", "alpaca": ""}  # word-start space after "German:"
+SOURCE_FIELDS = {"translation": ("source",), "completion": ("prompt",), "alpaca": ("input", "instruction"),
+                 "qa": ("context",), "summarization": ("document",)}
+TARGET_FIELD = {"translation": "target", "completion": "completion", "alpaca": "output", "qa": "answer",
+                "summarization": "summary"}
+COMPLETION_PREFIX = {"translation": " ", "completion": "", "alpaca": "", "qa": " ", "summarization": " "}
 CHAT_TEMPLATE = (
     "{% for message in messages %}<|{{ message.role }}|>\n{{ message.content }}"
     "{% if message.role == 'assistant' %}{{ eos_token }}{% endif %}\n{% endfor %}"
@@ -63,11 +69,15 @@ class Record:
 
 @dataclass(frozen=True)
 class Example:
-    """Token ids and, per id, whether the model learns to predict it (the completion) or not (the prompt)."""
+    """Token ids and, per id, whether the model learns to predict it (the completion) or not (the prompt).
+
+    `labels`, when set, are the row's labels instead (one per input position: len(ids) - 1), e.g. spans.
+    """
 
     ids: list[int]
     targets: list[bool]
     truncated: bool = False
+    labels: list[int] | None = None
 
 
 @dataclass
@@ -92,11 +102,23 @@ class Task:
     chat_template: str = CHAT_TEMPLATE
     source_lang: str = "en"
     target_lang: str = "de"
+    document_field: str = "document"  # summarization: the keys read as document and summary
+    summary_field: str = "summary"
+    answer: str = "extract"  # qa: "extract" (a span head picks a span of the context) or "generate"
+    doc_stride: int = 128  # qa extract: context windows (gptkit.data.qa)
+    max_question_tokens: int = 64
+    max_answer_tokens: int = 30
 
     @classmethod
     def from_config(cls, config: TaskConfig, format: str | None = None) -> Task:
         return cls(format or config.format, config.template, config.chat_template or CHAT_TEMPLATE,
-                   config.source_lang, config.target_lang)
+                   config.source_lang, config.target_lang, config.document_field, config.summary_field,
+                   config.answer, config.doc_stride, config.max_question_tokens, config.max_answer_tokens)
+
+    @property
+    def extractive(self) -> bool:
+        """Whether answers are spans picked by a span head (not generated)."""
+        return self.format == "qa" and self.answer == "extract"
 
     @classmethod
     def from_dict(cls, data: dict) -> Task:
@@ -130,10 +152,14 @@ class Task:
         raise GptkitError(f"the {self.format} prompt cannot be cut to {max_tokens} tokens: shorten its template")
 
     def reference(self, record: Record) -> str:
-        """The completion the record expects (for scoring)."""
+        """The completion the record expects (the one it trains on)."""
         if self.format == "chat":
             return record.messages[-1]["content"] if record.messages else ""
         return record.fields[TARGET_FIELD[self.format]]
+
+    def references(self, record: Record) -> list[str]:
+        """Every reference the record's prediction is scored against (a question's gold answers)."""
+        return list(record.fields.get("answers") or record.fields.get("references") or [self.reference(record)])
 
     def render_chat(self, messages: list[dict], add_generation_prompt: bool = False, eos_token: str = "") -> str:
         """Messages through the chat template (Jinja, sandboxed: a template from a checkpoint runs no code)."""
@@ -233,8 +259,10 @@ def read_records(path: str | Path, task: Task, on_malformed: str = "skip") -> tu
         records = list(_aligned(path, task, stats, on_malformed))
     else:
         rows = list(_json_rows(Path(path), stats, on_malformed))
-        fmt = task.format if task.format != "auto" else _guess_format(path, rows)
+        fmt = task.format if task.format != "auto" else _guess_format(path, rows, task)
         task = Task(**{**task.to_dict(), "format": fmt})
+        if fmt == "summarization":
+            rows = [(where, _renamed(row, task)) for where, row in rows]
         records = [r for where, row in rows if (r := _record(row, fmt, where, stats, on_malformed)) is not None]
     stats.records = len(records)
     if not records:
@@ -280,6 +308,9 @@ def _json_rows(path: Path, stats: TaskStats, on_malformed: str) -> Iterator[tupl
             rows = json.loads(text)
         except ValueError as e:
             raise GptkitError(f"{path}: not valid JSON ({e}); a .json file holds one list of examples") from e
+        if isinstance(rows, dict) and isinstance(rows.get("data"), list):  # SQuAD: articles > paragraphs > qas
+            yield from _squad_rows(path, rows["data"], stats, on_malformed)
+            return
         if not isinstance(rows, list):
             raise GptkitError(f"{path}: a .json file must hold a list of examples (or use JSONL, one per line)")
         yield from ((f"{path.name} item {i}", row) for i, row in enumerate(rows, 1))
@@ -293,14 +324,76 @@ def _json_rows(path: Path, stats: TaskStats, on_malformed: str) -> Iterator[tupl
             _malformed(stats, f"{path.name} line {number}", f"not JSON ({e})", on_malformed)
 
 
-def _guess_format(path: str, rows: list[tuple[str, object]]) -> str:
+def _squad_rows(path: Path, articles: list, stats: TaskStats, on_malformed: str) -> Iterator[tuple[str, dict]]:
+    """One {"id", "context", "question", "answers", "is_impossible"} row per SQuAD question."""
+    for a, article in enumerate(articles, 1):
+        paragraphs = article.get("paragraphs") if isinstance(article, dict) else None
+        if not isinstance(paragraphs, list):
+            _malformed(stats, f"{path.name} article {a}", "no list of paragraphs", on_malformed)
+            continue
+        for p, paragraph in enumerate(paragraphs, 1):
+            qas = paragraph.get("qas") if isinstance(paragraph, dict) else None
+            if not isinstance(qas, list):
+                _malformed(stats, f"{path.name} article {a} paragraph {p}", "no list of qas", on_malformed)
+                continue
+            for q, qa in enumerate(qas, 1):
+                row = {**qa, "context": paragraph.get("context")} if isinstance(qa, dict) else qa
+                yield f"{path.name} article {a} paragraph {p} question {q}", row
+
+
+def _renamed(row: object, task: Task) -> object:
+    """A summarization row with its document and summary under the standard keys."""
+    if not isinstance(row, dict):
+        return row
+    renamed = {k: v for k, v in row.items() if k not in ("document", "summary")}
+    renamed.update(document=row.get(task.document_field), summary=row.get(task.summary_field))
+    return renamed
+
+
+def _answers(row: dict) -> tuple[list[str], list[int]] | None:
+    """A QA row's gold answer texts and character starts (-1: unknown); None if malformed.
+
+    Accepted: [{"text", "answer_start"}, ...], {"text": [...], "answer_start": [...]} (datasets), [str, ...].
+    """
+    answers = row.get("answers", [])
+    if row.get("is_impossible"):
+        return [], []
+    if isinstance(answers, dict):
+        texts, starts = answers.get("text", []), answers.get("answer_start", [])
+        answers = [{"text": t, "answer_start": s} for t, s in zip(texts, starts)] if len(texts) == len(starts) \
+            else None
+    if not isinstance(answers, list):
+        return None
+    texts, starts = [], []
+    for answer in answers:
+        text, start = (answer, -1) if isinstance(answer, str) else \
+            (answer.get("text"), answer.get("answer_start", -1)) if isinstance(answer, dict) else (None, None)
+        if not isinstance(text, str) or not isinstance(start, int) or not text.strip():
+            return None
+        texts.append(text)
+        starts.append(start)
+    return texts, starts
+
+
+def _qa_record(row: dict) -> Record:
+    """A checked QA row as a record; an answer whose start does not point at its text is looked up."""
+    texts, starts = _answers(row)
+    context = row["context"]
+    starts = [s if s >= 0 and context[s : s + len(t)] == t else context.find(t) for t, s in zip(texts, starts)]
+    return Record({"id": str(row.get("id", "")), "context": context, "question": row["question"],
+                   "answer": texts[0] if texts else "", "answers": texts, "answer_starts": starts})
+
+
+def _guess_format(path: str, rows: list[tuple[str, object]], task: Task) -> str:
     first = next((row for _, row in rows if isinstance(row, dict)), {})
-    for fmt, keys in (("chat", ("messages",)), *FIELDS.items()):
+    summary = ("summarization", (task.document_field, task.summary_field))
+    for fmt, keys in (("chat", ("messages",)), summary, *FIELDS.items()):
         if set(keys) <= set(first):
             return fmt
     raise GptkitError(f"{path}: cannot tell the format from the keys {sorted(first)}; set task.format "
                       f"(translation: source/target, completion: prompt/completion, alpaca: instruction/input/output, "
-                      f"chat: messages)")
+                      f"chat: messages, qa: context/question/answers, summarization: document/summary or "
+                      f"task.document_field/summary_field)")
 
 
 def _record(row: object, fmt: str, where: str, stats: TaskStats, on_malformed: str) -> Record | None:
@@ -312,6 +405,8 @@ def _record(row: object, fmt: str, where: str, stats: TaskStats, on_malformed: s
         return None
     if fmt == "chat":
         return Record(messages=tuple({"role": m["role"], "content": m["content"]} for m in row["messages"]))
+    if fmt == "qa":
+        return _qa_record(row)
     return Record({k: row.get(k, "") for k in FIELDS[fmt] + OPTIONAL_FIELDS.get(fmt, ())})
 
 
@@ -332,20 +427,25 @@ def _problem(row: object, fmt: str) -> str:
     if not isinstance(row, dict):
         return "not a JSON object"
     if fmt == "chat":
-        messages = row.get("messages")
-        if not isinstance(messages, list) or not messages:
-            return "no list of messages"
-        for m in messages:
-            if not isinstance(m, dict) or m.get("role") not in ROLES or not isinstance(m.get("content"), str):
-                return f"a message needs a role ({', '.join(ROLES)}) and a string content"
-        return "" if any(m["role"] == "assistant" for m in messages) else "no assistant message to learn"
+        return _chat_problem(row.get("messages"))
     for key in FIELDS[fmt]:
         if not isinstance(row.get(key), str) or not row[key].strip():
             return f"{key!r} missing, empty or not a string"
     for key in OPTIONAL_FIELDS.get(fmt, ()):
         if not isinstance(row.get(key, ""), str):
             return f"{key!r} is not a string"
+    if fmt == "qa" and _answers(row) is None:
+        return "'answers' is not a list of {text, answer_start} (or of strings)"
     return ""
+
+
+def _chat_problem(messages: object) -> str:
+    if not isinstance(messages, list) or not messages:
+        return "no list of messages"
+    for m in messages:
+        if not isinstance(m, dict) or m.get("role") not in ROLES or not isinstance(m.get("content"), str):
+            return f"a message needs a role ({', '.join(ROLES)}) and a string content"
+    return "" if any(m["role"] == "assistant" for m in messages) else "no assistant message to learn"
 
 
 def _malformed(stats: TaskStats, where: str, why: str, on_malformed: str) -> None:

@@ -20,18 +20,29 @@ from ..errors import GptkitError
 from ..generate import GREEDY, Sampling, complete_texts
 from ..model import GPT
 from ..tokenizer import Tokenizer
-from .metrics import Score, bleu, chrf
+from .metrics import Score, bleu, chrf, rouge, squad
+from .qa import answer_questions
 
-METRICS = {"translation": (bleu, chrf)}  # each format's standard scores
+# each format's standard scores: what `score` reports, and what task.select may pick by
+METRICS = {"translation": ("bleu", "chrf"), "qa": ("exact", "f1"),
+           "summarization": ("rouge1", "rouge2", "rougeL", "rougeLsum")}
 
 
 def predict(model: GPT, tokenizer: Tokenizer, task: Task, records: Sequence[Record], max_new_tokens: int = 128,
             sampling: Sampling = GREEDY, num_beams: int = 1, length_penalty: float = 1.0, batch_size: int = 32,
-            seed: int | None = None, on_done: Callable[[int], None] | None = None) -> list[str]:
+            seed: int | None = None, on_done: Callable[[int], None] | None = None, no_repeat_ngram: int = 0,
+            null_threshold: float | None = None) -> list[str]:
     """The model's completion of each record's prompt (stripped), in order; on_done(n) after each batch.
 
     Greedy by default; a `sampling` with a temperature samples (record i from seed + i); num_beams > 1
-    is beam search."""
+    is beam search (no_repeat_ngram > 0 bans repeating an n-gram of the output). An extractive QA
+    model answers with spans instead (`answer_questions`, empty when unanswerable by null_threshold).
+    """
+    if task.extractive:
+        answers = answer_questions(model, tokenizer, task, records, batch_size, null_threshold)
+        if on_done is not None:
+            on_done(len(records))
+        return [a.text for a in answers]
     if max_new_tokens >= model.config.block_size:
         raise GptkitError(f"max_new_tokens ({max_new_tokens}) leaves no room for a prompt in the context window "
                           f"of {model.config.block_size}")
@@ -41,7 +52,7 @@ def predict(model: GPT, tokenizer: Tokenizer, task: Task, records: Sequence[Reco
     model.eval()
     predictions = []
     for text in complete_texts(model, tokenizer, prompts, max_new_tokens, sampling, num_beams, length_penalty,
-                               batch_size, seed):
+                               batch_size, seed, no_repeat_ngram):
         predictions.append(text.strip())
         if on_done is not None and (len(predictions) % batch_size == 0 or len(predictions) == len(records)):
             on_done(len(predictions))
@@ -53,8 +64,14 @@ def score(task: Task, predictions: Sequence[str], records: Sequence[Record]) -> 
     """The format's standard metrics of predictions against the records' references."""
     if task.format not in METRICS:
         raise GptkitError(f"no standard metric for {task.format} examples yet; scored formats: {', '.join(METRICS)}")
-    references = [[task.reference(r) for r in records]]
-    return {metric.__name__: metric(predictions, references) for metric in METRICS[task.format]}
+    references = [task.references(r) for r in records]
+    if task.format == "qa":
+        return {k: v for k, v in squad(predictions, references).items() if k in METRICS["qa"] or "Ans_" in k}
+    # reference sets, line by line; a record with fewer references repeats its first (the best is the same)
+    sets = [[refs[i] if i < len(refs) else refs[0] for refs in references] for i in range(max(map(len, references)))]
+    if task.format == "summarization":
+        return rouge(predictions, sets)
+    return {"bleu": bleu(predictions, sets), "chrf": chrf(predictions, sets)}
 
 
 def write_results(out_dir: str | Path, task: Task, records: Sequence[Record], predictions: Sequence[str],

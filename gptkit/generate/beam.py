@@ -19,7 +19,7 @@ class Beam:
 @torch.inference_mode()
 def beam_search(model: GPT, prompt: list[int], max_new_tokens: int, num_beams: int = 4,
                 length_penalty: float = 1.0, early_stopping: bool = False,
-                stop_ids: tuple[int, ...] = ()) -> list[Beam]:
+                stop_ids: tuple[int, ...] = (), no_repeat_ngram: int = 0) -> list[Beam]:
     """The num_beams best continuations, best first (transformers' beam search, the same scores).
 
     Each step extends every live beam by every token and keeps the 2 * num_beams
@@ -28,6 +28,8 @@ def beam_search(model: GPT, prompt: list[int], max_new_tokens: int, num_beams: i
     (> 0 favours longer outputs). The search ends at max_new_tokens, when
     num_beams hypotheses are finished (early_stopping=True), or when no live
     beam can still beat the worst finished one at its current length.
+    no_repeat_ngram = n > 0 bans a token that would repeat an n-gram of the beam's
+    own output (the prompt's n-grams stay allowed: a summary may quote its document).
     """
     _check_arguments(model, prompt, max_new_tokens, num_beams)
     device = model.device
@@ -55,7 +57,19 @@ def beam_search(model: GPT, prompt: list[int], max_new_tokens: int, num_beams: i
         last = torch.tensor([[b[-1]] for b in beams] + [[0]] * padding, device=device)
         beams += [[]] * padding
         log_probs = model.logits(model.hidden_states(last, cache)[:, -1]).float().log_softmax(-1)
+        if no_repeat_ngram:
+            _ban_repeats(log_probs, beams, no_repeat_ngram)
     return finished.beams
+
+
+def _ban_repeats(log_probs: torch.Tensor, beams: list[list[int]], n: int) -> None:
+    """-inf for each beam's tokens that would complete an n-gram already in that beam."""
+    for row, tokens in enumerate(beams):
+        if len(tokens) < n:
+            continue
+        prefix = tuple(tokens[len(tokens) - n + 1 :]) if n > 1 else ()
+        banned = {tokens[i + n - 1] for i in range(len(tokens) - n + 1) if tuple(tokens[i : i + n - 1]) == prefix}
+        log_probs[row, list(banned)] = float("-inf")
 
 
 def _check_arguments(model: GPT, prompt: list[int], max_new_tokens: int, num_beams: int) -> None:

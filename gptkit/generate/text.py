@@ -55,14 +55,16 @@ def beam_search_text(model: GPT, tokenizer: Tokenizer, prompt: str, max_new_toke
 
 def complete_texts(model: GPT, tokenizer: Tokenizer, prompts: Sequence[str], max_new_tokens: int,
                    sampling: Sampling = GREEDY, num_beams: int = 1, length_penalty: float = 1.0,
-                   batch_size: int = 32, seed: int | None = None) -> Iterator[str]:
+                   batch_size: int = 32, seed: int | None = None, no_repeat_ngram: int = 0) -> Iterator[str]:
     """The completion of each prompt, in order, as each batch finishes: greedy or sampled in batches of
-    batch_size through the engine, or beam search one prompt at a time. A completion ends at end-of-text."""
+    batch_size through the engine, or beam search one prompt at a time (also with num_beams=1 when
+    no_repeat_ngram bans repeated n-grams). A completion ends at end-of-text."""
     for start in range(0, len(prompts), batch_size):
         chunk = prompts[start : start + batch_size]
-        if num_beams > 1:
+        if num_beams > 1 or no_repeat_ngram:
             outputs = [beam_search(model, prompt_ids(tokenizer, p), max_new_tokens, num_beams, length_penalty,
-                                   stop_ids=eot_ids(tokenizer))[0].tokens for p in chunk]
+                                   stop_ids=eot_ids(tokenizer), no_repeat_ngram=no_repeat_ngram)[0].tokens
+                       for p in chunk]
         else:
             outputs = generate_batch(model, [prompt_ids(tokenizer, p) for p in chunk], max_new_tokens, sampling,
                                      eot_ids(tokenizer), None if seed is None else seed + start)

@@ -9,8 +9,13 @@ examples). With lora.rank > 0 only low-rank adapters train; checkpoints hold the
 merged model, and out_dir/best-adapter the adapters alone in PEFT's format.
 Everything else is the pretraining loop: schedules, optimizers, precision, exact
 resume, DDP, metrics, report. Each evaluation measures the val loss per target
-token and, with task.select = bleu or chrf, translates select_examples val
-sources greedily and keeps the checkpoint that scores best.
+token and, with task.select set to a score of the format (bleu, chrf; exact, f1;
+rouge1, rouge2, rougeL, rougeLsum), decodes select_examples val prompts greedily
+and keeps the checkpoint that scores best.
+
+Extractive QA (task.format = qa, task.answer = extract) adds a span head to the
+model and trains it on windows of each context (gptkit.data.qa): a start/end
+cross-entropy instead of the next-token loss.
 """
 
 from __future__ import annotations
@@ -27,8 +32,9 @@ import torch
 from ..checkpoint import load_checkpoint
 from ..config import FinetuneConfig, ModelConfig, RunConfig, to_dict
 from ..data import ExampleBatches, Record, Task, read_records
+from ..data.qa import question_windows, span_example
 from ..errors import GptkitError
-from ..eval.tasks import predict, score
+from ..eval.tasks import METRICS, predict, score
 from ..hf import from_hf
 from ..lora import apply_lora
 from ..model import GPT
@@ -44,16 +50,19 @@ def finetune(config: FinetuneConfig, on_step: Callable[[dict], None] | None = No
     """Fine-tune (or resume); returns the path of the best checkpoint (by task.select)."""
     base, tokenizer = _load_init(config)
     task, train_records, val_records, stats = _read(config)
+    if config.lora.rank and task.extractive:
+        raise GptkitError("LoRA with a span head: the new head would not train; use lora.rank = 0 for "
+                          "extractive QA, or task.answer = generate")
     if tokenizer is None:
         tokenizer = _tokenizer(config, train_records, task)
     if base is None:  # from scratch: [model]'s shape, the tokenizer's vocabulary
-        model_config = dataclasses.replace(config.model, vocab_size=tokenizer.vocab_size)
+        model_config = dataclasses.replace(config.model, vocab_size=tokenizer.vocab_size, span_head=task.extractive)
     elif tokenizer.vocab_size > base.config.vocab_size:
         raise GptkitError(f"{config.task.init}: its tokenizer has {tokenizer.vocab_size} tokens, more than the model's "
                           f"vocabulary of {base.config.vocab_size}")
     else:  # the checkpoint's shape; dropout is a training setting, so [model]'s applies
         model_config = dataclasses.replace(base.config, dropout=config.model.dropout,
-                                           attn_dropout=config.model.attn_dropout)
+                                           attn_dropout=config.model.attn_dropout, span_head=task.extractive)
     run = RunConfig(model_config, config.train)
 
     def open_data(run: RunConfig, device: torch.device, dist: Distributed) -> tuple[RunConfig, TrainData]:
@@ -62,8 +71,9 @@ def finetune(config: FinetuneConfig, on_step: Callable[[dict], None] | None = No
 
     def build_model(shape: ModelConfig) -> GPT:
         model = GPT(shape)
-        if base is not None:
-            model.load_state_dict(base.state_dict())
+        if base is not None:  # a span head the init lacks starts fresh; one it has but the task does not is left
+            model.load_state_dict({k: v for k, v in base.state_dict().items()
+                                   if k in model.state_dict()}, strict=not shape.span_head)
         return apply_lora(model, config.lora) if config.lora.rank else model
 
     return run_training(run, open_data, build_model, on_step)
@@ -130,8 +140,8 @@ def _tokenizer(config: FinetuneConfig, records: list[Record], task: Task) -> Tok
 def _examples_data(config: FinetuneConfig, run: RunConfig, task: Task, tokenizer: Tokenizer, train_records: list,
                    val_records: list, stats: dict, device: torch.device, dist: Distributed) -> TrainData:
     cfg, block = config.train, run.model.block_size
-    train_examples = task.examples(train_records, tokenizer, block)
-    val_examples = task.examples(val_records, tokenizer, block) if val_records else []
+    train_examples = _examples(task, train_records, tokenizer, block)
+    val_examples = _examples(task, val_records, tokenizer, block) if val_records else []
     stats.update(train_examples=len(train_examples), val_examples=len(val_examples),
                  train_truncated=sum(e.truncated for e in train_examples),
                  val_truncated=sum(e.truncated for e in val_examples))
@@ -139,27 +149,31 @@ def _examples_data(config: FinetuneConfig, run: RunConfig, task: Task, tokenizer
         log.warning("%d of %d training examples cut to fit block_size %d", stats["train_truncated"],
                     len(train_examples), block)
     streams = cfg.grad_accum * dist.world_size
-    batches = ExampleBatches(train_examples, cfg.batch_size, block, cfg.seed, streams, config.task.pack,
-                             device=device)
-    val = ExampleBatches(val_examples, cfg.batch_size, block, pack=config.task.pack, shuffle=False,
+    pack = config.task.pack and not task.extractive  # a span row holds one window
+    batches = ExampleBatches(train_examples, cfg.batch_size, block, cfg.seed, streams, pack, device=device)
+    val = ExampleBatches(val_examples, cfg.batch_size, block, pack=pack, shuffle=False,
                          device=device) if val_examples else None
     select = config.task.select
-    if select != "loss" and task.format != "translation":
-        raise GptkitError(f"task.select={select} scores translations; {task.format} examples select by loss")
+    if select != "loss" and select not in METRICS.get(task.format, ()):
+        scores = ", ".join(METRICS.get(task.format, ())) or "none"
+        raise GptkitError(f"task.select={select} is not a score of {task.format} examples (theirs: {scores}); "
+                          f"or select=loss")
     if select != "loss" and cfg.fsdp:
-        raise GptkitError(f"task.select={select} translates with whole weights; use DDP (fsdp=false) or select=loss")
+        raise GptkitError(f"task.select={select} decodes with whole weights; use DDP (fsdp=false) or select=loss")
     if val is None and (select != "loss" or config.task.patience):
         raise GptkitError("task.select and task.patience need val examples: set task.val_data or val_examples")
     scored = val_records[: config.task.select_examples]
+    stats["unanswerable"] = sum(1 for r in train_records if task.format == "qa" and not r.fields["answers"])
+    null_threshold = 0.0 if stats["unanswerable"] else None  # a model that learned "no answer" may give it
 
     def evaluate(model: torch.nn.Module, plain: GPT, precision: Precision) -> dict:
         if val is None:  # nothing to judge by: the newest checkpoint is the best
             return {}
-        record = {"val_loss": evaluate_examples(model, val, precision)}
+        record = {"val_loss": evaluate_examples(model, val, precision, per_row=task.extractive)}
         if select != "loss":
             with precision.autocast():
                 predictions = predict(plain, tokenizer, task, scored, config.task.max_new_tokens,
-                                      batch_size=max(cfg.batch_size, 32))
+                                      batch_size=max(cfg.batch_size, 32), null_threshold=null_threshold)
             record.update({f"val_{name}": s.score for name, s in score(task, predictions, scored).items()})
         return record
 
@@ -168,3 +182,11 @@ def _examples_data(config: FinetuneConfig, run: RunConfig, task: Task, tokenizer
         return TrainData(batches, evaluate, tokenizer, objective="step", higher_is_better=True, meta=meta)
     return TrainData(batches, evaluate, tokenizer, objective="val_loss" if select == "loss" else f"val_{select}",
                      higher_is_better=select != "loss", patience=config.task.patience, meta=meta)
+
+
+def _examples(task: Task, records: list[Record], tokenizer: Tokenizer, block: int) -> list:
+    """Training rows: prompt + completion examples, or for extractive QA one per window of each context."""
+    if not task.extractive:
+        return task.examples(records, tokenizer, block)
+    return [span_example(w) for i, r in enumerate(records)
+            for w in question_windows(r, tokenizer, block, task.doc_stride, task.max_question_tokens, i)]

@@ -63,7 +63,8 @@ def build_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.devi
         if not p.requires_grad:
             continue
         is_embedding = name.split(".")[-2] in ("wte", "wpe")
-        if cfg.optimizer == "muon" and p.dim() == 2 and not is_embedding:
+        is_hidden = name.startswith("blocks.") or ".blocks." in name  # not an embedding or an output head
+        if cfg.optimizer == "muon" and p.dim() == 2 and is_hidden:
             hidden.append(p)
         else:
             (decay if p.dim() >= 2 and (cfg.decay_embeddings or not is_embedding) else no_decay).append(p)

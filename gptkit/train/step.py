@@ -67,14 +67,16 @@ def evaluate(model: torch.nn.Module, val: TokenShards, block_size: int, cfg: Tra
 
 
 @torch.no_grad()
-def evaluate_examples(model: torch.nn.Module, val: ExampleBatches, precision: Precision = Precision()) -> float:
-    """Mean loss per target token over every val example (one pass, in a fixed order)."""
+def evaluate_examples(model: torch.nn.Module, val: ExampleBatches, precision: Precision = Precision(),
+                      per_row: bool = False) -> float:
+    """Mean loss per target token over every val example (one pass, in a fixed order); per row (span loss)
+    with per_row."""
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
     with precision.autocast():
         for x, y, segments in val.epoch(0):  # on the device val's batches were made for
-            targets = int((y != -1).sum())
+            targets = len(y) if per_row else int((y != -1).sum())
             total += model(x, y, segments=segments).item() * targets
             count += targets
     model.train(was_training)

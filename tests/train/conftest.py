@@ -82,3 +82,33 @@ def _finetune_overrides(task_files, out_dir, *extra) -> list[str]:
 
 def _finetune_config(task_files, out_dir, *extra) -> FinetuneConfig:
     return load_config(FinetuneConfig, None, _finetune_overrides(task_files, out_dir, *extra))
+
+
+# -- fine-tuning: synthetic extractive QA ------------------------------------------
+
+THINGS = ["Zorland", "Quibe", "Marnia", "Teluk", "Vesper", "Orlan", "Pym", "Kast", "Duvo", "Rell"]
+RELATIONS = ["capital", "river", "king", "colour", "animal", "mountain"]
+VALUES = ["Amber", "Boro", "Cinder", "Dax", "Elm", "Fjord", "Gale", "Hollow", "Ink", "Jade", "Kelp", "Lumen"]
+
+
+def _facts(n, seed, unanswerable=0.0):
+    """QA rows about made-up facts: "The river of Teluk is Jade." ... "What is the river of Teluk?" """
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        facts = [(rng.choice(RELATIONS), thing, rng.choice(VALUES)) for thing in rng.sample(THINGS, 4)]
+        context = " ".join(f"The {r} of {t} is {v}." for r, t, v in facts)
+        relation, thing, value = rng.choice(facts)
+        answers = [{"text": value, "answer_start": context.index(f"The {relation} of {thing} is ") +
+                    len(f"The {relation} of {thing} is ")}]
+        if rng.random() < unanswerable:  # ask about a thing the context does not mention
+            thing = next(t for t in THINGS if t not in context)
+            answers = []
+        rows.append({"id": f"q{i}", "context": context, "question": f"What is the {relation} of {thing}?",
+                     "answers": answers})
+    return rows
+
+
+def write_facts(path, n, seed, unanswerable=0.0):
+    path.write_text("".join(json.dumps(row) + "\n" for row in _facts(n, seed, unanswerable)))
+    return path

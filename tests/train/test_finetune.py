@@ -109,7 +109,92 @@ def test_patience_stops_a_run_that_no_longer_improves(task_files, tmp_path):
     (("grow=[{at = 2, n_layer = 4}]",), "train.grow is for pretraining"),
     (("val_examples=5000",), "too few to hold out"),
     (("data=",), "no examples"),
+    (("select=f1",), "not a score of translation examples .theirs: bleu, chrf"),
 ])
 def test_bad_finetune_settings_are_clear_errors(task_files, tmp_path, extra, message):
     with pytest.raises(GptkitError, match=message):
         finetune(_finetune_config(task_files, tmp_path / "run", "val_data=", *extra))
+
+
+def _qa_config(tmp_path, train, val, *extra):
+    from gptkit.config import FinetuneConfig, load_config
+
+    return load_config(FinetuneConfig, None, [
+        f"data={train}", f"val_data={val}", f"out_dir={tmp_path / 'run'}", "format=qa", "n_layer=3", "n_head=4",
+        "n_embd=64", "block_size=96", "batch_size=16", "max_steps=300", "warmup_steps=10", "lr=3e-3", "min_lr=3e-4",
+        "eval_interval=100", "checkpoint_interval=300", "dtype=fp32", "device=cpu", "task.vocab_size=400",
+        "doc_stride=16", "optimizer=muon", *extra])
+
+
+def test_extractive_qa_learns_facts_and_when_there_is_no_answer(tmp_path):
+    from gptkit.eval.tasks import score
+    from tests.train.conftest import write_facts
+
+    train = write_facts(tmp_path / "train.jsonl", 800, 0, unanswerable=0.25)
+    val = write_facts(tmp_path / "val.jsonl", 60, 1, unanswerable=0.25)
+    best = finetune(_qa_config(tmp_path, train, val, "select=f1"))
+    ckpt = load_checkpoint(best)
+    task = Task.from_dict(ckpt.meta["task"])
+    assert ckpt.model.config.span_head and task.extractive and ckpt.meta["finetune"]["unanswerable"] > 100
+    _, records, _ = read_records(val, task)
+    trained = score(task, predict(ckpt.model, ckpt.tokenizer, task, records, null_threshold=0.0), records)
+    torch.manual_seed(0)
+    untrained = GPT(ckpt.model.config)
+    before = score(task, predict(untrained, ckpt.tokenizer, task, records, null_threshold=0.0), records)
+    assert trained["HasAns_exact"].score > 60 and trained["NoAns_exact"].score > 60
+    assert before["exact"].score < 35 < trained["exact"].score - 40
+    evals = [r for r in read_metrics(tmp_path / "run" / "metrics.jsonl") if "val_f1" in r]
+    assert len(evals) == 3 and ckpt.meta["val_f1"] == max(r["val_f1"] for r in evals)
+
+
+def test_generative_qa_and_summarization_train_through_the_completion_path(tmp_path):
+    import json
+
+    from gptkit.eval.tasks import score
+    from tests.train.conftest import write_facts
+
+    train = write_facts(tmp_path / "train.jsonl", 200, 0)
+    val = write_facts(tmp_path / "val.jsonl", 10, 1)
+    best = finetune(_qa_config(tmp_path / "gen", train, val, "answer=generate", "max_steps=20", "eval_interval=10",
+                               "select=exact", "max_new_tokens=8"))
+    ckpt = load_checkpoint(best)
+    assert not ckpt.model.config.span_head
+    task = Task.from_dict(ckpt.meta["task"])
+    _, records, _ = read_records(val, task)
+    assert set(score(task, predict(ckpt.model, ckpt.tokenizer, task, records, 8), records)) == {"exact", "f1"}
+
+    rows = [{"body": f"Memo {i}: the {w} report is due on day {i % 7}. Please send it.", "title": f"{w} report"}
+            for i, w in enumerate(["budget", "travel", "sales", "safety"] * 30)]
+    (tmp_path / "mail.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    best = finetune(_qa_config(tmp_path / "sum", tmp_path / "mail.jsonl", tmp_path / "mail.jsonl", "format=auto",
+                               "document_field=body", "summary_field=title", "max_steps=20", "eval_interval=10",
+                               "select=rougeL", "max_new_tokens=8", "select_examples=8"))
+    ckpt = load_checkpoint(best)
+    assert Task.from_dict(ckpt.meta["task"]).format == "summarization" and "val_rougeL" in ckpt.meta
+
+
+def test_extractive_qa_refuses_lora(tmp_path):
+    from tests.train.conftest import write_facts
+
+    train = write_facts(tmp_path / "train.jsonl", 20, 0)
+    with pytest.raises(GptkitError, match="LoRA with a span head"):
+        finetune(_qa_config(tmp_path, train, train, "lora.rank=4", f"init={_tiny_init(tmp_path)}"))
+
+
+def _tiny_init(tmp_path):
+    tokenizer = Tokenizer.train_bpe(["The river of Teluk is Jade. What is it?"] * 5, vocab_size=300)
+    torch.manual_seed(0)
+    model = GPT(ModelConfig(vocab_size=300, block_size=96, n_layer=1, n_head=2, n_embd=16))
+    return save_checkpoint(tmp_path / "init", model, tokenizer)
+
+
+def test_a_span_head_is_added_to_a_language_model_init(tmp_path):
+    from tests.train.conftest import write_facts
+
+    train = write_facts(tmp_path / "train.jsonl", 20, 0)
+    init = load_checkpoint(_tiny_init(tmp_path))
+    best = finetune(_qa_config(tmp_path, train, train, f"init={init.path}", "max_steps=1", "eval_interval=1",
+                               "lr=1e-12", "min_lr=0", "muon_lr=1e-12"))
+    tuned = load_checkpoint(best).model
+    assert tuned.config.span_head and tuned.span_head is not None
+    torch.testing.assert_close(tuned.blocks[0].attn.qkv.weight, init.model.blocks[0].attn.qkv.weight)

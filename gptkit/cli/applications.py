@@ -1,0 +1,129 @@
+"""Commands that use fine-tuned checkpoints on the user's own text (ask, summarize), and the data audit."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from ..errors import GptkitError
+from .common import read_text_file, utf8
+from .tasks import _add_decoding, _predict, _task_checkpoint, null_threshold
+
+
+def _cmd_ask(args) -> None:
+    from ..data import Record
+
+    model, tokenizer, task = _task_checkpoint(args)
+    if task.format != "qa":
+        raise GptkitError(f"{args.checkpoint} was fine-tuned on {task.format} examples; `ask` needs a qa checkpoint")
+    path = Path(args.context)
+    context = read_text_file(path, "--context") if path.is_file() else utf8(args.context, "--context")
+    question = utf8(args.question, "the question")
+    if not context.strip() or not question.strip():
+        raise GptkitError("give a non-empty --context (a file or the text itself) and a question")
+    record = Record({"context": context, "question": question, "answer": "", "answers": [], "answer_starts": []})
+    if not task.extractive:
+        (answer,) = _predict(model, tokenizer, task, [record], args)
+        print(answer)
+        return
+    from ..eval.qa import answer_questions
+
+    (span,) = answer_questions(model, tokenizer, task, [record], null_threshold=null_threshold(args))
+    if args.json:
+        print(json.dumps({"answer": span.text, "start": span.start, "end": span.end, "score": span.score},
+                         ensure_ascii=False))
+    elif not span.text:
+        print("(no answer in the context)")
+    else:
+        print(span.text)
+        print(f"characters {span.start}-{span.end}, score {span.score:.2f}", file=sys.stderr)
+
+
+def _cmd_summarize(args) -> None:
+    from ..data import Record
+
+    model, tokenizer, task = _task_checkpoint(args)
+    if task.format != "summarization":
+        raise GptkitError(f"{args.checkpoint} was fine-tuned on {task.format} examples, not summarization")
+    if (args.input is None) == (not args.text):
+        raise GptkitError("give the text to summarize, or --input FILE (the whole file is one document)")
+    documents = [read_text_file(Path(args.input), "--input")] if args.input else args.text
+    records = [Record({"document": utf8(d, "the text").strip(), "summary": ""}) for d in documents]
+    for summary in _predict(model, tokenizer, task, records, args):
+        print(summary)
+
+
+def _cmd_audit(args) -> None:
+    from ..eval.audit import bias_probe, contamination, describe, read_texts
+
+    report = {}
+    train = read_texts(args.train, args.text_field)
+    report["train"] = describe(train)
+    _print_set(args.train, report["train"])
+    if args.eval:
+        evaluation = read_texts(args.eval, args.text_field)
+        report["eval"] = describe(evaluation)
+        _print_set(args.eval, report["eval"])
+        found = report["contamination"] = contamination(train, evaluation, args.ngram)
+        print(f"contamination: {found['contaminated']:,} of {found['checked']:,} eval texts ({found['rate']:.1%}) "
+              f"share a {args.ngram}-word n-gram with the training texts ({found['too_short']:,} too short to check)")
+        for example in found["examples"][:5]:
+            print(f"  eval #{example['index']}: \"{example['ngram']}\"")
+    if args.model:
+        from ..checkpoint import load_checkpoint
+
+        ckpt = load_checkpoint(args.model)
+        if ckpt.tokenizer is None:
+            raise GptkitError(f"{args.model} has no tokenizer.json; the bias probe must encode its sentences")
+        results = bias_probe(ckpt.model, ckpt.tokenizer)
+        report["bias_probe"] = [{"group": r.group, "scores": r.scores, "gap": r.gap, "preferred": r.preferred}
+                                for r in results]
+        print("bias probe (mean log-likelihood per token; an indicator, not a certificate):")
+        for r in results:
+            terms = ", ".join(f"{term} {score:.3f}" for term, score in r.scores.items())
+            print(f"  {r.group:<9} gap {r.gap:.3f} (prefers {r.preferred}): {terms}")
+    if args.out:
+        Path(args.out).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        print(f"report: {args.out}")
+
+
+def _print_set(name: str, d: dict) -> None:
+    langs = ", ".join(f"{lang} {share:.0%}" for lang, share in list(d["languages"].items())[:4])
+    print(f"{name}: {d['texts']:,} texts, {d['exact_duplicates']:,} exact and {d['near_duplicates']:,} near "
+          f"duplicates ({d['duplicate_rate']:.1%}); words mean {d['words']['mean']:.0f}, p95 {d['words']['p95']}, "
+          f"max {d['words']['max']}; languages: {langs}")
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("ask", help="answer a question about a context with a fine-tuned QA checkpoint",
+                       usage="gptkit ask CKPT --context FILE|TEXT QUESTION [--json]")
+    p.add_argument("checkpoint", help="checkpoint directory (from gptkit finetune with task.format=qa)")
+    p.add_argument("question")
+    p.add_argument("--context", required=True, help="a text file, or the context itself")
+    p.add_argument("--json", action="store_true", help="print the answer, its character span and score as JSON")
+    _add_decoding(p)
+    p.set_defaults(func=_cmd_ask)
+
+    p = sub.add_parser("summarize", help="summarize text with a fine-tuned summarization checkpoint",
+                       usage="gptkit summarize CKPT (TEXT ... | --input FILE) [--beams N] [--no-repeat-ngram N]")
+    p.add_argument("checkpoint", help="checkpoint directory (from gptkit finetune with task.format=summarization)")
+    p.add_argument("text", nargs="*", help="documents to summarize (quote each one)")
+    p.add_argument("--input", help="a UTF-8 file holding one document")
+    _add_decoding(p, beams=4, no_repeat_ngram=3)
+    p.set_defaults(func=_cmd_summarize)
+
+    p = sub.add_parser("audit", help="data diagnostics: duplicates, train/test contamination, lengths, languages, "
+                                     "and a bias probe of a model",
+                       usage="gptkit audit TRAIN [--eval FILE] [--ngram 13] [--model CKPT] [--out REPORT.json]",
+                       epilog="TRAIN and --eval: task files (JSONL/JSON, SQuAD) or corpora (text, JSONL with "
+                              "a text field). The bias probe compares a model's log-likelihood of sentences that "
+                              "differ in one demographic term: an indicator, not a certificate.")
+    p.add_argument("train", help="the training data")
+    p.add_argument("--eval", help="an evaluation set to check against the training data")
+    p.add_argument("--ngram", type=int, default=13, help="words in the n-grams that count as overlap")
+    p.add_argument("--text-field", default="", help="read this JSONL key (or CSV/Parquet column) of each line as "
+                   "its text, instead of a task file's fields")
+    p.add_argument("--model", help="a checkpoint to run the bias probe on")
+    p.add_argument("--out", help="write the whole report as JSON here")
+    p.set_defaults(func=_cmd_audit)
