@@ -22,15 +22,13 @@ the two arms at once, one core each.
 
 from __future__ import annotations
 
-import argparse
 import json
-import math
-import os
 import re
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from arms import PlainLoop, arm_parser, run_arms, use_arm_threads
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -42,42 +40,23 @@ PRESET = "aeslc-subject"  # email_body -> subject, 4 x 256, context 256, select 
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--minutes", type=float, default=20.0, help="training budget per trained arm")
-    p.add_argument("--arms", default="gptkit,baseline")
-    p.add_argument("--parallel", action="store_true", help="run the trained arms at once, one core each")
-    p.add_argument("--data", default=str(DATA))
+    p = arm_parser(__doc__, 20.0, DATA, ROOT / "runs" / "bench-aeslc")
     p.add_argument("--limit", type=int, default=0, help="score the first N dev e-mails only (a quick check)")
-    p.add_argument("--out", default=str(ROOT / "runs" / "bench-aeslc"))
-    p.add_argument("--arm", help=argparse.SUPPRESS)
-    p.add_argument("overrides", nargs="*", help="key=value settings of the gptkit arm")
     args = p.parse_args()
     data = Path(args.data)
     if not (data / "train.jsonl.gz").is_file():
         sys.exit(f"skipped: AESLC not found at {data} (see ../shared/data/README.md)")
     out = Path(args.out)
     if args.arm:
-        import torch
-
-        torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", os.cpu_count())))
+        use_arm_threads()
         result = (_gptkit_arm if args.arm == "gptkit" else _baseline_arm)(args, data, out)
         (out / f"{args.arm}.json").write_text(json.dumps(result, indent=2) + "\n")
         return
     out.mkdir(parents=True, exist_ok=True)
     _shared_tokenizer(data, out)
     arms = args.arms.split(",")
-    threads = "1" if args.parallel else str(os.cpu_count())
-    command = [sys.executable, __file__, "--minutes", str(args.minutes), "--data", str(data), "--out", str(out),
-               "--limit", str(args.limit), *args.overrides]
-    env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
-    procs = []
-    for arm in arms:
-        procs.append(subprocess.Popen(command + ["--arm", arm], env=env))
-        if not args.parallel:
-            procs[-1].wait()
-    for proc in procs:
-        if proc.wait():
-            sys.exit(f"an arm failed (exit {proc.returncode})")
+    run_arms(__file__, arms, args.parallel, ["--minutes", str(args.minutes), "--data", str(data), "--out", str(out),
+               "--limit", str(args.limit), *args.overrides])
     results = [_lead_arm(data, args.limit)] + [json.loads((out / f"{arm}.json").read_text()) for arm in arms]
     _print_table(results, args)
 
@@ -187,7 +166,6 @@ def _baseline_arm(args, data: Path, out: Path) -> dict:
 
     from gptkit.data import read_records
     from gptkit.eval import rouge
-    from gptkit.runtime import fast_bf16
     from gptkit.tokenizer import Tokenizer
 
     cfg, t = _config(args, out / "baseline", data, 1), BaselineRecipe()
@@ -203,8 +181,8 @@ def _baseline_arm(args, data: Path, out: Path) -> dict:
     model = GPT2LMHeadModel(GPT2Config(vocab_size=tokenizer.vocab_size, n_positions=m.block_size, n_embd=m.n_embd,
                                        n_layer=m.n_layer, n_head=m.n_head, resid_pdrop=m.dropout, embd_pdrop=m.dropout,
                                        attn_pdrop=0.0, bos_token_id=tokenizer.eot_id, eos_token_id=tokenizer.eot_id))
-    dtype = torch.bfloat16 if fast_bf16(torch.device("cpu")) else torch.float32
-    optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, betas=(t.beta1, t.beta2), weight_decay=t.weight_decay)
+    loop = PlainLoop(model, t.lr, t.min_lr, (t.beta1, t.beta2), t.weight_decay, t.grad_clip)
+    dtype = loop.dtype
     rng = np.random.default_rng(t.seed)
 
     def batches():
@@ -213,28 +191,13 @@ def _baseline_arm(args, data: Path, out: Path) -> dict:
             for at in range(0, len(perm) - t.batch_size + 1, t.batch_size):
                 yield _padded([examples[i] for i in perm[at : at + t.batch_size]])
 
-    def step(batch, lr):
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        with torch.autocast("cpu", dtype, enabled=dtype != torch.float32):
-            loss = model(**batch).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-
-    stream, timed = batches(), []
-    for _ in range(12):  # timing steps count as training
-        start = time.perf_counter()
-        step(next(stream), t.lr * 0.1)
-        timed.append(time.perf_counter() - start)
-    steps = max(50, int(args.minutes * 60 / (sum(timed[4:]) / len(timed[4:])))) - 12
-    warmup, best, best_state, seconds, history = min(100, steps // 10), -1.0, None, sum(timed), []
+    stream = batches()
+    seconds_per_step, seconds = loop.probe(stream, 12, skip=4)  # the first warm up the kernels
+    steps = max(50, int(args.minutes * 60 / seconds_per_step)) - 12
+    warmup, best, best_state, history = min(100, steps // 10), -1.0, None, []
     for i in range(steps):
         start = time.perf_counter()
-        progress = max(0.0, (i - warmup) / max(1, steps - warmup))
-        cosine = t.min_lr + 0.5 * (t.lr - t.min_lr) * (1 + math.cos(math.pi * progress))
-        step(next(stream), t.lr * (i + 1) / warmup if i < warmup else cosine)
+        loop.step(next(stream), loop.lr_at(i, steps, warmup))
         seconds += time.perf_counter() - start
         if (i + 1) % max(1, steps // EVALS) == 0 or i + 1 == steps:
             predictions = _hf_greedy(model, tokenizer, task, val, MAX_NEW_TOKENS, dtype)

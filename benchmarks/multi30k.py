@@ -25,15 +25,13 @@ conditions for both on a 2-core machine); otherwise one after the other with all
 
 from __future__ import annotations
 
-import argparse
 import json
-import math
-import os
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from arms import PlainLoop, arm_parser, run_arms, use_arm_threads
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -56,39 +54,23 @@ class BaselineRecipe:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--minutes", type=float, default=20.0, help="training budget per arm")
-    p.add_argument("--arms", default="gptkit,baseline")
-    p.add_argument("--parallel", action="store_true", help="run the arms at once, one core each")
+    p = arm_parser(__doc__, 20.0, DATA, ROOT / "runs" / "bench-multi30k")
     p.add_argument("--beams", default="1,4", help="beam widths to translate test with (gptkit arm)")
-    p.add_argument("--data", default=str(DATA))
-    p.add_argument("--out", default=str(ROOT / "runs" / "bench-multi30k"))
-    p.add_argument("--arm", help=argparse.SUPPRESS)  # internal: run one arm in this process
-    p.add_argument("overrides", nargs="*", help="key=value settings of the gptkit arm")
     args = p.parse_args()
     data = Path(args.data)
     if not (data / "train.en.gz").is_file():
         sys.exit(f"skipped: Multi30k not found at {data} (see ../shared/data/README.md)")
     out = Path(args.out)
     if args.arm:
+        use_arm_threads()
         result = (_gptkit_arm if args.arm == "gptkit" else _baseline_arm)(args, data, out / args.arm)
         (out / f"{args.arm}.json").write_text(json.dumps(result, indent=2) + "\n")
         return
     out.mkdir(parents=True, exist_ok=True)
     _shared_tokenizer(data, out)
     arms = args.arms.split(",")
-    threads = "1" if args.parallel else str(os.cpu_count())
-    command = [sys.executable, __file__, "--minutes", str(args.minutes), "--beams", args.beams, "--data", str(data),
-               "--out", str(out), *args.overrides]
-    env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
-    procs = []
-    for arm in arms:
-        procs.append(subprocess.Popen(command + ["--arm", arm], env=env))
-        if not args.parallel:
-            procs[-1].wait()
-    for proc in procs:
-        if proc.wait():
-            sys.exit(f"an arm failed (exit {proc.returncode})")
+    run_arms(__file__, arms, args.parallel, ["--minutes", str(args.minutes), "--beams", args.beams, "--data", str(data),
+                                             "--out", str(out), *args.overrides])
     results = [json.loads((out / f"{arm}.json").read_text()) for arm in arms]
     _print_table(results, args)
     _plot(results, out / "multi30k-bleu.png", args)
@@ -126,7 +108,6 @@ def _gptkit_arm(args, data: Path, out: Path) -> dict:
     from gptkit.train import finetune
     from gptkit.train.report import read_metrics
 
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", os.cpu_count())))
     probe = out.with_name("gptkit-probe")
     shutil.rmtree(probe, ignore_errors=True)
     probe_steps = 40
@@ -167,10 +148,8 @@ def _baseline_arm(args, data: Path, out: Path) -> dict:
     from gptkit.config import TaskConfig
     from gptkit.data import Task, read_records
     from gptkit.eval.metrics import bleu, chrf
-    from gptkit.runtime import fast_bf16
     from gptkit.tokenizer import Tokenizer
 
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", os.cpu_count())))
     cfg = _config(args, out, 1, data)
     m, t = cfg.model, BaselineRecipe()
     tokenizer = Tokenizer.load(out.parent / "tokenizer.json")
@@ -185,8 +164,8 @@ def _baseline_arm(args, data: Path, out: Path) -> dict:
                                        n_layer=m.n_layer, n_head=m.n_head, resid_pdrop=m.dropout, embd_pdrop=m.dropout,
                                        attn_pdrop=m.dropout, bos_token_id=tokenizer.eot_id,
                                        eos_token_id=tokenizer.eot_id))
-    dtype = torch.bfloat16 if fast_bf16(torch.device("cpu")) else torch.float32
-    optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, betas=(t.beta1, t.beta2), weight_decay=t.weight_decay)
+    loop = PlainLoop(model, t.lr, t.min_lr, (t.beta1, t.beta2), t.weight_decay, t.grad_clip)
+    dtype = loop.dtype
     rng = np.random.default_rng(t.seed)
 
     def batches():
@@ -195,35 +174,16 @@ def _baseline_arm(args, data: Path, out: Path) -> dict:
             for start in range(0, len(order) - t.batch_size + 1, t.batch_size):
                 yield _padded([train_examples[i] for i in order[start : start + t.batch_size]])
 
-    def step(batch, lr):
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        with torch.autocast("cpu", dtype, enabled=dtype != torch.float32):
-            loss = model(**batch).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        return loss.item()
-
-    stream = batches()
-    probe_steps, timed = 40, []
-    for _ in range(probe_steps):  # timing steps count as training: the model is not reset
-        start = time.perf_counter()
-        step(next(stream), t.lr * 0.1)
-        timed.append(time.perf_counter() - start)
-    seconds_per_step = sum(timed[10:]) / len(timed[10:])  # the first steps warm up allocators and kernels
+    stream, probe_steps = batches(), 40
+    seconds_per_step, train_seconds = loop.probe(stream, probe_steps, skip=10)  # the first warm up the kernels
     max_steps = max(2 * probe_steps, int(args.minutes * 60 / seconds_per_step))
     steps = max_steps - probe_steps  # the schedule proper, after the probe's low-lr steps
-    warmup, best_bleu, best_state, train_seconds = min(100, steps // 10), -1.0, None, sum(timed)
+    warmup, best_bleu, best_state = min(100, steps // 10), -1.0, None
     scored = val_records[: cfg.task.select_examples]
     history = []
     for i in range(steps):
         start = time.perf_counter()
-        progress = max(0.0, (i - warmup) / max(1, steps - warmup))
-        cosine = t.min_lr + 0.5 * (t.lr - t.min_lr) * (1 + math.cos(math.pi * progress))
-        lr = t.lr * (i + 1) / warmup if i < warmup else cosine
-        step(next(stream), lr)
+        loop.step(next(stream), loop.lr_at(i, steps, warmup))
         train_seconds += time.perf_counter() - start
         if (i + 1) % max(1, steps // EVALS) == 0 or i + 1 == steps:  # the same selection as gptkit's
             predictions = _hf_greedy(model, tokenizer, task, scored, cfg.task.max_new_tokens, dtype)

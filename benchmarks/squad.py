@@ -11,9 +11,9 @@ with the best F1 on 300 held-out training questions, and are scored on XQuAD-en
 search (at most 30 tokens).
 
 - gptkit: `--pretrain` of the budget is language-model pretraining (`gptkit train`)
-  on the training contexts and WikiText-2 valid; the rest `gptkit finetune` with
-  task.format=qa, task.answer=extract (a span head; start/end loss over the
-  context positions only), Muon. key=value settings apply to the fine-tuning.
+  on the training contexts and WikiText-2 valid; the rest `gptkit finetune --config squad-qa`:
+  a span head, start/end loss over the context positions only, Muon. key=value
+  settings apply to the fine-tuning.
 - baseline: transformers' GPT2ForQuestionAnswering of the same shape and dropout,
   trained on the QA windows alone by a plain loop: AdamW with a cosine schedule,
   16 windows per step, bf16 autocast where the CPU is fast at it.
@@ -25,65 +25,44 @@ core each; otherwise one after the other with all cores.
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import json
-import math
-import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from arms import PlainLoop, arm_parser, run_arms, use_arm_threads
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 DATA = ROOT.parent / "shared" / "data"
 EVALS = 8  # evaluations (val F1) per arm
 SHAPE = ["model.n_layer=4", "model.n_head=4", "model.n_embd=256", "model.block_size=256", "model.dropout=0.1",
-         "model.attn_dropout=0"]
+         "model.attn_dropout=0"]  # the squad-qa preset's
 BATCH = 16  # windows (or pretraining rows) per step: a 1-core CPU does about one such step a second
 PROBE_STEPS = 12
 VAL_QUESTIONS = 300
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--minutes", type=float, default=60.0, help="training budget per arm")
+    p = arm_parser(__doc__, 60.0, DATA, ROOT / "runs" / "bench-squad")
     p.add_argument("--pretrain", type=float, default=0.4, help="gptkit arm: share of the budget for pretraining")
-    p.add_argument("--arms", default="gptkit,baseline")
-    p.add_argument("--parallel", action="store_true", help="run the arms at once, one core each")
-    p.add_argument("--data", default=str(DATA))
-    p.add_argument("--out", default=str(ROOT / "runs" / "bench-squad"))
-    p.add_argument("--arm", help=argparse.SUPPRESS)  # internal: run one arm in this process
-    p.add_argument("overrides", nargs="*", help="key=value settings of the gptkit arm's fine-tuning")
     args = p.parse_args()
     data = Path(args.data)
     if not (data / "squad" / "train.json.gz").is_file():
         sys.exit(f"skipped: SQuAD data not found at {data}/squad (see ../shared/data/README.md)")
     out = Path(args.out)
     if args.arm:
-        import torch
-
-        torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", os.cpu_count())))
+        use_arm_threads()
         result = (_gptkit_arm if args.arm == "gptkit" else _baseline_arm)(args, data, out)
         (out / f"{args.arm}.json").write_text(json.dumps(result, indent=2) + "\n")
         return
     out.mkdir(parents=True, exist_ok=True)
     _pretraining_data(data, out)
     arms = args.arms.split(",")
-    threads = "1" if args.parallel else str(os.cpu_count())
-    command = [sys.executable, __file__, "--minutes", str(args.minutes), "--pretrain", str(args.pretrain),
-               "--data", str(data), "--out", str(out), *args.overrides]
-    env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
-    procs = []
-    for arm in arms:
-        procs.append(subprocess.Popen(command + ["--arm", arm], env=env))
-        if not args.parallel:
-            procs[-1].wait()
-    for proc in procs:
-        if proc.wait():
-            sys.exit(f"an arm failed (exit {proc.returncode})")
+    run_arms(__file__, arms, args.parallel, ["--minutes", str(args.minutes), "--pretrain", str(args.pretrain),
+               "--data", str(data), "--out", str(out), *args.overrides])
     _print_table([json.loads((out / f"{arm}.json").read_text()) for arm in arms], args)
 
 
@@ -129,15 +108,13 @@ def _eval_interval(max_steps: int, evals: int) -> int:
 
 
 def _finetune_config(args, out: Path, init: Path | str, data: Path, max_steps: int):
+    """The squad-qa preset (4 x 256 with a span head, 16 windows a step, Muon, kept by val F1 on 300 questions)."""
     from gptkit.config import FinetuneConfig, load_config
 
-    return load_config(FinetuneConfig, None, [
-        *SHAPE, f"data={data}/squad/train.json.gz", f"init={init}", f"out_dir={out}",
-        "format=qa", "answer=extract", "doc_stride=128", f"val_examples={VAL_QUESTIONS}", "select=f1",
-        f"select_examples={VAL_QUESTIONS}", f"max_steps={max_steps}", f"batch_size={BATCH}", "optimizer=muon",
-        "lr=1e-3", "min_lr=1e-4", "muon_lr=0.01", f"warmup_steps={min(50, max_steps // 10)}", "device=cpu",
-        f"eval_interval={_eval_interval(max_steps, EVALS)}", f"checkpoint_interval={max_steps}", "log_interval=2",
-        "sample_tokens=0", *args.overrides])
+    return load_config(FinetuneConfig, "squad-qa", [
+        f"data={data}/squad/train.json.gz", f"init={init}", f"out_dir={out}", f"max_steps={max_steps}",
+        f"warmup_steps={min(50, max_steps // 10)}", "device=cpu", f"eval_interval={_eval_interval(max_steps, EVALS)}",
+        f"checkpoint_interval={max_steps}", "log_interval=2", *args.overrides])
 
 
 def _gptkit_arm(args, data: Path, out: Path) -> dict:
@@ -147,7 +124,6 @@ def _gptkit_arm(args, data: Path, out: Path) -> dict:
 
     lm_data, arm = out / "lm-data", out / "gptkit"
     shutil.rmtree(arm, ignore_errors=True)
-    start = time.perf_counter()
 
     def probe_pretraining() -> float:
         train(_pretrain_config(arm / "probe-lm", lm_data, PROBE_STEPS))
@@ -155,14 +131,15 @@ def _gptkit_arm(args, data: Path, out: Path) -> dict:
 
     pretrain_steps = _steps(args.minutes * args.pretrain, probe_pretraining)
     lm = train(_pretrain_config(arm / "lm", lm_data, pretrain_steps))
-    lm_val = [r["val_loss"] for r in read_metrics(arm / "lm" / "metrics.jsonl") if "val_loss" in r][-1]
-    pretrain_minutes = (time.perf_counter() - start) / 60
+    lm_metrics = read_metrics(arm / "lm" / "metrics.jsonl")
+    lm_val = [r["val_loss"] for r in lm_metrics if "val_loss" in r][-1]
+    pretrain_minutes = lm_metrics[-1]["elapsed"] / 60  # its steps' time, as each arm's training time is counted
 
     def probe_finetuning() -> float:
         finetune(_finetune_config(args, arm / "probe-qa", lm, data, PROBE_STEPS))
         return _probe_seconds(arm / "probe-qa")
 
-    qa_steps = _steps(args.minutes - pretrain_minutes, probe_finetuning)
+    qa_steps = _steps(args.minutes * (1 - args.pretrain), probe_finetuning)  # each phase's steps fill its share
     best = finetune(_finetune_config(args, arm / "qa", lm, data, qa_steps))
     history = [{"minutes": pretrain_minutes + r["elapsed"] / 60, "val_f1": r["val_f1"]}
                for r in read_metrics(arm / "qa" / "metrics.jsonl") if "val_f1" in r]
@@ -226,7 +203,6 @@ def _baseline_arm(args, data: Path, out: Path) -> dict:
     from gptkit.data.qa import question_windows
     from gptkit.eval.qa import answer_questions
     from gptkit.eval.tasks import score
-    from gptkit.runtime import fast_bf16
     from gptkit.tokenizer import Tokenizer
 
     tokenizer = Tokenizer.load(out / "lm-data" / "tokenizer.json")
@@ -244,41 +220,23 @@ def _baseline_arm(args, data: Path, out: Path) -> dict:
         vocab_size=tokenizer.vocab_size, n_positions=m.block_size, n_embd=m.n_embd, n_layer=m.n_layer,
         n_head=m.n_head, resid_pdrop=m.dropout, embd_pdrop=m.dropout, attn_pdrop=0.0,
         bos_token_id=tokenizer.eot_id, eos_token_id=tokenizer.eot_id))
-    dtype = torch.bfloat16 if fast_bf16(torch.device("cpu")) else torch.float32
-    lr, min_lr, batch_size = 1e-3, 1e-4, BATCH
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.1)
+    loop = PlainLoop(model, lr=1e-3, min_lr=1e-4)
     rng = np.random.default_rng(1337)
 
-    def step(batch, at_lr):
-        for group in optimizer.param_groups:
-            group["lr"] = at_lr
-        with torch.autocast("cpu", dtype, enabled=dtype != torch.float32):
-            loss = model(**batch).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-
     def val_f1() -> float:
-        with torch.no_grad(), torch.autocast("cpu", dtype, enabled=dtype != torch.float32):
+        with torch.no_grad(), loop.autocast():
             answers = answer_questions(_SpanModel(model, m.block_size), tokenizer, task, val, batch_size=64)
         model.train()
         return score(task, [a.text for a in answers], val)["f1"].score
 
-    stream, timed = _window_batches(windows, batch_size, rng), []
-    for _ in range(PROBE_STEPS):  # timing steps count as training
-        start = time.perf_counter()
-        step(next(stream), lr * 0.1)
-        timed.append(time.perf_counter() - start)
-    steps = max(50, int(args.minutes * 60 / (sum(timed[4:]) / len(timed[4:])))) - PROBE_STEPS
-    warmup, best, best_state, seconds, history = min(100, steps // 10), -1.0, None, sum(timed), []
+    stream = _window_batches(windows, BATCH, rng)
+    seconds_per_step, seconds = loop.probe(stream, PROBE_STEPS, skip=4)  # the first warm up the kernels
+    steps = max(50, int(args.minutes * 60 / seconds_per_step)) - PROBE_STEPS
+    warmup, best, best_state, history = min(100, steps // 10), -1.0, None, []
     model.train()
     for i in range(steps):
         start = time.perf_counter()
-        progress = max(0.0, (i - warmup) / max(1, steps - warmup))
-        cosine = min_lr + 0.5 * (lr - min_lr) * (1 + math.cos(math.pi * progress))
-        at_lr = lr * (i + 1) / warmup if i < warmup else cosine
-        step(next(stream), at_lr)
+        loop.step(next(stream), loop.lr_at(i, steps, warmup))
         seconds += time.perf_counter() - start
         if (i + 1) % max(1, steps // EVALS) == 0 or i + 1 == steps:
             f1 = val_f1()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..errors import GptkitError
 from .common import read_text_file, utf8
-from .tasks import _add_decoding, _predict, _task_checkpoint, null_threshold
+from .tasks import _add_decoding, _predict, _task_checkpoint, null_threshold, print_completions
 
 
 def _cmd_ask(args) -> None:
@@ -41,17 +41,8 @@ def _cmd_ask(args) -> None:
 
 
 def _cmd_summarize(args) -> None:
-    from ..data import Record
-
-    model, tokenizer, task = _task_checkpoint(args)
-    if task.format != "summarization":
-        raise GptkitError(f"{args.checkpoint} was fine-tuned on {task.format} examples, not summarization")
-    if (args.input is None) == (not args.text):
-        raise GptkitError("give the text to summarize, or --input FILE (the whole file is one document)")
-    documents = [read_text_file(Path(args.input), "--input")] if args.input else args.text
-    records = [Record({"document": utf8(d, "the text").strip(), "summary": ""}) for d in documents]
-    for summary in _predict(model, tokenizer, task, records, args):
-        print(summary)
+    print_completions(args, "summarization", "summarize", lambda document: {"document": document, "summary": ""},
+                      one_per_line=False)
 
 
 def _cmd_audit(args) -> None:

@@ -100,17 +100,29 @@ def _eval_task(args) -> None:
 
 
 def _cmd_translate(args) -> None:
+    print_completions(args, "translation", "translate", lambda line: {"source": line, "target": ""},
+                      one_per_line=True)
+
+
+def print_completions(args, fmt: str, verb: str, fields, one_per_line: bool) -> None:
+    """Run a `fmt` checkpoint on the command line's texts (or --input FILE: one text per line, or the whole
+    file as one) and print one output line per text; `fields(text)` makes a text a record's fields."""
     from ..data import Record
 
     model, tokenizer, task = _task_checkpoint(args)
-    if task.format != "translation":
-        raise GptkitError(f"{args.checkpoint} was fine-tuned on {task.format} examples, not translation")
+    if task.format != fmt:
+        raise GptkitError(f"{args.checkpoint} was fine-tuned on {task.format} examples, not {fmt}")
     if (args.input is None) == (not args.text):
-        raise GptkitError("give the text to translate, or --input FILE (one sentence per line)")
-    lines = read_text_file(Path(args.input), "--input").splitlines() if args.input else args.text
-    records = [Record({"source": utf8(line, "the text").strip(), "target": ""}) for line in lines]
-    for text in _predict(model, tokenizer, task, records, args):
-        print(text)
+        raise GptkitError(f"give the text to {verb}, or --input FILE "
+                          f"({'one text per line' if one_per_line else 'the whole file is one document'})")
+    if args.input:
+        text = read_text_file(Path(args.input), "--input")
+        texts = text.splitlines() if one_per_line else [text]
+    else:
+        texts = args.text
+    records = [Record(fields(utf8(t, "the text").strip())) for t in texts]
+    for output in _predict(model, tokenizer, task, records, args):
+        print(output)
 
 
 def add_parsers(sub) -> None:
