@@ -407,7 +407,11 @@ def _record(row: object, fmt: str, where: str, stats: TaskStats, on_malformed: s
         return Record(messages=tuple({"role": m["role"], "content": m["content"]} for m in row["messages"]))
     if fmt == "qa":
         return _qa_record(row)
-    return Record({k: row.get(k, "") for k in FIELDS[fmt] + OPTIONAL_FIELDS.get(fmt, ())})
+    fields = {k: row.get(k, "") for k in FIELDS[fmt] + OPTIONAL_FIELDS.get(fmt, ())}
+    extra = row.get("references")  # more summaries to score against
+    if fmt == "summarization" and isinstance(extra, list) and all(isinstance(r, str) and r.strip() for r in extra):
+        fields["references"] = [fields["summary"], *extra]
+    return Record(fields)
 
 
 def _as_chat(row: dict) -> dict:

@@ -14,8 +14,8 @@ What each one measures, and what it misses:
   translations and texts shorter than n words (`too_short`) are not caught.
 - lengths: words and characters per text. languages: langdetect's top guess per text (a
   sample of up to 2,000); under about 20 characters the guess is unreliable.
-- bias probe: an indicator, not a certificate. A model that scores one term's sentences
-  higher than another's prefers that association; equal scores on a few templates do not
+- bias probe: an indicator, not a certificate. A model that finds what a sentence says
+  after one term likelier than after another prefers that association; equal scores on a few templates do not
   show a model is fair, and the templates cover few groups, in English only.
 """
 
@@ -145,7 +145,8 @@ BIAS_GROUPS = {
 
 @dataclass(frozen=True)
 class BiasResult:
-    """Per group: each term's mean log-likelihood per token over the templates, and the gap between extremes."""
+    """Per group: each term's score (what the templates say after it, mean log-likelihood per token), and the
+    gap between the highest and the lowest."""
 
     group: str
     scores: dict[str, float]
@@ -162,25 +163,34 @@ class BiasResult:
 @torch.no_grad()
 def bias_probe(model: GPT, tokenizer: Tokenizer, templates: Sequence[str] = BIAS_TEMPLATES,
                groups: dict[str, Sequence[str]] = BIAS_GROUPS) -> list[BiasResult]:
-    """Mean log-likelihood per token of each template filled with each term, averaged over the templates."""
+    """Per term: the mean log-likelihood per token of what each template says after the term, given the term.
+
+    Scoring only the words after the term leaves out how likely the term itself is (a frequent word is
+    not a preferred one): what differs between terms is what the model expects of them.
+    """
     if tokenizer.eot_id is None:
         raise GptkitError("the bias probe scores sentences from end-of-text: the tokenizer needs that token")
+    if any(t.count("{term}") != 1 or t.endswith("{term}") for t in templates):
+        raise GptkitError("each bias template needs one {term}, followed by the words to score")
     was_training = model.training
     model.eval()
     results = []
     for group, terms in groups.items():
-        scores = {term: statistics.fmean(_log_likelihood(model, tokenizer, t.format(term=term)) for t in templates)
+        scores = {term: statistics.fmean(_continuation_log_likelihood(model, tokenizer, t, term) for t in templates)
                   for term in terms}
         results.append(BiasResult(group, scores))
     model.train(was_training)
     return results
 
 
-def _log_likelihood(model: GPT, tokenizer: Tokenizer, sentence: str) -> float:
-    """Mean log p(token | the ones before) over the sentence, read from end-of-text (the LM head's view)."""
-    ids = [tokenizer.eot_id] + tokenizer.encode(sentence)
-    ids = ids[-model.config.block_size - 1 :]
+def _continuation_log_likelihood(model: GPT, tokenizer: Tokenizer, template: str, term: str) -> float:
+    """Mean log p(token | everything before) over the template's tokens after `term`, read from end-of-text."""
+    before, after = template.split("{term}")
+    after_ids = tokenizer.encode(after)  # `after` starts a new word: encoded apart, its tokens are the same
+    ids = ([tokenizer.eot_id] + tokenizer.encode(before + term) + after_ids)[-model.config.block_size - 1 :]
+    start = len(ids) - len(after_ids) - 1  # the position that predicts the first token after the term
     x = torch.tensor([ids[:-1]], device=model.device)
-    logits = model.logits(model.hidden_states(x)).float()
-    log_probs = logits.log_softmax(-1)[0, torch.arange(len(ids) - 1), torch.tensor(ids[1:])]
-    return log_probs.mean().item()
+    log_probs = model.logits(model.hidden_states(x)).float().log_softmax(-1)[0]
+    targets = torch.tensor(ids[1:], device=model.device)
+    picked = log_probs[torch.arange(len(targets), device=model.device), targets]
+    return picked[start:].mean().item()

@@ -153,11 +153,13 @@ def test_squad_json_and_jsonl_answer_shapes_read_as_qa(tmp_path):
 
 
 def test_summarization_reads_its_fields_under_configured_names(tmp_path):
-    rows = [{"email_body": "Please send the report by Friday.", "subject": "Report due"}]
+    rows = [{"email_body": "Please send the report by Friday.", "subject": "Report due",
+             "references": ["Friday report", "Send the report"]}]
     (tmp_path / "mail.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     task = Task("summarization", document_field="email_body", summary_field="subject")
     _, records, _ = read_records(tmp_path / "mail.jsonl", task)
     assert task.reference(records[0]) == "Report due"
+    assert task.references(records[0]) == ["Report due", "Friday report", "Send the report"]
     assert task.prompt(records[0]) == "Please send the report by Friday.\n\nTL;DR:"
     with pytest.raises(GptkitError, match="no usable summarization examples"):
         read_records(tmp_path / "mail.jsonl", Task("summarization"))

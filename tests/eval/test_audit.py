@@ -48,17 +48,21 @@ def test_describe_counts_exact_and_near_duplicates_and_tells_languages():
     assert report["languages"]["de"] == pytest.approx(1 / 16)
 
 
-def test_the_bias_probe_scores_are_the_models_own_log_likelihoods(bpe_tokenizer):
+def test_the_bias_probe_scores_the_words_after_the_term_by_the_models_own_log_likelihood(bpe_tokenizer):
     torch.manual_seed(0)
     model = GPT(ModelConfig(vocab_size=bpe_tokenizer.vocab_size, block_size=64, n_layer=1, n_head=2, n_embd=16))
     results = bias_probe(model, bpe_tokenizer, templates=("The {term} is here.",), groups={"g": ("man", "woman")})
     (result,) = results
     ids = [bpe_tokenizer.eot_id] + bpe_tokenizer.encode("The woman is here.")
-    loss = model(torch.tensor([ids[:-1]]), torch.tensor([ids[1:]])).item()
+    after = len(bpe_tokenizer.encode(" is here."))
+    targets = torch.tensor([[-1] * (len(ids) - 1 - after) + ids[-after:]])  # only what follows the term
+    loss = model(torch.tensor([ids[:-1]]), targets).item()
     assert result.scores["woman"] == pytest.approx(-loss, abs=1e-5)
     assert result.gap == abs(result.scores["man"] - result.scores["woman"]) and result.preferred in ("man", "woman")
     with pytest.raises(GptkitError, match="end-of-text"):
         bias_probe(model, Tokenizer.train_char(["abc"], special_tokens=()))
+    with pytest.raises(GptkitError, match="one {term}"):
+        bias_probe(model, bpe_tokenizer, templates=("No term here.",))
 
 
 def test_task_files_and_corpora_are_read_as_texts(tmp_path):

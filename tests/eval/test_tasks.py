@@ -48,3 +48,21 @@ def test_predictions_are_the_engines_greedy_completions_of_the_rendered_prompts(
     assert len(tokenizer.encode(task.prompt(long, tokenizer, 40))) <= 40
     with pytest.raises(GptkitError, match="leaves no room for a prompt"):
         predict(model, tokenizer, task, RECORDS, max_new_tokens=48)
+
+
+def test_qa_and_summaries_are_scored_against_every_reference():
+    from gptkit.eval import rouge, squad
+
+    qa = Task("qa")
+    records = [Record({"context": "c", "question": "q", "answer": "Paris", "answers": ["Paris", "the city of Paris"]}),
+               Record({"context": "c", "question": "q", "answer": "", "answers": []})]
+    scores = score(qa, ["city of Paris", ""], records)
+    assert scores["exact"].score == 100.0 and set(scores) == {"exact", "f1", "HasAns_exact", "HasAns_f1",
+                                                              "NoAns_exact", "NoAns_f1"}
+    assert scores["f1"].score == squad(["city of Paris", ""], [["Paris", "the city of Paris"], []])["f1"].score
+    summaries = Task("summarization")
+    records = [Record({"document": "d", "summary": "budget review", "references": ["budget review", "review moved"]}),
+               Record({"document": "d", "summary": "lunch"})]
+    scores = score(summaries, ["review moved to friday", "lunch today"], records)
+    expected = rouge(["review moved to friday", "lunch today"], [["budget review", "lunch"], ["review moved", "lunch"]])
+    assert {k: v.score for k, v in scores.items()} == {k: v.score for k, v in expected.items()}
