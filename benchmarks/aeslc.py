@@ -42,6 +42,7 @@ PRESET = "aeslc-subject"  # email_body -> subject, 4 x 256, context 256, select 
 def main() -> None:
     p = arm_parser(__doc__, 20.0, DATA, ROOT / "runs" / "bench-aeslc")
     p.add_argument("--limit", type=int, default=0, help="score the first N dev e-mails only (a quick check)")
+    p.add_argument("--greedy-only", action="store_true", help="gptkit arm: skip the beam-search decoding of dev")
     args = p.parse_args()
     data = Path(args.data)
     if not (data / "train.jsonl.gz").is_file():
@@ -56,7 +57,7 @@ def main() -> None:
     _shared_tokenizer(data, out)
     arms = args.arms.split(",")
     run_arms(__file__, arms, args.parallel, ["--minutes", str(args.minutes), "--data", str(data), "--out", str(out),
-               "--limit", str(args.limit), *args.overrides])
+               "--limit", str(args.limit), *(["--greedy-only"] if args.greedy_only else []), *args.overrides])
     results = [_lead_arm(data, args.limit)] + [json.loads((out / f"{arm}.json").read_text()) for arm in arms]
     _print_table(results, args)
 
@@ -147,7 +148,7 @@ def _gptkit_arm(args, data: Path, out: Path) -> dict:
     records, every = _dev(data, args.limit)
     result = {"arm": "gptkit", "params": ckpt.model.num_params(), "steps": max_steps,
               "training_minutes": history[-1]["minutes"], "history": history, "scores": {}}
-    for name, beams, no_repeat in (("greedy", 1, 0), ("beam 4", 4, 3)):
+    for name, beams, no_repeat in (("greedy", 1, 0), ("beam 4", 4, 3))[: 1 if args.greedy_only else 2]:
         start = time.perf_counter()
         with torch.autocast("cpu", torch.bfloat16, enabled=fast_bf16(torch.device("cpu"))):
             predictions = predict(ckpt.model.eval(), ckpt.tokenizer, _task(), records, MAX_NEW_TOKENS,

@@ -202,6 +202,7 @@ class TaskConfig:
     max_answer_tokens: int = 30  # qa extract: the longest span predicted
     on_malformed: Literal["skip", "error"] = "skip"  # a line that is not a valid example
     pack: bool = True  # several examples per row (attention kept within each); false = one per row, padded
+    prompt_loss: bool = False  # also learn the prompt's tokens (language modelling on the documents too)
     vocab_size: int = 8192  # from scratch: size of the byte-level BPE trained on the examples
     tokenizer: str = ""  # from scratch: a tokenizer.json to use instead of training one
     # what picks the best checkpoint: val loss, or a score on val (translation: bleu, chrf; qa: exact, f1;

@@ -141,6 +141,8 @@ def _examples_data(config: FinetuneConfig, run: RunConfig, task: Task, tokenizer
                    val_records: list, stats: dict, device: torch.device, dist: Distributed) -> TrainData:
     cfg, block = config.train, run.model.block_size
     train_examples = _examples(task, train_records, tokenizer, block)
+    if config.task.prompt_loss and not task.extractive:  # every token a target: the prompts are text to learn too
+        train_examples = [dataclasses.replace(e, targets=[True] * len(e.ids)) for e in train_examples]
     val_examples = _examples(task, val_records, tokenizer, block) if val_records else []
     stats.update(train_examples=len(train_examples), val_examples=len(val_examples),
                  train_truncated=sum(e.truncated for e in train_examples),

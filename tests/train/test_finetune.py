@@ -198,3 +198,10 @@ def test_a_span_head_is_added_to_a_language_model_init(tmp_path):
     tuned = load_checkpoint(best).model
     assert tuned.config.span_head and tuned.span_head is not None
     torch.testing.assert_close(tuned.blocks[0].attn.qkv.weight, init.model.blocks[0].attn.qkv.weight)
+
+
+def test_prompt_loss_also_trains_on_the_prompts(task_files, tmp_path):
+    finetune(_finetune_config(task_files, tmp_path / "completion", "max_steps=1"))
+    finetune(_finetune_config(task_files, tmp_path / "all", "max_steps=1", "prompt_loss=true"))
+    first = {run: _losses(tmp_path / run)[0] for run in ("completion", "all")}
+    assert first["completion"] != pytest.approx(first["all"], rel=1e-3)  # the same step over more targets

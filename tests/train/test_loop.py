@@ -35,7 +35,9 @@ def test_training_writes_checkpoints_metrics_and_report(shards, tmp_path):
 
 def _start(shards, out_dir, *extra):
     cmd = [*_cli(sys.executable, "-m", "gptkit"), *_overrides(shards, out_dir, *extra)]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Ctrl-C as a terminal delivers it, even when this test runs in the background (where SIGINT starts ignored)
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _wait_for(predicate, proc, timeout=120):
@@ -165,8 +167,12 @@ def test_a_signal_during_a_step_abandons_it_and_the_resumed_run_is_exact(shards,
         return draw(self, step, stream)
 
     monkeypatch.setattr(Batches, "batch", batch)
-    with pytest.raises(KeyboardInterrupt):  # after saving, the Ctrl-C is passed on as usual
-        train(_run(shards, tmp_path / "cut", "max_steps=6", *same))
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, even in the background
+    try:
+        with pytest.raises(KeyboardInterrupt):  # after saving, the Ctrl-C is passed on as usual
+            train(_run(shards, tmp_path / "cut", "max_steps=6", *same))
+    finally:
+        signal.signal(signal.SIGINT, previous)
     monkeypatch.undo()
     assert _losses(tmp_path / "cut") == _losses(tmp_path / "full")[:3]  # step 4 never happened
     assert (tmp_path / "cut" / "ckpt-000003").is_dir()  # saved as the 3rd step left it
