@@ -187,9 +187,9 @@ class _SpanModel:
         self.model.train(mode)
 
     def __call__(self, ids):
-        out = self.model(input_ids=ids)
         import torch
 
+        out = self.model(input_ids=ids)
         return torch.stack([out.start_logits, out.end_logits], dim=-1)
 
 
