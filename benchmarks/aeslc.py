@@ -28,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-from arms import PlainLoop, arm_parser, run_arms, use_arm_threads
+from arms import PlainLoop, arm_parser, run_arms, run_own_arm
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -48,10 +48,8 @@ def main() -> None:
     if not (data / "train.jsonl.gz").is_file():
         sys.exit(f"skipped: AESLC not found at {data} (see ../shared/data/README.md)")
     out = Path(args.out)
-    if args.arm:
-        use_arm_threads()
-        result = (_gptkit_arm if args.arm == "gptkit" else _baseline_arm)(args, data, out)
-        (out / f"{args.arm}.json").write_text(json.dumps(result, indent=2) + "\n")
+    if run_own_arm(args, out, {"gptkit": lambda: _gptkit_arm(args, data, out),
+                                "baseline": lambda: _baseline_arm(args, data, out)}):
         return
     out.mkdir(parents=True, exist_ok=True)
     _shared_tokenizer(data, out)

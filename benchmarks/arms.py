@@ -45,11 +45,18 @@ def run_arms(script: str, arms: list[str], parallel: bool, argv: list[str]) -> N
             sys.exit(f"an arm failed (exit {proc.returncode})")
 
 
-def use_arm_threads() -> None:
-    """Inside an arm: as many torch threads as run_arms gave it."""
+def run_own_arm(args, out: Path, arms: dict) -> bool:
+    """In an arm's process (`--arm NAME`): run arms[NAME]() with the threads run_arms gave it and write its
+    result to out/NAME.json; False in the parent process."""
+    if not args.arm:
+        return False
+    import json
+
     import torch
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", os.cpu_count())))
+    (out / f"{args.arm}.json").write_text(json.dumps(arms[args.arm](), indent=2) + "\n")
+    return True
 
 
 class PlainLoop:

@@ -76,10 +76,10 @@ def _predict(model, tokenizer, task, records, args) -> list[str]:
 
 
 def null_threshold(args) -> float | None:
-    """--null-threshold, else 0 for a model trained with unanswerable questions (it learned to say so)."""
-    if args.null_threshold is not None:
-        return args.null_threshold
-    return 0.0 if args.unanswerable_seen else None
+    """--null-threshold, else the checkpoint's default (0 if it was trained with unanswerable questions)."""
+    from ..eval.qa import default_null_threshold
+
+    return args.null_threshold if args.null_threshold is not None else default_null_threshold(args.unanswerable_seen)
 
 
 def _eval_task(args) -> None:

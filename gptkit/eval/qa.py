@@ -24,6 +24,11 @@ from ..tokenizer import Tokenizer
 NO_ANSWER = Span("", -1, -1, float("-inf"))
 
 
+def default_null_threshold(unanswerable_seen: bool) -> float | None:
+    """0 for a model trained with unanswerable questions (it learned to say so); otherwise never answer nothing."""
+    return 0.0 if unanswerable_seen else None
+
+
 @torch.no_grad()
 def answer_questions(model: GPT, tokenizer: Tokenizer, task: Task, records: Sequence[Record], batch_size: int = 32,
                      null_threshold: float | None = None,

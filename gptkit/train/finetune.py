@@ -34,6 +34,7 @@ from ..config import FinetuneConfig, ModelConfig, RunConfig, to_dict
 from ..data import ExampleBatches, Record, Task, read_records
 from ..data.qa import question_windows, span_example
 from ..errors import GptkitError
+from ..eval.qa import default_null_threshold
 from ..eval.tasks import METRICS, predict, score
 from ..hf import from_hf
 from ..lora import apply_lora
@@ -166,7 +167,7 @@ def _examples_data(config: FinetuneConfig, run: RunConfig, task: Task, tokenizer
         raise GptkitError("task.select and task.patience need val examples: set task.val_data or val_examples")
     scored = val_records[: config.task.select_examples]
     stats["unanswerable"] = sum(1 for r in train_records if task.format == "qa" and not r.fields["answers"])
-    null_threshold = 0.0 if stats["unanswerable"] else None  # a model that learned "no answer" may give it
+    null_threshold = default_null_threshold(stats["unanswerable"] > 0)
 
     def evaluate(model: torch.nn.Module, plain: GPT, precision: Precision) -> dict:
         if val is None:  # nothing to judge by: the newest checkpoint is the best
