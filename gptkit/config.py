@@ -47,6 +47,7 @@ class ModelConfig:
     bias: bool = True  # biases in Linear and LayerNorm, as in GPT-2
     layer_norm_eps: float = 1e-5
     span_head: bool = False  # a start/end head for extractive QA (transformers' GPT2ForQuestionAnswering)
+    pooling: Literal["", "mean", "last"] = ""  # an encoder: the model gives sentence embeddings pooled this way
 
     def __post_init__(self):
         check_fields(self, "model config")
@@ -54,6 +55,8 @@ class ModelConfig:
                 n_embd=">= 1", dropout="[0, 1)", attn_dropout="[0, 1)", layer_norm_eps="> 0")
         if self.n_embd % self.n_head:
             raise GptkitError(f"model config: n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
+        if self.span_head and self.pooling:
+            raise GptkitError("model config: a model is an encoder (pooling) or has a span head, not both")
 
     def grown(self, n_layer: int | None = None, width_factor: int = 1) -> ModelConfig:
         """This shape with n_layer blocks and n_embd, n_head `width_factor` times as large (heads keep their size)."""
@@ -187,7 +190,8 @@ class TaskConfig:
     """
 
     init: str = ""  # start from this gptkit checkpoint or Hugging Face GPT-2 directory; "" = from scratch
-    format: Literal["auto", "translation", "completion", "alpaca", "chat", "qa", "summarization"] = "auto"
+    format: Literal["auto", "translation", "completion", "alpaca", "chat", "qa", "summarization", "pairs",
+                    "sts"] = "auto"  # pairs, sts: an encoder's training (contrastive)
     val_data: str = ""  # held-out examples in the same format; "" = hold out val_examples of train.data
     val_examples: int = 500  # examples held out of train.data when val_data is unset (0 = none)
     template: str = ""  # prompt template with {fields}; "" = the format's default
@@ -203,11 +207,14 @@ class TaskConfig:
     on_malformed: Literal["skip", "error"] = "skip"  # a line that is not a valid example
     pack: bool = True  # several examples per row (attention kept within each); false = one per row, padded
     prompt_loss: bool = False  # also learn the prompt's tokens (language modelling on the documents too)
+    temperature: float = 0.05  # pairs: InfoNCE logits are cosine similarities / temperature
+    max_text_tokens: int = 256  # pairs/sts: a longer text keeps its first tokens (at most block_size)
     vocab_size: int = 8192  # from scratch: size of the byte-level BPE trained on the examples
     tokenizer: str = ""  # from scratch: a tokenizer.json to use instead of training one
     # what picks the best checkpoint: val loss, or a score on val (translation: bleu, chrf; qa: exact, f1;
-    # summarization: rouge1, rouge2, rougeL, rougeLsum), decoded greedily
-    select: Literal["loss", "bleu", "chrf", "exact", "f1", "rouge1", "rouge2", "rougeL", "rougeLsum"] = "loss"
+    # summarization: rouge1, rouge2, rougeL, rougeLsum), decoded greedily; pairs: recall1, mrr; sts: spearman
+    select: Literal["loss", "bleu", "chrf", "exact", "f1", "rouge1", "rouge2", "rougeL", "rougeLsum", "recall1", "mrr",
+                    "spearman"] = "loss"
     select_examples: int = 200  # val examples decoded for a score at each evaluation
     patience: int = 0  # stop after this many evaluations without a better `select`; 0 = never
     max_new_tokens: int = 128  # generation length limit when scoring
@@ -216,7 +223,7 @@ class TaskConfig:
         check_fields(self, "task config")
         require(self, "task config", val_examples=">= 0", vocab_size=">= 1", select_examples=">= 1",
                 patience=">= 0", max_new_tokens=">= 1", doc_stride=">= 0", max_question_tokens=">= 1",
-                max_answer_tokens=">= 1")
+                max_answer_tokens=">= 1", temperature="> 0", max_text_tokens=">= 1")
 
 
 @dataclass(frozen=True)
@@ -224,7 +231,7 @@ class FinetuneConfig:
     """A fine-tuning run: [task] examples and init, [lora], and the [train] and [model] of any run.
 
     [model] is the shape when training from scratch; with task.init the model's shape is the
-    checkpoint's, and only [model]'s dropout settings apply.
+    checkpoint's, and only [model]'s dropout settings (and pooling, for pairs/sts: mean when unset) apply.
     """
 
     model: ModelConfig = field(default_factory=ModelConfig)

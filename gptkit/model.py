@@ -228,6 +228,11 @@ class GPT(nn.Module):
     instead: `model(idx)` gives start/end logits (B, T, 2), and `model(idx, labels)`
     the span loss, where labels (B, T) say per position what it is (`span_loss`).
     The LM head stays usable through `logits`.
+
+    With config.pooling the model is an encoder: `model(idx, lengths)` gives
+    L2-normalised sentence embeddings (B, C), each pooled (`pool`) over its row's
+    first lengths[b] positions (rows are right-padded; a causal model's real
+    positions never see the padding). Without lengths every position is real.
     """
 
     def __init__(self, config: ModelConfig):
@@ -302,6 +307,9 @@ class GPT(nn.Module):
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, cache: KVCache | None = None,
                 slots: list[int] | None = None, segments: torch.Tensor | None = None) -> torch.Tensor:
         hidden = self.hidden_states(idx, cache, slots, segments=segments)
+        if self.config.pooling and cache is None:
+            lengths = targets if targets is not None else torch.full((idx.shape[0],), idx.shape[1], device=idx.device)
+            return F.normalize(pool(hidden, lengths, self.config.pooling).float(), dim=-1)
         if self.span_head is not None:
             spans = self.span_head(hidden)
             return spans if targets is None else span_loss(spans, targets)
@@ -329,6 +337,15 @@ class GPT(nn.Module):
         c = self.config
         T = seq_len or c.block_size
         return 6 * self.num_params(non_embedding=True) + 12 * c.n_layer * c.n_embd * T
+
+
+def pool(hidden: torch.Tensor, lengths: torch.Tensor, pooling: str) -> torch.Tensor:
+    """One vector per row (B, T, C) -> (B, C): the mean of its first lengths[b] positions, or the last of them."""
+    if pooling == "last":
+        return hidden[torch.arange(hidden.shape[0], device=hidden.device), lengths - 1]
+    real = torch.arange(hidden.shape[1], device=hidden.device) < lengths.unsqueeze(1)  # (B, T)
+    summed = (hidden.float() * real.unsqueeze(-1)).sum(dim=1)
+    return summed / lengths.unsqueeze(1).to(summed.dtype)
 
 
 # Span labels, one per position: -1 where no answer may start or end (the question, padding), else the

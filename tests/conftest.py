@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from gptkit import GPT, ModelConfig, Tokenizer
+from gptkit.checkpoint import save_checkpoint
 
 SAMPLE_TEXT = [
     "The quick brown fox jumps over the lazy dog. " * 3,
@@ -34,3 +35,25 @@ def tiny_model(tiny_config) -> GPT:
 @pytest.fixture(scope="session")
 def bpe_tokenizer() -> Tokenizer:
     return Tokenizer.train_bpe(SAMPLE_TEXT, vocab_size=300)
+
+
+# -- search: a small document collection and a tiny encoder checkpoint --------------------------------
+DOCUMENTS = {
+    "vaccines": "Vaccines train the immune system to recognise viruses before an infection happens.",
+    "pets": "Cats and dogs are the most popular pets, and both need regular visits to a vet.",
+    "markets": "The stock market fell sharply today as investors worried about rising interest rates.",
+    "rivers": "The river floods every spring when the snow in the mountains melts.",
+    "baking": "Bread rises because yeast ferments the sugars in the dough and releases carbon dioxide.",
+    "chinese": "疫苗通过训练免疫系统来识别病毒，从而在感染之前提供保护。",
+}
+
+
+@pytest.fixture(scope="session")
+def encoder_checkpoint(tmp_path_factory):
+    path = tmp_path_factory.mktemp("encoder") / "ckpt"
+    tokenizer = Tokenizer.train_bpe(list(DOCUMENTS.values()) * 5, vocab_size=400)
+    torch.manual_seed(0)
+    model = GPT(ModelConfig(vocab_size=tokenizer.vocab_size, n_layer=2, n_head=2, n_embd=32, block_size=64,
+                            pooling="mean"))
+    save_checkpoint(path, model, tokenizer)
+    return path

@@ -8,13 +8,20 @@ from pathlib import Path
 
 from ..errors import GptkitError
 from .common import read_text_file, utf8
+from .search import add_encoder_flags, add_search_flags
 from .tasks import _add_decoding, _predict, _task_checkpoint, null_threshold, print_completions
 
 
 def _cmd_ask(args) -> None:
     from ..data import Record
 
+    if (args.context is None) == (args.index is None):
+        raise GptkitError("say where the answer is: --context FILE|TEXT, or --index INDEX to retrieve it from")
     model, tokenizer, task = _task_checkpoint(args)
+    if args.index is not None:
+        from .search import ask_from_index
+
+        return ask_from_index(args, model, tokenizer, task, null_threshold(args))
     if task.format != "qa":
         raise GptkitError(f"{args.checkpoint} was fine-tuned on {task.format} examples; `ask` needs a qa checkpoint")
     path = Path(args.context)
@@ -87,12 +94,22 @@ def _print_set(name: str, d: dict) -> None:
 
 
 def add_parsers(sub) -> None:
-    p = sub.add_parser("ask", help="answer a question about a context with a fine-tuned QA checkpoint",
-                       usage="gptkit ask CKPT --context FILE|TEXT QUESTION [--json]")
-    p.add_argument("checkpoint", help="checkpoint directory (from gptkit finetune with task.format=qa)")
+    p = sub.add_parser("ask", help="answer a question about a context, or from a search index, with a fine-tuned "
+                                   "checkpoint",
+                       usage="gptkit ask CKPT (--context FILE|TEXT | --index INDEX [-k 3]) QUESTION [--json]",
+                       epilog="--index: the top k chunks are retrieved and read as the context (an extractive QA "
+                              "model reads each and cites the one its answer is in; a generative qa, alpaca, chat "
+                              "or completion model reads them numbered, and they are cited).")
+    p.add_argument("checkpoint", help="checkpoint directory (from gptkit finetune with task.format=qa, or an "
+                   "instruction-tuned one with --index)")
     p.add_argument("question")
-    p.add_argument("--context", required=True, help="a text file, or the context itself")
-    p.add_argument("--json", action="store_true", help="print the answer, its character span and score as JSON")
+    p.add_argument("--context", help="a text file, or the context itself")
+    p.add_argument("--index", help="a search index (gptkit index) to retrieve the context from")
+    p.add_argument("-k", type=int, default=3, help="--index: chunks retrieved")
+    p.add_argument("--json", action="store_true", help="print the answer, its character span and score (or its "
+                   "sources) as JSON")
+    add_search_flags(p, fusion=False)
+    add_encoder_flags(p, batching=False)
     _add_decoding(p)
     p.set_defaults(func=_cmd_ask)
 

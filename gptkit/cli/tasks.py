@@ -11,11 +11,18 @@ from pathlib import Path
 from ..errors import GptkitError
 from ..runtime import InferenceDtype
 from .common import read_text_file, utf8
+from .search import add_encoder_flags, add_search_flags
 
 
 def _cmd_eval(args) -> None:
-    if (args.text is None) == (args.task is None):
-        raise GptkitError("say what to evaluate on: --text FILE (perplexity) or --task FILE (a task's scores)")
+    given = [flag for flag in ("text", "task", "retrieval", "sts") if getattr(args, flag) is not None]
+    if not given or (len(given) > 1 and set(given) != {"retrieval", "sts"}):
+        raise GptkitError("say what to evaluate on: --text FILE (perplexity), --task FILE (a task's scores), or "
+                          "--retrieval BEIR_DIR and/or --sts FILE (an encoder's)")
+    if given[0] in ("retrieval", "sts"):
+        from .search import eval_retrieval
+
+        return eval_retrieval(args)
     (_eval_task if args.task is not None else _eval_text)(args)
 
 
@@ -126,17 +133,31 @@ def print_completions(args, fmt: str, verb: str, fields, one_per_line: bool) -> 
 
 
 def add_parsers(sub) -> None:
-    p = sub.add_parser("eval", help="perplexity of a checkpoint on a text, or a fine-tuned one's task scores",
-                       usage="gptkit eval CKPT (--text FILE [--stride N] | --task FILE [--beams N]) [--out PATH]",
+    p = sub.add_parser("eval", help="perplexity of a checkpoint on a text, a fine-tuned one's task scores, or an "
+                                    "encoder's retrieval and similarity scores",
+                       usage="gptkit eval CKPT (--text FILE [--stride N] | --task FILE [--beams N] | "
+                             "--retrieval BEIR_DIR [--mode hybrid] | --sts FILE) [--out PATH]",
                        epilog="--text: a sliding window, each token scored once with at least window - stride tokens "
                               "of context; --out is a JSON file. --task: the checkpoint's task on these examples "
                               "(sacreBLEU BLEU and chrF for translation, SQuAD EM/F1 for qa, ROUGE for summarization); "
-                              "--out is a directory for predictions.jsonl and scores.json")
+                              "--out is a directory for predictions.jsonl and scores.json. --retrieval: nDCG@10, "
+                              "MRR@10 and recall@1/10/100 on a BEIR dataset (corpus.jsonl, queries.jsonl, "
+                              "qrels/SPLIT.tsv), indexing its corpus with CKPT as the encoder (a gptkit checkpoint, "
+                              "a sentence-transformers directory, or bm25 for BM25 alone) unless --index is given. "
+                              "--sts: Spearman of embedding cosines with the scores (STS-B TSV, or JSONL sentence1, "
+                              "sentence2, score).")
     p.add_argument("checkpoint", help="checkpoint directory")
     p.add_argument("--text", help="UTF-8 text file to score")
     p.add_argument("--stride", type=int, help="tokens between window starts (default: the model's context)")
     p.add_argument("--task", help="examples in the checkpoint's task format (JSONL, or an aligned path with {lang})")
     p.add_argument("--limit", type=int, default=0, help="--task: the first N examples only")
+    p.add_argument("--retrieval", help="a BEIR-format dataset directory")
+    p.add_argument("--split", default="test", help="--retrieval: the qrels split")
+    p.add_argument("--index", help="--retrieval: search this index (built from the dataset's corpus) instead")
+    p.add_argument("--chunk-tokens", type=int, default=0, help="--retrieval: chunk the corpus (0 = whole documents)")
+    p.add_argument("--sts", help="scored sentence pairs (STS-B TSV, or JSONL)")
+    add_search_flags(p, fusion=False)
+    add_encoder_flags(p, batching=False)
     _add_decoding(p)
     p.add_argument("--out", help="where to write the results")
     p.set_defaults(func=_cmd_eval)

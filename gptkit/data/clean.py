@@ -60,6 +60,16 @@ should so some such than that the their theirs them themselves then there these 
 through to too under until up very was we were what when where which while who whom why will with
 would you your yours yourself yourselves
 """.split())
+# Chinese function words, pronouns, particles and conjunctions: what BM25 over jieba's words should not match on
+STOPWORDS_ZH = frozenset("""
+的 地 得 了 着 过 之 其 与 及 和 跟 同 或 或者 而 而且 并 并且 且 但 但是 然而 可是 不过 因为 所以 因此 于是 如果
+若 假如 虽然 尽管 即使 就是 只是 还是 也是 是 在 有 没 没有 不 也 都 又 还 就 才 很 更 最 太 已 已经 曾 曾经
+将 会 能 可以 可 要 应 应该 该 把 被 让 使 给 对 对于 关于 从 自 向 往 于 以 为 为了 由 由于 按 按照 通过
+根据 比 这 那 这个 那个 这些 那些 这里 那里 这样 那样 此 该 每 各 某 本 我 你 您 他 她 它 我们 你们 他们 她们
+它们 咱们 自己 大家 什么 哪 哪里 哪个 哪些 谁 怎么 怎样 怎么样 如何 为什么 多少 几 吗 呢 吧 啊 呀 哦 嘛 么 啦
+个 些 一 一个 一些 一种 一样 等 等等 中 上 下 里 内 外 前 后 时 时候 所 所有 则 即 便 只 仅 再 并非 以及 以后
+以前 之后 之前 之间 其中 其他 另外 然后 而是 还有 或是 像 例如 比如 非常 十分 特别 一直 正在 不是 一切
+""".split())
 _WORD = re.compile(r"\w+|\W+")
 
 

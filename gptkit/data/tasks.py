@@ -13,6 +13,8 @@ Formats (`auto` tells them apart by the path or the first record's keys):
                   (with format = "chat", Alpaca and prompt/completion rows become a user turn and a reply)
     qa            SQuAD v1.1/v2.0 JSON, or JSONL {"context", "question", "answers"}; no answers = unanswerable
     summarization JSONL {"document", "summary"} (other keys: task.document_field, task.summary_field)
+    pairs         JSONL {"query", "positive", "negative"?}: texts that should embed close (an encoder's training)
+    sts           JSONL {"sentence1", "sentence2", "score"}: scored sentence pairs (STS: 0-5)
 
 A record becomes pieces of text, each a target or not: the prompt (no loss) and the completion
 followed by end-of-text (loss), or for chat every assistant turn. The task (format, templates,
@@ -42,8 +44,10 @@ TEMPLATES = {
 }
 # the required fields, the fields a too-long prompt gives up tokens from (the longest first), the completion
 FIELDS = {"translation": ("source", "target"), "completion": ("prompt", "completion"),
-          "alpaca": ("instruction", "output"), "qa": ("context", "question"), "summarization": ("document", "summary")}
-OPTIONAL_FIELDS = {"alpaca": ("input",)}
+          "alpaca": ("instruction", "output"), "qa": ("context", "question"), "summarization": ("document", "summary"),
+          "pairs": ("query", "positive"), "sts": ("sentence1", "sentence2")}
+OPTIONAL_FIELDS = {"alpaca": ("input",), "pairs": ("negative",)}
+EMBEDDING_FORMATS = ("pairs", "sts")  # an encoder's training data: texts, not prompts and completions
 SOURCE_FIELDS = {"translation": ("source",), "completion": ("prompt",), "alpaca": ("input", "instruction"),
                  "qa": ("context",), "summarization": ("document",)}
 TARGET_FIELD = {"translation": "target", "completion": "completion", "alpaca": "output", "qa": "answer",
@@ -408,6 +412,8 @@ def _record(row: object, fmt: str, where: str, stats: TaskStats, on_malformed: s
     if fmt == "qa":
         return _qa_record(row)
     fields = {k: row.get(k, "") for k in FIELDS[fmt] + OPTIONAL_FIELDS.get(fmt, ())}
+    if fmt == "sts":
+        fields["score"] = float(row["score"])
     extra = row.get("references")  # more summaries to score against
     if fmt == "summarization" and isinstance(extra, list) and all(isinstance(r, str) and r.strip() for r in extra):
         fields["references"] = [fields["summary"], *extra]
@@ -438,6 +444,8 @@ def _problem(row: object, fmt: str) -> str:
     for key in OPTIONAL_FIELDS.get(fmt, ()):
         if not isinstance(row.get(key, ""), str):
             return f"{key!r} is not a string"
+    if fmt == "sts" and (isinstance(row.get("score"), bool) or not isinstance(row.get("score"), (int, float))):
+        return "'score' missing or not a number"
     if fmt == "qa" and _answers(row) is None:
         return "'answers' is not a list of {text, answer_start} (or of strings)"
     return ""

@@ -15,7 +15,8 @@ and keeps the checkpoint that scores best.
 
 Extractive QA (task.format = qa, task.answer = extract) adds a span head to the
 model and trains it on windows of each context (gptkit.data.qa): a start/end
-cross-entropy instead of the next-token loss.
+cross-entropy instead of the next-token loss. Text pairs (task.format = pairs or
+sts) make the model an encoder, trained with a contrastive loss (gptkit.train.contrastive).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from ..checkpoint import load_checkpoint
 from ..config import FinetuneConfig, ModelConfig, RunConfig, to_dict
 from ..data import ExampleBatches, Record, Task, read_records
 from ..data.qa import question_windows, span_example
+from ..data.tasks import EMBEDDING_FORMATS
 from ..errors import GptkitError
 from ..eval.qa import default_null_threshold
 from ..eval.tasks import METRICS, predict, score
@@ -41,6 +43,7 @@ from ..lora import apply_lora
 from ..model import GPT
 from ..runtime import Distributed
 from ..tokenizer import Tokenizer
+from .contrastive import EMBEDDING_SCORES, encoder_data
 from .loop import TrainData, run_training
 from .step import Precision, evaluate_examples
 
@@ -54,21 +57,25 @@ def finetune(config: FinetuneConfig, on_step: Callable[[dict], None] | None = No
     if config.lora.rank and task.extractive:
         raise GptkitError("LoRA with a span head: the new head would not train; use lora.rank = 0 for "
                           "extractive QA, or task.answer = generate")
+    if config.lora.rank and task.format in EMBEDDING_FORMATS:
+        raise GptkitError("LoRA for an encoder is not supported; use lora.rank = 0 with task.format = pairs/sts")
     if tokenizer is None:
         tokenizer = _tokenizer(config, train_records, task)
+    encoder = task.format in EMBEDDING_FORMATS
+    heads = {"span_head": task.extractive, "pooling": (config.model.pooling or "mean") if encoder else ""}
     if base is None:  # from scratch: [model]'s shape, the tokenizer's vocabulary
-        model_config = dataclasses.replace(config.model, vocab_size=tokenizer.vocab_size, span_head=task.extractive)
+        model_config = dataclasses.replace(config.model, vocab_size=tokenizer.vocab_size, **heads)
     elif tokenizer.vocab_size > base.config.vocab_size:
         raise GptkitError(f"{config.task.init}: its tokenizer has {tokenizer.vocab_size} tokens, more than the model's "
                           f"vocabulary of {base.config.vocab_size}")
     else:  # the checkpoint's shape; dropout is a training setting, so [model]'s applies
         model_config = dataclasses.replace(base.config, dropout=config.model.dropout,
-                                           attn_dropout=config.model.attn_dropout, span_head=task.extractive)
+                                           attn_dropout=config.model.attn_dropout, **heads)
     run = RunConfig(model_config, config.train)
 
     def open_data(run: RunConfig, device: torch.device, dist: Distributed) -> tuple[RunConfig, TrainData]:
-        data = _examples_data(config, run, task, tokenizer, train_records, val_records, stats, device, dist)
-        return run, data
+        make = _encoder_data if task.format in EMBEDDING_FORMATS else _examples_data
+        return run, make(config, run, task, tokenizer, train_records, val_records, stats, device, dist)
 
     def build_model(shape: ModelConfig) -> GPT:
         model = GPT(shape)
@@ -134,7 +141,10 @@ def _tokenizer(config: FinetuneConfig, records: list[Record], task: Task) -> Tok
     saved = sorted(Path(config.train.out_dir).glob("ckpt-*/tokenizer.json"))
     if saved:
         return Tokenizer.load(saved[-1])
-    texts = (text for r in records for text in (task.prompt(r), task.reference(r)))
+    if task.format in EMBEDDING_FORMATS:
+        texts = (v for r in records for v in r.fields.values() if isinstance(v, str))
+    else:
+        texts = (text for r in records for text in (task.prompt(r), task.reference(r)))
     return Tokenizer.train_bpe(texts, config.task.vocab_size)
 
 
@@ -157,10 +167,7 @@ def _examples_data(config: FinetuneConfig, run: RunConfig, task: Task, tokenizer
     val = ExampleBatches(val_examples, cfg.batch_size, block, pack=pack, shuffle=False,
                          device=device) if val_examples else None
     select = config.task.select
-    if select != "loss" and select not in METRICS.get(task.format, ()):
-        scores = ", ".join(METRICS.get(task.format, ())) or "none"
-        raise GptkitError(f"task.select={select} is not a score of {task.format} examples (theirs: {scores}); "
-                          f"or select=loss")
+    _check_select(config, task, METRICS.get(task.format, ()))
     if select != "loss" and cfg.fsdp:
         raise GptkitError(f"task.select={select} decodes with whole weights; use DDP (fsdp=false) or select=loss")
     if val is None and (select != "loss" or config.task.patience):
@@ -185,6 +192,20 @@ def _examples_data(config: FinetuneConfig, run: RunConfig, task: Task, tokenizer
         return TrainData(batches, evaluate, tokenizer, objective="step", higher_is_better=True, meta=meta)
     return TrainData(batches, evaluate, tokenizer, objective="val_loss" if select == "loss" else f"val_{select}",
                      higher_is_better=select != "loss", patience=config.task.patience, meta=meta)
+
+
+def _encoder_data(config: FinetuneConfig, run: RunConfig, task: Task, tokenizer: Tokenizer, train_records: list,
+                  val_records: list, stats: dict, device: torch.device, dist: Distributed) -> TrainData:
+    _check_select(config, task, EMBEDDING_SCORES[task.format])
+    max_tokens = min(config.task.max_text_tokens, run.model.block_size)
+    return encoder_data(config, task, tokenizer, train_records, val_records, stats, device, dist, max_tokens)
+
+
+def _check_select(config: FinetuneConfig, task: Task, scores: tuple[str, ...]) -> None:
+    select = config.task.select
+    if select != "loss" and select not in scores:
+        raise GptkitError(f"task.select={select} is not a score of {task.format} examples (theirs: "
+                          f"{', '.join(scores) or 'none'}); or select=loss")
 
 
 def _examples(task: Task, records: list[Record], tokenizer: Tokenizer, block: int) -> list:

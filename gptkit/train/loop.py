@@ -67,6 +67,7 @@ class TrainData:
     `evaluate(model, plain_model, precision)` returns the evaluation's record (val_loss, and any scores);
     its `objective` entry picks the best checkpoint (lower is better, unless higher_is_better).
     `meta` goes into every checkpoint's config.json (e.g. the fine-tuning task).
+    `loss(model, batch)`, when set, is the training loss of a batch (default: `model(x, y, segments=...)`).
     """
 
     batches: Batches | ExampleBatches
@@ -76,6 +77,7 @@ class TrainData:
     higher_is_better: bool = False
     patience: int = 0  # evaluations without a better objective before the run stops; 0 = never
     meta: dict = field(default_factory=dict)
+    loss: Callable[[torch.nn.Module, tuple], torch.Tensor] | None = None
 
 
 @dataclass
@@ -273,7 +275,8 @@ def _optimizer_step(r: _Run, stop: _StopSignal) -> dict | None:
     rng = torch.get_rng_state()
     try:
         with stop.abandonable(r.precision.device.type == "cpu" and r.dist.world_size == 1):
-            total = accumulate_gradients(r.wrapped, r.data.batches, r.progress.step, r.cfg, r.precision, r.dist)
+            total = accumulate_gradients(r.wrapped, r.data.batches, r.progress.step, r.cfg, r.precision, r.dist,
+                                         r.data.loss)
     except _Abandoned:
         r.optimizer.zero_grad(set_to_none=True)
         torch.set_rng_state(rng)  # as if the step never began: a resumed run takes it again, identically

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -91,7 +92,8 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches
 
 
 def accumulate_gradients(model: torch.nn.Module, batches: Batches | ExampleBatches, step: int, cfg: TrainConfig,
-                         precision: Precision = Precision(), dist: Distributed = Distributed()) -> torch.Tensor:
+                         precision: Precision = Precision(), dist: Distributed = Distributed(),
+                         loss_fn: Callable[[torch.nn.Module, tuple], torch.Tensor] | None = None) -> torch.Tensor:
     """Forward and backward over the step's grad_accum micro-batches; the summed loss, on the device.
 
     Nothing but the gradients changes here, so the work can be thrown away (zero the gradients).
@@ -100,13 +102,13 @@ def accumulate_gradients(model: torch.nn.Module, batches: Batches | ExampleBatch
     total = torch.zeros((), device=precision.device)
     try:
         for micro in range(cfg.grad_accum):
-            x, y, *segments = batches.batch(step, dist.rank * cfg.grad_accum + micro)  # packed examples: segments
+            batch = batches.batch(step, dist.rank * cfg.grad_accum + micro)
             last = micro == cfg.grad_accum - 1
             no_sync = model.no_sync() if dist.world_size > 1 and not last and hasattr(model, "no_sync") \
                 else contextlib.nullcontext()
             with no_sync:
                 with precision.autocast():
-                    loss = model(x, y, segments=segments[0] if segments else None)
+                    loss = loss_fn(model, batch) if loss_fn is not None else _loss(model, *batch)
                 scaled = loss / cfg.grad_accum
                 (scaler.scale(scaled) if scaler is not None else scaled).backward()
             total += loss.detach().float()
@@ -116,6 +118,10 @@ def accumulate_gradients(model: torch.nn.Module, batches: Batches | ExampleBatch
             f"tokens per step), lower block_size, or use dtype=bf16"
         ) from e
     return total
+
+
+def _loss(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, segments: torch.Tensor | None = None):
+    return model(x, y, segments=segments)  # packed examples come with segments
 
 
 def apply_update(model: torch.nn.Module, optimizer: torch.optim.Optimizer, total: torch.Tensor, cfg: TrainConfig,

@@ -41,3 +41,19 @@ def translation_files(tmp_path_factory):
     (tmp / "train.de").write_text("\n".join(w.upper() for w in words) + "\n")
     Tokenizer.train_char(["English: German:\nabcdABCD "]).save(tmp / "tokenizer.json")
     return tmp
+
+
+@pytest.fixture(scope="session")
+def qa_checkpoint(tmp_path_factory):
+    """A tiny extractive QA model (a few steps: the commands' shape matters here, not its answers)."""
+    from gptkit.config import FinetuneConfig, load_config
+    from gptkit.train import finetune
+    from tests.train.conftest import write_facts
+
+    tmp = tmp_path_factory.mktemp("qa")
+    train = write_facts(tmp / "train.jsonl", 60, 0, unanswerable=0.2)
+    config = load_config(FinetuneConfig, None, [
+        f"data={train}", "val_examples=10", f"out_dir={tmp / 'run'}", "format=qa", "n_layer=1", "n_head=2",
+        "n_embd=32", "block_size=96", "batch_size=8", "max_steps=4", "eval_interval=4", "dtype=fp32", "device=cpu",
+        "task.vocab_size=300", "doc_stride=16"])
+    return finetune(config), train

@@ -29,7 +29,7 @@ def test_task_commands_refuse_what_they_cannot_do_in_one_line(translation_files,
                                                           n_embd=16)), bpe_tokenizer)
     err = cli("translate", tmp_path / "plain", "hello", code=2).err
     assert "not a fine-tuned checkpoint" in err and "Traceback" not in err
-    assert "--text FILE (perplexity) or --task FILE" in cli("eval", tmp_path / "plain", code=2).err
+    assert "--text FILE (perplexity), --task FILE" in cli("eval", tmp_path / "plain", code=2).err
     (tmp_path / "short.de").write_text("A\n")
     (tmp_path / "short.en").write_text("a\nb\n")
     err = cli("finetune", "--quiet", f"data={tmp_path}/short.{{lang}}", f"out_dir={tmp_path}/run", code=2).err
