@@ -18,7 +18,7 @@ import csv
 import gzip
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -100,10 +100,11 @@ def read_beir(directory: str | Path, split: str = "test") -> tuple[dict[str, str
     return corpus, queries, qrels
 
 
-def beir_text(row: dict) -> str:
+def beir_text(row: dict, text_field: str = "text", title_field: str = "title") -> str:
     """A BEIR document as one text: its title, a newline, its body (as BEIR's encoders read it)."""
-    title = (row.get("title") or "").strip()
-    return f"{title}\n{row.get('text') or ''}" if title else str(row.get("text") or "")
+    title, text = row.get(title_field), row.get(text_field)
+    title, text = (title.strip() if isinstance(title, str) else ""), (text if isinstance(text, str) else "")
+    return f"{title}\n{text}" if title else text
 
 
 def read_qrels(path: Path) -> dict[str, dict[str, int]]:
@@ -125,9 +126,19 @@ def _jsonl(directory: Path, name: str) -> list[dict]:
     path = next((p for p in (directory / f"{name}.jsonl", directory / f"{name}.jsonl.gz") if p.is_file()), None)
     if path is None:
         raise GptkitError(f"{directory}: no {name}.jsonl (or .jsonl.gz); a BEIR dataset has corpus, queries, qrels/")
-    opener = gzip.open if path.suffix == ".gz" else open
     rows = []
-    with opener(path, "rt", encoding="utf-8") as f:
+    for number, row in json_lines(path):
+        if "_id" not in row:
+            raise GptkitError(f"{path} line {number}: a BEIR row has an _id")
+        rows.append({**row, "_id": str(row["_id"])})
+    return rows
+
+
+def json_lines(path: str | Path) -> Iterator[tuple[int, dict]]:
+    """(line number, object) for each non-blank line of a JSONL file (gzipped too); anything else is an error."""
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8", errors="replace") as f:
         for number, line in enumerate(f, 1):
             if not line.strip():
                 continue
@@ -135,11 +146,9 @@ def _jsonl(directory: Path, name: str) -> list[dict]:
                 row = json.loads(line)
             except ValueError as e:
                 raise GptkitError(f"{path} line {number}: not JSON ({e})") from e
-            if not isinstance(row, dict) or "_id" not in row:
-                raise GptkitError(f"{path} line {number}: a BEIR row is an object with an _id")
-            row["_id"] = str(row["_id"])
-            rows.append(row)
-    return rows
+            if not isinstance(row, dict):
+                raise GptkitError(f"{path} line {number}: not a JSON object")
+            yield number, row
 
 
 def read_sts(path: str | Path) -> list[tuple[str, str, float]]:

@@ -33,10 +33,12 @@ from ..atomic import atomic_directory, read_version, writing
 from ..config import check_fields, require
 from ..data.corpus import ReadOptions, expand_sources, read_documents
 from ..errors import GptkitError, require_extra
+from ..eval.retrieval import beir_text, json_lines
 from .embed import Encoder, EncoderInfo
 from .lexical import LexicalIndex
 
 SCHEMA = 1
+_PQ_TRAINING = 10_000  # vectors to train product quantisation's 256 codes per sub-vector on
 INFO_FILE, CHUNKS_FILE, VECTORS_FILE, BM25_DIR = "index.json", "chunks.jsonl", "vectors.faiss", "bm25"
 _WORDS = re.compile(r"\S+")
 
@@ -49,7 +51,7 @@ class IndexSettings:
     exact_limit: int = 100_000  # auto: exact search up to this many vectors, HNSW above
     hnsw_m: int = 32  # graph neighbours per vector
     ef_search: int = 128  # HNSW candidates per query: recall up, speed down
-    nlist: int = 0  # IVF lists; 0 = 4 * sqrt(vectors)
+    nlist: int = 0  # IVF lists; 0 = 4 * sqrt(vectors), at most vectors / 39
     nprobe: int = 16  # IVF lists searched per query
     pq_bytes: int = 0  # IVF-PQ bytes per vector; 0 = dim / 4 (must divide dim)
     language: Literal["auto", "en", "zh"] = "auto"  # lexical analysis (gptkit.search.lexical)
@@ -114,23 +116,10 @@ def read_corpus(sources: Iterable[str], text_field: str = "text", id_field: str 
 
 
 def _jsonl_documents(path: str, text_field: str, id_field: str, title_field: str) -> Iterator[tuple[str, str]]:
-    import gzip
-
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8", errors="replace") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except ValueError as e:
-                raise GptkitError(f"{path}:{n}: invalid JSON ({e})") from e
-            if not isinstance(row, dict) or not isinstance(row.get(text_field), str):
-                raise GptkitError(f"{path}:{n}: no text field {text_field!r}; choose one with --text-field")
-            title = row.get(title_field)
-            text = f"{title.strip()}\n{row[text_field]}" if isinstance(title, str) and title.strip() \
-                else row[text_field]
-            yield str(row.get(id_field, f"{Path(path).name}#{n}")), text
+    for n, row in json_lines(path):
+        if not isinstance(row.get(text_field), str):
+            raise GptkitError(f"{path} line {n}: no text field {text_field!r}; choose one with --text-field")
+        yield str(row.get(id_field, f"{Path(path).name}#{n}")), beir_text(row, text_field, title_field)
 
 
 class Index:
@@ -274,7 +263,7 @@ def make_faiss_index(vectors: np.ndarray, settings: IndexSettings):
         index.hnsw.efConstruction = max(40, 2 * settings.hnsw_m)
         index.hnsw.efSearch = settings.ef_search
         return index, kind
-    nlist = settings.nlist or max(1, int(4 * math.sqrt(n)))
+    nlist = settings.nlist or max(1, min(int(4 * math.sqrt(n)), n // 39))  # k-means: 39+ points per list
     if n < nlist:
         raise GptkitError(f"an {kind} index needs at least nlist={nlist} vectors to train on, got {n}; "
                           f"use index_type=flat (or a smaller nlist)")
@@ -282,12 +271,15 @@ def make_faiss_index(vectors: np.ndarray, settings: IndexSettings):
     if kind == "ivf":
         index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
     else:
+        if n < _PQ_TRAINING:
+            raise GptkitError(f"an ivfpq index learns 256 codes per sub-vector: it needs {_PQ_TRAINING:,} vectors to "
+                              f"train on, got {n:,}; use index_type=flat, hnsw or ivf")
         pq = settings.pq_bytes or max(1, dim // 4)
         if dim % pq:
             raise GptkitError(f"ivfpq: pq_bytes={pq} must divide the vector dimension {dim}")
         index = faiss.IndexIVFPQ(quantizer, dim, nlist, pq, 8, faiss.METRIC_INNER_PRODUCT)
-    sample = vectors if n <= 64 * nlist else \
-        vectors[np.random.default_rng(0).choice(n, 64 * nlist, replace=False)]  # k-means needs ~40 per list
+    size = max(64 * nlist, _PQ_TRAINING if kind == "ivfpq" else 0)  # k-means wants ~40 points per centroid
+    sample = vectors if n <= size else vectors[np.random.default_rng(0).choice(n, size, replace=False)]
     index.train(sample)
     index.nprobe = settings.nprobe
     return index, kind

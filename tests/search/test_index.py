@@ -108,7 +108,7 @@ def test_damaged_or_missing_index_files_are_one_line_errors(encoder, tmp_path, d
 @pytest.mark.parametrize("kind", ["hnsw", "ivf", "ivfpq"])
 def test_approximate_indexes_report_recall_against_exact(kind):
     rng = np.random.default_rng(0)
-    vectors = rng.standard_normal((2000, 32)).astype(np.float32)
+    vectors = rng.standard_normal((10_000, 16)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     index, chosen = make_faiss_index(vectors, IndexSettings(index_type=kind, nlist=16, nprobe=16))
     index.add(vectors)
@@ -123,6 +123,8 @@ def test_auto_picks_exact_search_for_small_collections_and_hnsw_above():
     assert make_faiss_index(vectors, IndexSettings(exact_limit=4))[1] == "hnsw"
     with pytest.raises(GptkitError, match="needs at least"):
         make_faiss_index(vectors, IndexSettings(index_type="ivf"))
+    with pytest.raises(GptkitError, match="10,000 vectors"):
+        make_faiss_index(vectors, IndexSettings(index_type="ivfpq", nlist=2))
 
 
 def test_corpus_reading_gives_ids_and_titles(tmp_path):
