@@ -19,7 +19,9 @@ document ranking at its best chunk. Systems:
   train claims and their abstracts, each abstract's title against its text, and
   one sentence of each abstract against the rest (the inverse cloze task); 150
   train claims are held out to pick the checkpoint. Test claims are never seen.
-- hybrid: reciprocal-rank fusion (k = 60) of BM25 with an encoder's ranking.
+- hybrid: reciprocal-rank fusion (k = 60) of BM25 with an encoder's ranking, with
+  equal weights, and with the dense weight (0.1 .. 0.7) that scores the best
+  nDCG@10 on the 150 held-out train claims.
 
 Also the STS Benchmark dev Spearman correlation (x100) of each encoder's cosines,
 indexing throughput (chunks/s) and single-query latency (k = 10; embedding the
@@ -49,6 +51,7 @@ SHAPE = ["model.n_layer=4", "model.n_head=4", "model.n_embd=256", "model.block_s
 PROBE_STEPS = 8
 CHUNK_TOKENS = 128  # gptkit's encoders: trained on and index chunks of this many tokens
 VAL_CLAIMS = 150
+DENSE_WEIGHTS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 
 
 def main() -> None:
@@ -58,6 +61,7 @@ def main() -> None:
     p.add_argument("--lm-minutes", type=float, default=15.0, help="gptkit: language-model pretraining budget")
     p.add_argument("--tune-minutes", type=float, default=15.0, help="gptkit: contrastive fine-tuning budget")
     p.add_argument("--skip-training", action="store_true", help="reuse the gptkit models already in --out")
+    p.add_argument("--reuse-lm", action="store_true", help="reuse the pretrained LM in --out; tune it again")
     p.add_argument("--no-reference", action="store_true", help="leave out all-MiniLM-L6-v2")
     p.add_argument("--scale", action="store_true", help="the FAISS scale run instead")
     p.add_argument("--sizes", default="10000,100000,1000000")
@@ -79,25 +83,33 @@ def _retrieval(args, data: Path, out: Path) -> None:
     corpus, queries, qrels = read_beir(data / "scifact", "test")
     sts = read_sts(data / "stsb" / "sts-dev.csv")
     documents = list(corpus.items())
+    held = _held_claims(data)
     rows = [_system("BM25 (bm25s, stop words, stemming)", documents, None, queries, qrels, sts)]
     minilm = None if args.no_reference else _minilm()
     if minilm is not None:
-        rows += _encoder_rows("all-MiniLM-L6-v2", minilm, documents, queries, qrels, sts)
+        rows += _encoder_rows("all-MiniLM-L6-v2", minilm, documents, queries, qrels, sts, held)
     lm, tuned = _gptkit_models(args, data, out, corpus)
     for name, path in (("gptkit LM, untrained as encoder", lm), ("gptkit tuned", tuned)):
-        rows += _encoder_rows(name, _gptkit_encoder(path), documents, queries, qrels, sts, CHUNK_TOKENS)
+        rows += _encoder_rows(name, _gptkit_encoder(path), documents, queries, qrels, sts, held, CHUNK_TOKENS)
     (out / "results.json").write_text(json.dumps(rows, indent=1) + "\n")
     _print_table(rows)
 
 
-def _encoder_rows(name: str, encoder, documents, queries, qrels, sts, chunk_tokens: int = 0) -> list[dict]:
-    """The encoder alone, and fused with BM25, from one index."""
-    from gptkit.search.evaluate import evaluate_sts
+def _encoder_rows(name: str, encoder, documents, queries, qrels, sts, held, chunk_tokens: int = 0) -> list[dict]:
+    """The encoder alone, and fused with BM25 (equal weights, and the dense weight that scores best on the
+    held-out train claims), from one index."""
+    from gptkit.search.evaluate import evaluate_retrieval, evaluate_sts
+    from gptkit.search.hybrid import Searcher
 
     index, build_s = _index(documents, encoder, chunk_tokens)
     dense = _scores(name, index, encoder, "dense", queries, qrels, build_s)
     dense["sts_spearman"] = evaluate_sts(encoder, sts)
-    return [dense, _scores(f"hybrid: BM25 + {name}", index, encoder, "hybrid", queries, qrels, build_s)]
+    searcher = Searcher(index, encoder)
+    weight = max(DENSE_WEIGHTS, key=lambda w: evaluate_retrieval(searcher, *held, "hybrid",
+                                                                 dense_weight=w)["ndcg@10"])
+    return [dense, _scores(f"hybrid: BM25 + {name}", index, encoder, "hybrid", queries, qrels, build_s),
+            _scores(f"hybrid: BM25 + {name}, dense weight {weight:.2f}", index, encoder, "hybrid", queries, qrels,
+                    build_s, dense_weight=weight)]
 
 
 def _system(name: str, documents, encoder, queries: dict, qrels: dict, sts, mode: str = "bm25") -> dict:
@@ -113,17 +125,17 @@ def _index(documents, encoder, chunk_tokens: int = 0):
     return index, time.perf_counter() - start
 
 
-def _scores(name: str, index, encoder, mode: str, queries: dict, qrels: dict, build_s: float) -> dict:
+def _scores(name: str, index, encoder, mode: str, queries: dict, qrels: dict, build_s: float, **fusion) -> dict:
     from gptkit.search.evaluate import evaluate_retrieval
     from gptkit.search.hybrid import Searcher
 
     searcher = Searcher(index, encoder)
     ids = list(queries)
-    scores = evaluate_retrieval(searcher, queries, qrels, mode)
+    scores = evaluate_retrieval(searcher, queries, qrels, mode, **fusion)
     latencies = []
     for q in ids:
         t = time.perf_counter()
-        searcher.search(queries[q], k=10, mode=mode)
+        searcher.search(queries[q], k=10, mode=mode, **fusion)
         latencies.append((time.perf_counter() - t) * 1000)
     row = {"system": name, **scores, "chunks_per_s": len(index.chunks) / build_s, "index_s": build_s,
            "p50_ms": float(np.percentile(latencies, 50)), "p99_ms": float(np.percentile(latencies, 99))}
@@ -156,19 +168,20 @@ def _gptkit_models(args, data: Path, out: Path, corpus: dict) -> tuple[Path, Pat
     from gptkit.data import PrepareConfig, prepare
     from gptkit.train import finetune, train
 
-    text = out / "corpus"
-    text.mkdir(exist_ok=True)
-    (text / "abstracts.txt").write_text("\n\n".join(t.replace("\n\n", "\n") for t in corpus.values()) + "\n",
-                                        encoding="utf-8")
-    prepare([str(text)], out / "lm-data", PrepareConfig(vocab_size=8192, val_fraction=0.02))
-    for path in (lm_dir, tune_dir, out / "probe"):
+    for path in (tune_dir, out / "probe") if args.reuse_lm else (lm_dir, tune_dir, out / "probe"):
         shutil.rmtree(path, ignore_errors=True)
-    train(_lm_config(out / "probe", out / "lm-data", PROBE_STEPS))
-    lm_steps = _steps(args.lm_minutes, out / "probe")
-    print(f"-- gptkit: pretraining {lm_steps} steps", flush=True)
-    train(_lm_config(lm_dir, out / "lm-data", lm_steps))
+    if not args.reuse_lm:
+        text = out / "corpus"
+        text.mkdir(exist_ok=True)
+        (text / "abstracts.txt").write_text("\n\n".join(t.replace("\n\n", "\n") for t in corpus.values()) + "\n",
+                                            encoding="utf-8")
+        prepare([str(text)], out / "lm-data", PrepareConfig(vocab_size=8192, val_fraction=0.02))
+        train(_lm_config(out / "probe", out / "lm-data", PROBE_STEPS))
+        lm_steps = _steps(args.lm_minutes, out / "probe")
+        print(f"-- gptkit: pretraining {lm_steps} steps", flush=True)
+        train(_lm_config(lm_dir, out / "lm-data", lm_steps))
+        shutil.rmtree(out / "probe", ignore_errors=True)
     pairs = _training_pairs(data, corpus, out)
-    shutil.rmtree(out / "probe", ignore_errors=True)
     finetune(_tune_config(out / "probe", lm_dir / "best", pairs, PROBE_STEPS))
     tune_steps = _steps(args.tune_minutes, out / "probe")
     print(f"-- gptkit: contrastive tuning {tune_steps} steps", flush=True)
@@ -205,17 +218,28 @@ def _tune_config(out: Path, init: Path, pairs: tuple[Path, Path], steps: int):
         "select=recall1", f"eval_interval={max(1, steps // 5)}", f"checkpoint_interval={steps}", "log_interval=2"])
 
 
-def _training_pairs(data: Path, corpus: dict, out: Path) -> tuple[Path, Path]:
-    """SciFact train claims with their abstracts (150 claims held out; the rest three times), and from every
-    abstract two pairs: its title -> its text, and one of its sentences -> the rest (the inverse cloze task)."""
+def _split_claims(data: Path) -> tuple[dict, dict, set]:
+    """SciFact's train claims, their qrels, and the VAL_CLAIMS of them held out of training."""
     from gptkit.eval.retrieval import read_beir
 
     _, claims, qrels = read_beir(data / "scifact", "train")
     ids = sorted(claims)
     random.Random(0).shuffle(ids)
-    held = set(ids[:VAL_CLAIMS])
+    return claims, qrels, set(ids[:VAL_CLAIMS])
+
+
+def _held_claims(data: Path) -> tuple[dict, dict]:
+    """The held-out train claims and their qrels: where a fusion weight is chosen (never the test claims)."""
+    claims, qrels, held = _split_claims(data)
+    return {q: claims[q] for q in held}, {q: qrels[q] for q in held}
+
+
+def _training_pairs(data: Path, corpus: dict, out: Path) -> tuple[Path, Path]:
+    """SciFact train claims with their abstracts (150 claims held out; the rest three times), and from every
+    abstract two pairs: its title -> its text, and one of its sentences -> the rest (the inverse cloze task)."""
+    claims, qrels, held = _split_claims(data)
     train, val = [], []
-    for q in ids:
+    for q in sorted(claims):
         for doc in qrels[q]:
             if doc in corpus:
                 pair = {"query": claims[q], "positive": corpus[doc]}

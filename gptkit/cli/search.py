@@ -91,7 +91,10 @@ def _cmd_search(args) -> None:
 
     query = utf8(args.query, "the query")
     searcher = _searcher(args.index, args)
-    hits = searcher.search(query, k=args.k, mode=args.mode, fusion=args.fusion, rrf_k=args.rrf_k)
+    if not 0 <= args.dense_weight <= 1:
+        raise GptkitError(f"--dense-weight must be in [0, 1], got {args.dense_weight}")
+    hits = searcher.search(query, k=args.k, mode=args.mode, fusion=args.fusion, rrf_k=args.rrf_k,
+                           dense_weight=args.dense_weight)
     lexical = searcher.index.lexical
     for rank, hit in enumerate(hits, 1):
         text = snippet(hit.chunk.text, query, lexical.analyze) if lexical else hit.chunk.text[:240]
@@ -174,6 +177,8 @@ def add_search_flags(p, fusion: bool = True) -> None:
         p.add_argument("--fusion", choices=["rrf", "weighted"], default="rrf",
                        help="hybrid: reciprocal-rank fusion, or min-max scaled scores added")
         p.add_argument("--rrf-k", type=int, default=60, help="hybrid rrf: the constant k in 1 / (k + rank)")
+        p.add_argument("--dense-weight", type=float, default=0.5, help="hybrid: the dense ranking's weight against "
+                       "BM25's, in [0, 1] (0.5 = equal)")
 
 
 def add_parsers(sub) -> None:

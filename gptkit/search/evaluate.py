@@ -14,12 +14,13 @@ from .hybrid import Mode, Searcher, documents
 
 
 def evaluate_retrieval(searcher: Searcher, queries: dict[str, str], qrels: dict[str, dict[str, int]],
-                       mode: Mode | None = None, depth: int = max(CUTOFFS)) -> dict[str, float]:
-    """Scores of the document rankings (each document at its best chunk) for the judged queries."""
+                       mode: Mode | None = None, depth: int = max(CUTOFFS), **fusion) -> dict[str, float]:
+    """Scores of the document rankings (each document at its best chunk) for the judged queries; `fusion`:
+    Searcher.search_many's hybrid settings."""
     ids = [q for q in qrels if q in queries]
     # chunks, not documents, come back: ask for more so that `depth` documents remain after merging
     chunks_per_doc = max(1, round(len(searcher.index.chunks) / max(1, len({c.doc for c in searcher.index.chunks}))))
-    hits = searcher.search_many([queries[q] for q in ids], k=depth * chunks_per_doc, mode=mode)
+    hits = searcher.search_many([queries[q] for q in ids], k=depth * chunks_per_doc, mode=mode, **fusion)
     return retrieval_scores({q: documents(h)[:depth] for q, h in zip(ids, hits)}, qrels)
 
 

@@ -18,7 +18,7 @@ from typing import Literal
 
 from ..errors import GptkitError
 from .embed import Encoder
-from .index import Chunk, Index
+from .index import NO_VECTORS, Chunk, Index
 
 Mode = Literal["dense", "bm25", "hybrid"]
 MODES = ("dense", "bm25", "hybrid")
@@ -76,7 +76,10 @@ class Searcher:
     def search_many(self, queries: Sequence[str], k: int = 5, mode: Mode | None = None, depth: int = 100,
                     fusion: Literal["rrf", "weighted"] = "rrf", rrf_k: int = 60,
                     dense_weight: float = 0.5) -> list[list[Hit]]:
-        """The top k chunks per query; fusion looks at the top max(k, depth) of each ranking."""
+        """The top k chunks per query; fusion looks at the top max(k, depth) of each ranking.
+
+        dense_weight in [0, 1] weighs the dense ranking against BM25 (0.5: equal, plain RRF).
+        """
         mode = mode or self.default_mode()
         if mode not in MODES:
             raise GptkitError(f"unknown search mode {mode!r}: use {', '.join(MODES)}")
@@ -86,7 +89,7 @@ class Searcher:
         results = []
         for d, b in zip(dense, lexical):
             if mode == "hybrid" and fusion == "rrf":
-                ranked = reciprocal_rank_fusion([list(d), list(b)], rrf_k)
+                ranked = reciprocal_rank_fusion([list(d), list(b)], rrf_k, [2 * dense_weight, 2 - 2 * dense_weight])
             elif mode == "hybrid":
                 ranked = weighted_fusion([d, b], [dense_weight, 1 - dense_weight])
             else:
@@ -99,7 +102,7 @@ class Searcher:
 
     def _dense(self, queries: Sequence[str], depth: int) -> list[dict[int, float]]:
         if self.index.vectors is None:
-            raise GptkitError("this index holds no vectors (built without an encoder): search it with --mode bm25")
+            raise GptkitError(NO_VECTORS)
         if self.encoder is None:
             raise GptkitError("dense and hybrid search embed the query: give the index's encoder, or use bm25")
         scores, rows = self.index.dense_search(self.encoder.embed(queries), depth)

@@ -38,6 +38,7 @@ from .embed import Encoder, EncoderInfo
 from .lexical import LexicalIndex
 
 SCHEMA = 1
+NO_VECTORS = "this index holds no vectors (built without an encoder): search it with --mode bm25"
 _PQ_TRAINING = 10_000  # vectors to train product quantisation's 256 codes per sub-vector on
 INFO_FILE, CHUNKS_FILE, VECTORS_FILE, BM25_DIR = "index.json", "chunks.jsonl", "vectors.faiss", "bm25"
 _WORDS = re.compile(r"\S+")
@@ -171,7 +172,7 @@ class Index:
 
     def check_encoder(self, info: EncoderInfo) -> None:
         if self.encoder is None:
-            raise GptkitError("this index holds no vectors (built without an encoder): search it with --mode bm25")
+            raise GptkitError(NO_VECTORS)
         if not self.encoder.same_encoder(info):
             raise GptkitError(f"the index was built with encoder {self.encoder.name} ({self.encoder.kind} "
                               f"{self.encoder.fingerprint}, pooling {self.encoder.pooling}); the query encoder "
@@ -181,7 +182,7 @@ class Index:
     def dense_search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(scores, chunk rows), each (queries, k), best first; rows of -1 past the end."""
         if self.vectors is None:
-            raise GptkitError("this index holds no vectors (built without an encoder): search it with --mode bm25")
+            raise GptkitError(NO_VECTORS)
         return self.vectors.search(np.ascontiguousarray(vectors, dtype=np.float32), min(k, len(self.chunks)))
 
     # -- files ---------------------------------------------------------------------------------

@@ -39,6 +39,12 @@ def test_hybrid_search_finds_what_either_part_finds(encoder_checkpoint):
     dense = searcher.search("yeast dough bread", k=3, mode="dense")
     assert all(h.dense_rank == n for n, h in enumerate(dense, 1)) and all(h.bm25_rank is None for h in dense)
     assert searcher.default_mode() == "hybrid"
+    words = [h.row for h in searcher.search("yeast dough bread", k=2, mode="bm25")]
+    vectors = [h.row for h in searcher.search("yeast dough bread", k=2, mode="dense")]
+    for fusion in ("rrf", "weighted"):  # a weight of 0 or 1 leaves one ranking in charge
+        ranked = [h.row for h in searcher.search("yeast dough bread", k=2, fusion=fusion, dense_weight=0.0)]
+        assert ranked[: len(words)] == words
+        assert [h.row for h in searcher.search("yeast dough bread", k=2, fusion=fusion, dense_weight=1.0)] == vectors
     with pytest.raises(GptkitError, match="unknown search mode"):
         searcher.search("x", mode="fuzzy")
 
