@@ -122,7 +122,7 @@ def test_auto_picks_exact_search_for_small_collections_and_hnsw_above():
     assert make_faiss_index(vectors, IndexSettings())[1] == "flat"
     assert make_faiss_index(vectors, IndexSettings(exact_limit=4))[1] == "hnsw"
     with pytest.raises(GptkitError, match="needs at least"):
-        make_faiss_index(vectors, IndexSettings(index_type="ivf"))
+        make_faiss_index(vectors, IndexSettings(index_type="ivf", nlist=16))
     with pytest.raises(GptkitError, match="10,000 vectors"):
         make_faiss_index(vectors, IndexSettings(index_type="ivfpq", nlist=2))
 
