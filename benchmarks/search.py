@@ -1,7 +1,7 @@
 """Semantic search on SciFact (BEIR): BM25, all-MiniLM-L6-v2 and gptkit's own encoders, side by side in one run.
 
-    python benchmarks/search.py [--lm-minutes 15] [--tune-minutes 15] [--data ../shared/data]
-                                [--out runs/bench-search] [--skip-training]
+    python benchmarks/search.py [--lm-minutes 15] [--tune-minutes 30] [--data ../shared/data]
+                                [--out runs/bench-search] [--skip-training] [--reuse-lm]
     python benchmarks/search.py --scale [--sizes 10000,100000,1000000] [--dim 384]
 
 Retrieval: 5,183 abstracts (title and text), the 300 test claims, nDCG@10,
@@ -59,7 +59,7 @@ def main() -> None:
     p.add_argument("--data", default=str(DATA))
     p.add_argument("--out", default=str(ROOT / "runs" / "bench-search"))
     p.add_argument("--lm-minutes", type=float, default=15.0, help="gptkit: language-model pretraining budget")
-    p.add_argument("--tune-minutes", type=float, default=15.0, help="gptkit: contrastive fine-tuning budget")
+    p.add_argument("--tune-minutes", type=float, default=30.0, help="gptkit: contrastive fine-tuning budget")
     p.add_argument("--skip-training", action="store_true", help="reuse the gptkit models already in --out")
     p.add_argument("--reuse-lm", action="store_true", help="reuse the pretrained LM in --out; tune it again")
     p.add_argument("--no-reference", action="store_true", help="leave out all-MiniLM-L6-v2")
