@@ -121,7 +121,10 @@ class SentenceTransformerEncoder:
             self.model.max_seq_length = max_tokens
         self.batch_size = batch_size
         modules = json.loads((Path(path) / "modules.json").read_text(encoding="utf-8"))
-        weights = next(Path(path).glob("**/model.safetensors"), None) or next(Path(path).glob("**/*.bin"))
+        weights = next((f for pattern in ("**/*.safetensors", "**/*.bin") for f in sorted(Path(path).glob(pattern))),
+                       None)
+        if weights is None:
+            raise GptkitError(f"{path}: no weights file (*.safetensors or *.bin) in the sentence-transformers model")
         pooling = ",".join(m["type"].rsplit(".", 1)[-1] for m in modules[1:])
         dim = self.model.get_embedding_dimension() if hasattr(self.model, "get_embedding_dimension") \
             else self.model.get_sentence_embedding_dimension()
