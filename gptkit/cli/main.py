@@ -40,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     if len(args.overrides) != len(extra) or (extra and not getattr(args, "takes_overrides", False)):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s", force=True)
+    for chatty in ("faiss", "bm25s"):  # they log how they loaded at INFO
+        logging.getLogger(chatty).setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     previous = None
     with contextlib.suppress(ValueError):  # not the main thread (e.g. called from a worker): leave signals alone
         previous = signal.signal(signal.SIGTERM, _terminated)

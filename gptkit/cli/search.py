@@ -86,15 +86,18 @@ def _searcher(path: str, args):
     return Searcher(index, encoder)
 
 
+def _fusion(args) -> dict:
+    if not 0 <= args.dense_weight <= 1:
+        raise GptkitError(f"--dense-weight must be in [0, 1], got {args.dense_weight}")
+    return {"fusion": args.fusion, "rrf_k": args.rrf_k, "dense_weight": args.dense_weight}
+
+
 def _cmd_search(args) -> None:
     from ..search.hybrid import snippet
 
     query = utf8(args.query, "the query")
     searcher = _searcher(args.index, args)
-    if not 0 <= args.dense_weight <= 1:
-        raise GptkitError(f"--dense-weight must be in [0, 1], got {args.dense_weight}")
-    hits = searcher.search(query, k=args.k, mode=args.mode, fusion=args.fusion, rrf_k=args.rrf_k,
-                           dense_weight=args.dense_weight)
+    hits = searcher.search(query, k=args.k, mode=args.mode, **_fusion(args))
     lexical = searcher.index.lexical
     for rank, hit in enumerate(hits, 1):
         text = snippet(hit.chunk.text, query, lexical.analyze) if lexical else hit.chunk.text[:240]
@@ -131,7 +134,7 @@ def eval_retrieval(args) -> None:
             encoder = None if args.checkpoint == LEXICAL_ONLY else _encoder(args.checkpoint, args)
             index = Index.build(corpus.items(), encoder, IndexSettings(chunk_tokens=args.chunk_tokens))
             searcher = Searcher(index, encoder)
-        scores = evaluate_retrieval(searcher, queries, qrels, args.mode)
+        scores = evaluate_retrieval(searcher, queries, qrels, args.mode, **_fusion(args))
         result.update(data=str(args.retrieval), split=args.split, mode=args.mode or searcher.default_mode(),
                       queries=len(queries), **scores)
         print(f"{args.retrieval} ({args.split}, {len(queries)} queries, {result['mode']}): "

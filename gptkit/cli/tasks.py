@@ -156,7 +156,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--index", help="--retrieval: search this index (built from the dataset's corpus) instead")
     p.add_argument("--chunk-tokens", type=int, default=0, help="--retrieval: chunk the corpus (0 = whole documents)")
     p.add_argument("--sts", help="scored sentence pairs (STS-B TSV, or JSONL)")
-    add_search_flags(p, fusion=False)
+    add_search_flags(p)
     add_encoder_flags(p, batching=False)
     _add_decoding(p)
     p.add_argument("--out", help="where to write the results")

@@ -55,6 +55,7 @@ def test_search_mistakes_are_one_line_errors(cli, encoder_checkpoint, corpus, tm
     assert err.count("\n") == 1 and "not a search index" in err
     index = tmp_path / "index"
     cli("index", corpus / "corpus.jsonl", "--encoder", encoder_checkpoint, "--out", index)
+    assert "--dense-weight must be in [0, 1]" in cli("search", index, "q", "--dense-weight", "2", code=2).err
     err = cli("search", index, "q", "--pooling", "last", code=2).err
     assert "differs" in err and err.count("\n") == 1
     (index.resolve() / "vectors.faiss").write_bytes(b"garbage")
@@ -68,6 +69,8 @@ def test_eval_scores_retrieval_on_beir_files_and_sts_pairs(cli, encoder_checkpoi
     assert scores["recall@1"] == 1.0 and scores["ndcg@10"] == 1.0 and "ndcg@10 1.0000" in out.out
     out = cli("eval", encoder_checkpoint, "--retrieval", corpus, "--mode", "dense")
     assert "3 queries, dense" in out.out
+    out = cli("eval", encoder_checkpoint, "--retrieval", corpus, "--dense-weight", "0", "--fusion", "weighted")
+    assert "3 queries, hybrid): ndcg@10 1.0000" in out.out  # all weight on BM25, which finds each one
     (tmp_path / "sts.jsonl").write_text("".join(json.dumps({"sentence1": a, "sentence2": b, "score": s}) + "\n"
                                                 for a, b, s in [("a cat", "a cat", 5), ("a dog", "stocks", 0),
                                                                 ("rivers", "a river", 4)]))
