@@ -84,7 +84,7 @@ def _retrieval(args, data: Path, out: Path) -> None:
     sts = read_sts(data / "stsb" / "sts-dev.csv")
     documents = list(corpus.items())
     held = _held_claims(data)
-    rows = [_system("BM25 (bm25s, stop words, stemming)", documents, None, queries, qrels, sts)]
+    rows = [_bm25("BM25 (bm25s, stop words, stemming)", documents, queries, qrels)]
     minilm = None if args.no_reference else _minilm()
     if minilm is not None:
         rows += _encoder_rows("all-MiniLM-L6-v2", minilm, documents, queries, qrels, sts, held)
@@ -112,9 +112,9 @@ def _encoder_rows(name: str, encoder, documents, queries, qrels, sts, held, chun
                     build_s, dense_weight=weight)]
 
 
-def _system(name: str, documents, encoder, queries: dict, qrels: dict, sts, mode: str = "bm25") -> dict:
-    index, build_s = _index(documents, encoder)
-    return _scores(name, index, encoder, mode, queries, qrels, build_s)
+def _bm25(name: str, documents, queries: dict, qrels: dict) -> dict:
+    index, build_s = _index(documents, None)
+    return _scores(name, index, None, "bm25", queries, qrels, build_s)
 
 
 def _index(documents, encoder, chunk_tokens: int = 0):

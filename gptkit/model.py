@@ -309,7 +309,7 @@ class GPT(nn.Module):
         hidden = self.hidden_states(idx, cache, slots, segments=segments)
         if self.config.pooling and cache is None:
             lengths = targets if targets is not None else torch.full((idx.shape[0],), idx.shape[1], device=idx.device)
-            return F.normalize(pool(hidden, lengths, self.config.pooling).float(), dim=-1)
+            return sentence_vectors(hidden, lengths, self.config.pooling)
         if self.span_head is not None:
             spans = self.span_head(hidden)
             return spans if targets is None else span_loss(spans, targets)
@@ -346,6 +346,11 @@ def pool(hidden: torch.Tensor, lengths: torch.Tensor, pooling: str) -> torch.Ten
     real = torch.arange(hidden.shape[1], device=hidden.device) < lengths.unsqueeze(1)  # (B, T)
     summed = (hidden.float() * real.unsqueeze(-1)).sum(dim=1)
     return summed / lengths.unsqueeze(1).to(summed.dtype)
+
+
+def sentence_vectors(hidden: torch.Tensor, lengths: torch.Tensor, pooling: str) -> torch.Tensor:
+    """Unit-length float32 sentence embeddings (B, C): `pool`, then L2 normalisation."""
+    return F.normalize(pool(hidden, lengths, pooling).float(), dim=-1)
 
 
 # Span labels, one per position: -1 where no answer may start or end (the question, padding), else the

@@ -27,11 +27,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..checkpoint import load_checkpoint
 from ..errors import GptkitError
-from ..model import GPT, pool
+from ..model import GPT, sentence_vectors
 from ..quantize import for_inference
 from ..runtime import autocast
 from ..tokenizer import Tokenizer
@@ -73,7 +72,7 @@ def embed(model: GPT, tokenizer: Tokenizer, texts: Sequence[str], pooling: str =
         x, lengths = collate([ids[i] for i in rows], model.device)
         with autocast(model.device, model.dtype):
             hidden = model.hidden_states(x)
-        out[rows] = F.normalize(pool(hidden, lengths, pooling).float(), dim=-1).cpu().numpy()
+        out[rows] = sentence_vectors(hidden, lengths, pooling).cpu().numpy()
     return out
 
 

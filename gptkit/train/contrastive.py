@@ -62,11 +62,14 @@ class TextBatches:
         self.columns, self.scores, self.batch_size = columns, scores, batch_size
         self.seed, self.streams, self.shuffle, self.device = seed, streams, shuffle, torch.device(device)
         self.size = len(columns[0])
+        self._orders: dict[int, np.ndarray] = {}
 
     def _order(self, epoch: int) -> np.ndarray:
-        if not self.shuffle:
-            return np.arange(self.size)
-        return np.random.default_rng([self.seed, epoch]).permutation(self.size)
+        if epoch not in self._orders:  # a batch spans at most two epochs: keep the last two
+            self._orders = {e: o for e, o in self._orders.items() if e == epoch - 1}
+            self._orders[epoch] = np.random.default_rng([self.seed, epoch]).permutation(self.size) \
+                if self.shuffle else np.arange(self.size)
+        return self._orders[epoch]
 
     def batch(self, step: int, stream: int = 0) -> Batch:
         start = (step * self.streams + stream) * self.batch_size
@@ -90,7 +93,10 @@ class TextBatches:
 def contrastive_loss(model: torch.nn.Module, batch: Batch, temperature: float) -> torch.Tensor:
     """InfoNCE over in-batch documents (integer targets) or cosine regression (float targets)."""
     x, lengths, targets = batch
-    embeddings = model(x, lengths)  # (k * B, C), unit length
+    return _loss(model(x, lengths), targets, temperature)  # embeddings (k * B, C), unit length
+
+
+def _loss(embeddings: torch.Tensor, targets: torch.Tensor, temperature: float) -> torch.Tensor:
     queries, documents = embeddings[: len(targets)], embeddings[len(targets):]
     if targets.is_floating_point():
         return F.mse_loss((queries * documents).sum(dim=-1), targets)
@@ -146,9 +152,9 @@ def _evaluate(model: torch.nn.Module, val: TextBatches, precision: Precision, te
     losses, firsts, seconds = [], [], []
     with precision.autocast():
         for batch in val.epoch(0):
-            losses.append(contrastive_loss(model, batch, temperature).item())
             x, lengths, targets = batch
             embeddings = model(x, lengths).float()
+            losses.append(_loss(embeddings, targets, temperature).item())
             firsts.append(embeddings[: len(targets)])
             seconds.append(embeddings[len(targets) : 2 * len(targets)])
     model.train(was_training)
