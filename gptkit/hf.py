@@ -16,7 +16,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .atomic import atomic_directory, writing
+from .atomic import atomic_directory, read_version, writing
 from .checkpoint import load_tensors
 from .config import ModelConfig
 from .errors import GptkitError
@@ -109,8 +109,11 @@ def _read_hf_weights(path: Path) -> dict[str, torch.Tensor]:
 
 
 def from_hf(path: str | Path) -> tuple[GPT, Tokenizer | None]:
-    """Load a transformers GPT-2 checkpoint directory (e.g. a local copy of `gpt2`)."""
-    path = Path(path)
+    """Load a transformers GPT-2 checkpoint directory (e.g. a local copy of `gpt2`), all from one version."""
+    return read_version(path, _from_hf)
+
+
+def _from_hf(path: Path) -> tuple[GPT, Tokenizer | None]:
     if not (path / "config.json").is_file():
         raise GptkitError(f"{path}: no config.json; expected a Hugging Face GPT-2 model directory")
     try:

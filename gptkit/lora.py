@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 from safetensors.torch import load_file, save_file
 
-from .atomic import atomic_directory
+from .atomic import atomic_directory, read_version
 from .config import LORA_TARGETS, LoraConfig
 from .errors import GptkitError
 from .hf import KEY_MAP
@@ -114,16 +114,13 @@ def save_adapters(model: GPT, path: str | Path, base_model: str = "") -> Path:
 def load_adapters(model: GPT, path: str | Path) -> GPT:
     """Apply the adapters saved at `path` (by save_adapters, or PEFT for a GPT-2 of this shape) to `model`."""
     path = Path(path)
-    if not (path / CONFIG_FILE).is_file() or not (path / WEIGHTS_FILE).is_file():
-        raise GptkitError(f"{path}: no {CONFIG_FILE} and {WEIGHTS_FILE}; give a directory that save_adapters wrote")
-    saved = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
+    saved, tensors = read_version(path, _read_adapters)
     modules = {theirs: ours for ours, theirs in TARGETS.items()}
     targets = saved.get("target_modules") or []
     if saved.get("peft_type") != "LORA" or any(t not in modules for t in targets):
         raise GptkitError(f"{path}: not LoRA adapters on GPT-2 projections ({', '.join(TARGETS.values())})")
     config = LoraConfig(saved["r"], float(saved["lora_alpha"]), float(saved.get("lora_dropout", 0.0)),
                         tuple(modules[t] for t in targets))
-    tensors = load_file(str(path / WEIGHTS_FILE))
     apply_lora(model, config)
     with torch.no_grad():
         for i, block in enumerate(model.blocks):
@@ -136,6 +133,12 @@ def load_adapters(model: GPT, path: str | Path) -> GPT:
                                           f"{tuple(param.shape)}: adapters for another model")
                     param.copy_(tensor)
     return model
+
+
+def _read_adapters(path: Path) -> tuple[dict, dict]:
+    if not (path / CONFIG_FILE).is_file() or not (path / WEIGHTS_FILE).is_file():
+        raise GptkitError(f"{path}: no {CONFIG_FILE} and {WEIGHTS_FILE}; give a directory that save_adapters wrote")
+    return json.loads((path / CONFIG_FILE).read_text(encoding="utf-8")), load_file(str(path / WEIGHTS_FILE))
 
 
 def _peft_name(block: int, target: str, name: str) -> str:

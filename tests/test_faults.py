@@ -122,7 +122,7 @@ def test_a_full_disk_is_one_line_and_leaves_no_partial_output(ws, command):
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("error: cannot write d")
     assert _snapshot(ws) == before and not Path("d").exists()
-    assert not any(p.name.startswith(".d.") for p in ws.iterdir())  # no half-written version left behind
+    assert not any(p.name.startswith(".d.") for p in ws.iterdir())  # no half-written build left behind
 
 
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
@@ -132,21 +132,20 @@ def test_an_interrupted_prepare_leaves_nothing_and_the_next_one_sweeps_what_a_ki
     proc = subprocess.Popen([sys.executable, "-m", "gptkit", "prepare", "big.txt", "--out", "d", "--tokenizer",
                              "tok.json", "--no-dedup", "--quiet"], stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
-    while not list(ws.glob(".d.v*")):  # the new version is being written
+    while not list(ws.glob(".d.gptkit-*")):  # the new version is being built
         assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
         time.sleep(0.02)
     proc.send_signal(how)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == (128 + how if how == signal.SIGTERM else -how), err
     assert "Traceback" not in err
-    left = sorted(p.name for p in ws.glob(".d.v*"))
+    left = sorted(p.name for p in ws.glob(".d.gptkit-*"))
     if how == signal.SIGKILL:
         assert not Path("d").exists() and left, left  # the killed write's version is left behind...
     elif Path("d").exists():  # SIGTERM can land in C code that swallows the exception: then the output is whole
         assert json.loads(Path("d/manifest.json").read_text())["read"]["documents"] == 320_000
-        assert left == [Path("d").resolve().name]
+        assert left == [] and Path("d").is_dir() and not Path("d").is_symlink()
     else:
         assert left == [], (left, err)  # ...SIGTERM's is removed as the command unwinds
     assert main(["prepare", "corpus.txt", "--out", "d", "--vocab-size", "300", "--quiet"]) == 0
-    now = sorted(p.name for p in ws.glob(".d.v*"))
-    assert now == [Path("d").resolve().name], (left, now)  # ...and the next write sweeps it
+    assert sorted(ws.glob(".d.*")) == []  # ...and the next write sweeps it

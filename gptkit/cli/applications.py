@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from ..errors import GptkitError
-from .common import read_text_file, utf8
+from .common import check_out_file, read_text_file, utf8, write_json
 from .search import add_encoder_flags, add_search_flags
 from .tasks import _add_decoding, _predict, _task_checkpoint, null_threshold, print_completions
 
@@ -55,6 +55,13 @@ def _cmd_summarize(args) -> None:
 def _cmd_audit(args) -> None:
     from ..eval.audit import bias_probe, contamination, describe, read_texts
 
+    check_out_file(args.out, args.force)
+    if args.ngram < 1:
+        raise GptkitError(f"--ngram must be at least 1, got {args.ngram}")
+    if args.model:
+        from ..checkpoint import inspect_checkpoint
+
+        inspect_checkpoint(args.model)  # a missing or damaged checkpoint is reported before the analysis
     report = {}
     train = read_texts(args.train, args.text_field)
     report["train"] = describe(train)
@@ -82,7 +89,7 @@ def _cmd_audit(args) -> None:
             terms = ", ".join(f"{term} {score:.3f}" for term, score in r.scores.items())
             print(f"  {r.group:<9} gap {r.gap:.3f} (prefers {r.preferred}): {terms}")
     if args.out:
-        Path(args.out).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        write_json(args.out, report)
         print(f"report: {args.out}")
 
 
@@ -134,4 +141,5 @@ def add_parsers(sub) -> None:
                    "its text, instead of a task file's fields")
     p.add_argument("--model", help="a checkpoint to run the bias probe on")
     p.add_argument("--out", help="write the whole report as JSON here")
+    p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.set_defaults(func=_cmd_audit)

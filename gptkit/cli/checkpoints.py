@@ -1,4 +1,4 @@
-"""Commands on checkpoints: info, init, import-hf, export-hf, grow."""
+"""Commands on checkpoints: info, init, import-hf, export-hf, grow; migrate (outputs of the older layout)."""
 
 from __future__ import annotations
 
@@ -90,6 +90,13 @@ def _cmd_grow(args) -> None:
     print(f"wrote {args.out}: {c.n_layer} layers x {c.n_embd}, {grown.num_params():,} parameters")
 
 
+def _cmd_migrate(args) -> None:
+    from ..atomic import migrate
+
+    for path in args.paths:
+        print(f"{path}: {'now a plain directory' if migrate(path) else 'already a plain directory'}")
+
+
 def add_parsers(sub) -> None:
     preset_help = f"a preset ({', '.join(presets(RunConfig))}) or a TOML file"
     p = sub.add_parser("info", help="describe a checkpoint: config, parameters, size")
@@ -130,3 +137,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--width-factor", type=int, help="grow n_embd and n_head this many times (Net2Net)")
     p.add_argument("--force", action="store_true", help="replace OUT if it is an existing checkpoint")
     p.set_defaults(func=_cmd_grow)
+
+    p = sub.add_parser("migrate", help="turn outputs written in the older link layout (NAME -> .NAME.v<hex>) into "
+                       "plain directories, without rewriting them")
+    p.add_argument("paths", nargs="+", metavar="DIR", help="checkpoints, shard sets, exports, indexes, adapters")
+    p.set_defaults(func=_cmd_migrate)

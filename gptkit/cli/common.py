@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import typing
 from pathlib import Path
 
+from ..atomic import atomic_write_text
 from ..errors import GptkitError
 
 
@@ -43,6 +45,27 @@ def check_output(out: str, force: bool, source: str | None = None) -> None:
         raise GptkitError(f"{out} is the input of this command; write the output somewhere else")
     if (out_path.exists() or out_path.is_symlink()) and not force:
         raise GptkitError(f"{out} already exists; pass --force to replace it")
+
+
+def check_out_file(out: str | None, force: bool) -> None:
+    """Before any work starts: `--out` names a file to write; an existing file is replaced only with --force."""
+    if out is None:
+        return
+    path = Path(out)
+    if path.is_dir():
+        raise GptkitError(f"--out {out} is a directory; give a file name, e.g. {Path(out) / 'report.json'}")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise GptkitError(f"{parent} is a file, so --out {out} cannot be created under it")
+            break
+    if path.exists() and not force:
+        raise GptkitError(f"{out} already exists; pass --force to replace it")
+
+
+def write_json(out: str, data) -> None:
+    """A JSON report, written atomically (readers never see half of it)."""
+    atomic_write_text(out, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 def choices(cls: type, name: str) -> list[str]:

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_file
 from ..errors import GptkitError
-from .common import check_output, choices, read_text_file, utf8
+from .common import check_out_file, choices, read_text_file, utf8, write_json
 
 LEXICAL_ONLY = "bm25"  # `gptkit eval bm25 --retrieval DIR`: no encoder
 
@@ -22,6 +23,7 @@ def _encoder(path: str, args):
 
 
 def _cmd_embed(args) -> None:
+    check_out_file(args.out, args.force)
     texts = [utf8(t, "a text") for t in args.text]
     if args.input:
         texts += [line for line in read_text_file(Path(args.input), "--input").splitlines() if line.strip()]
@@ -29,8 +31,8 @@ def _cmd_embed(args) -> None:
         raise GptkitError("nothing to embed: give texts, or --input FILE with one text per line")
     vectors = _encoder(args.encoder, args).embed(texts)
     if args.out:
-        check_output(args.out, args.force)
-        np.save(args.out, vectors)
+        with atomic_file(args.out, "wb") as fh:
+            np.save(fh, vectors)
         print(f"{len(texts)} vectors of {vectors.shape[1]} dimensions -> {args.out}", file=sys.stderr)
     else:
         for text, vector in zip(texts, vectors):
@@ -140,7 +142,7 @@ def eval_retrieval(args) -> None:
         print(f"{args.retrieval} ({args.split}, {len(queries)} queries, {result['mode']}): "
               + ", ".join(f"{name} {value:.4f}" for name, value in scores.items()))
     if args.out:
-        Path(args.out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        write_json(args.out, result)
 
 
 def ask_from_index(args, model, tokenizer, task, null_threshold: float | None) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..errors import GptkitError
 from ..runtime import InferenceDtype
-from .common import read_text_file, utf8
+from .common import check_out_file, read_text_file, utf8, write_json
 from .search import add_encoder_flags, add_search_flags
 
 
@@ -19,11 +19,27 @@ def _cmd_eval(args) -> None:
     if not given or (len(given) > 1 and set(given) != {"retrieval", "sts"}):
         raise GptkitError("say what to evaluate on: --text FILE (perplexity), --task FILE (a task's scores), or "
                           "--retrieval BEIR_DIR and/or --sts FILE (an encoder's)")
+    if args.task is None:
+        check_out_file(args.out, args.force)
+    else:
+        _check_results_dir(args.out, args.force)
     if given[0] in ("retrieval", "sts"):
         from .search import eval_retrieval
 
         return eval_retrieval(args)
     (_eval_task if args.task is not None else _eval_text)(args)
+
+
+def _check_results_dir(out: str | None, force: bool) -> None:
+    """`eval --task --out DIR`: a directory for predictions.jsonl and scores.json; earlier ones need --force."""
+    if out is None:
+        return
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise GptkitError(f"--out {out} is a file; with --task, --out names a directory for predictions.jsonl and "
+                          f"scores.json")
+    for name in ("predictions.jsonl", "scores.json"):
+        check_out_file(str(path / name), force)
 
 
 def _eval_text(args) -> None:
@@ -46,7 +62,7 @@ def _eval_text(args) -> None:
           f"{score.nats_per_token:.4f} nats/token over {score.tokens:,} tokens (window {score.window}, "
           f"stride {score.stride})")
     if args.out:
-        Path(args.out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        write_json(args.out, result)
 
 
 def _task_checkpoint(args):
@@ -159,7 +175,9 @@ def add_parsers(sub) -> None:
     add_search_flags(p)
     add_encoder_flags(p, batching=False)
     _add_decoding(p)
-    p.add_argument("--out", help="where to write the results")
+    p.add_argument("--out", help="where to write the results: a JSON file, or with --task a directory for "
+                   "predictions.jsonl and scores.json")
+    p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.set_defaults(func=_cmd_eval)
 
     p = sub.add_parser("translate", help="translate text with a fine-tuned translation checkpoint",

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from ..atomic import remove_directory
+from ..atomic import atomic_write_text, remove_directory
 from ..checkpoint import load_checkpoint, load_train_state, save_checkpoint
 from ..config import ModelConfig, RunConfig, TrainConfig, to_dict
 from ..data import Batches, ExampleBatches, TokenShards, read_manifest
@@ -208,7 +208,7 @@ def _start(run: RunConfig, held: contextlib.ExitStack, open_data: OpenData,
         log.info("resuming from %s (step %d)", resume_from, progress.step)
     if dist.is_main:
         Path(cfg.out_dir).mkdir(parents=True, exist_ok=True)
-        (Path(cfg.out_dir) / "run.json").write_text(json.dumps(to_dict(run), indent=2) + "\n")
+        atomic_write_text(Path(cfg.out_dir) / "run.json", json.dumps(to_dict(run), indent=2) + "\n")
     metrics = MetricsLog(Path(cfg.out_dir) / "metrics.jsonl", truncate_after=progress.step, enabled=dist.is_main)
     peak = (cfg.peak_flops or peak_flops(device, precision.dtype)) * dist.world_size
     throughput = Throughput(model.flops_per_token(block), peak)

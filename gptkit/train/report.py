@@ -7,6 +7,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..atomic import atomic_file, atomic_write_text
 from ..config import RunConfig, to_dict
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ class MetricsLog:
             return
         kept = [line for line in _read_lines(path) if json.loads(line)["step"] <= truncate_after]
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("".join(kept))
+        atomic_write_text(path, "".join(kept))
         try:
             from torch.utils.tensorboard import SummaryWriter
 
@@ -117,7 +118,7 @@ def write_report(out_dir: Path, run: RunConfig, num_params: int, progress: Progr
     ]
     if samples:
         lines += ["", "## Last sample", "", "```", samples[-1], "```"]
-    (out_dir / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    atomic_write_text(out_dir / "report.md", "\n".join(lines) + "\n")
 
 
 def _scores(records: list[dict]) -> list[tuple[str, list[float]]]:
@@ -149,6 +150,7 @@ def _plot(path: Path, train: list, val: list, growth: list[dict]) -> bool:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with atomic_file(path, "wb") as fh:
+        fig.savefig(fh, format="png", dpi=120)
     plt.close(fig)
     return True
