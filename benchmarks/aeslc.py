@@ -28,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-from arms import PlainLoop, arm_parser, run_arms, run_own_arm
+from arms import PlainLoop, arm_parser, run_arms, run_own_arm, smoke_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -44,6 +44,12 @@ def main() -> None:
     p.add_argument("--limit", type=int, default=0, help="score the first N dev e-mails only (a quick check)")
     p.add_argument("--greedy-only", action="store_true", help="gptkit arm: skip the beam-search decoding of dev")
     args = p.parse_args()
+    smoke_settings(args, "aeslc")
+    if args.smoke:
+        global VAL
+        VAL = 10
+        if not args.arm:
+            args.overrides += ["model.block_size=96", "batch_size=4", "val_examples=10", "select_examples=10"]
     data = Path(args.data)
     if not (data / "train.jsonl.gz").is_file():
         sys.exit(f"skipped: AESLC not found at {data} (see ../shared/data/README.md)")
@@ -55,7 +61,7 @@ def main() -> None:
     _shared_tokenizer(data, out)
     arms = args.arms.split(",")
     run_arms(__file__, arms, args.parallel, ["--minutes", str(args.minutes), "--data", str(data), "--out", str(out),
-               "--limit", str(args.limit), *(["--greedy-only"] if args.greedy_only else []), *args.overrides])
+               "--limit", str(args.limit), *(["--greedy-only"] if args.greedy_only else []), *args.overrides], args.smoke)
     results = [_lead_arm(data, args.limit)] + [json.loads((out / f"{arm}.json").read_text()) for arm in arms]
     _print_table(results, args)
 

@@ -27,12 +27,27 @@ def arm_parser(doc: str, minutes: float, data: Path, out: Path) -> argparse.Argu
     p.add_argument("--data", default=str(data))
     p.add_argument("--out", default=str(out))
     p.add_argument("--arm", help=argparse.SUPPRESS)  # internal: run one arm in this process
+    p.add_argument("--smoke", action="store_true", help="a tiny run on synthetic data that only checks the script "
+                   "works (seconds; its figures mean nothing)")
     p.add_argument("overrides", nargs="*", help="key=value settings of the gptkit arm")
     return p
 
 
-def run_arms(script: str, arms: list[str], parallel: bool, argv: list[str]) -> None:
+def smoke_settings(args, data: str = "") -> None:
+    """--smoke, in the parent: synthetic data sets (their `data` part as --data), a temporary --out, a budget
+    of seconds and the tiny model. The arms get --smoke too, for the settings the scripts keep as constants."""
+    if not args.smoke or args.arm:
+        return
+    import smoke
+
+    work = smoke.workdir()
+    args.data, args.out = str(smoke.datasets(work / "data") / data), str(work / "out")
+    args.minutes, args.overrides = 0.01, [*smoke.TINY_MODEL, *args.overrides]
+
+
+def run_arms(script: str, arms: list[str], parallel: bool, argv: list[str], smoke: bool = False) -> None:
     """Run each arm in its own process: at once with one thread each, or one after the other with all cores."""
+    argv = [*argv, "--smoke"] if smoke else argv
     threads = "1" if parallel else str(os.cpu_count())
     env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
     procs = []

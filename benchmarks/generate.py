@@ -67,9 +67,9 @@ def measure(timer, model, prompts, new: int, repeats: int) -> tuple[float, float
     return ttft, len(prompts) * (new - 1) / max(full - ttft, 1e-9)
 
 
-def bandwidth() -> float:
-    """Read bandwidth in bytes/s: the best of a few sums over 1 GB."""
-    x = torch.ones(256 * 2**20)
+def bandwidth(numel: int = 256 * 2**20) -> float:
+    """Read bandwidth in bytes/s: the best of a few sums over `numel` floats (1 GB)."""
+    x = torch.ones(numel)
     x.sum()
     best = math.inf
     for _ in range(5):
@@ -90,14 +90,14 @@ def speed(args) -> None:
 
     transformers.logging.set_verbosity_error()
     torch.manual_seed(0)
-    config = ModelConfig(vocab_size=50257, block_size=1024, n_layer=args.layers, n_head=args.heads, n_embd=args.embd)
+    config = ModelConfig(vocab_size=args.vocab, block_size=1024, n_layer=args.layers, n_head=args.heads, n_embd=args.embd)
     ours = GPT(config).eval()
     with tempfile.TemporaryDirectory() as d:
         to_hf(ours, None, d)
         theirs = transformers.GPT2LMHeadModel.from_pretrained(d, attn_implementation="sdpa").eval()
     dtypes = args.dtypes.split(",") if args.dtypes else ["fp32", "int8"] + (["bf16"] if fast_bf16(
         torch.device("cpu")) else [])
-    bw = bandwidth()
+    bw = bandwidth(2**20 if args.smoke else 256 * 2**20)
     print(f"# generate: {ours.num_params() / 1e6:.1f}M params, greedy, {args.new} new tokens, torch "
           f"{torch.__version__}, transformers {transformers.__version__}, {torch.get_num_threads()} threads")
     print(f"# memory bandwidth {bw / 1e9:.1f} GB/s -> batch-1 bound: " + ", ".join(
@@ -174,7 +174,12 @@ def main() -> None:
     p.add_argument("--quality-dtypes", default="fp32,int8,bf16")
     p.add_argument("--text", default=str(Path(__file__).resolve().parents[2] / "shared/data/tinyshakespeare.txt"))
     p.add_argument("--windows", type=int, default=200)
+    p.add_argument("--vocab", type=int, default=50257)
+    p.add_argument("--smoke", action="store_true", help="a tiny run that only checks the script works (seconds; its figures mean nothing)")
     args = p.parse_args()
+    if args.smoke:
+        args.layers, args.embd, args.heads, args.vocab, args.new = 1, 16, 2, 256, 4
+        args.batches, args.prompts, args.dtypes = "1,2", "8", "fp32,int8"
     if args.quality:
         quality(args)
         return

@@ -39,10 +39,10 @@ from gptkit.train.report import read_metrics  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 RAW = CleanConfig(dedup_exact=False, min_chars=0)  # the text as it is: a benchmark split, not a cleaned corpus
-TASKS = {  # name: (corpus, how to prepare it, growth preset)
-    "shakespeare": (DATA / "tinyshakespeare.txt", PrepareConfig(tokenizer="char", val_fraction=0.1, split="tail",
+TASKS = {  # name: (corpus under --data, how to prepare it, growth preset)
+    "shakespeare": (Path("tinyshakespeare.txt"), PrepareConfig(tokenizer="char", val_fraction=0.1, split="tail",
                                                                 clean=RAW), "shakespeare-char-grow"),
-    "wikitext": (DATA / "wikitext-2" / "valid.txt",
+    "wikitext": (Path("wikitext-2") / "valid.txt",
                  PrepareConfig(vocab_size=4096, val_fraction=0.1, split="tail", clean=RAW), "wikitext-grow"),
 }
 BENCH = ["device=cpu", "eval_batches=0", "checkpoint_interval=1000000", "log_interval=25", "sample_tokens=0"]
@@ -58,12 +58,23 @@ def main() -> None:
                         "then: does growth reach the fixed arm's final val loss in that share of the time?")
     p.add_argument("--evals", type=int, default=16, help="evaluations per arm, evenly spaced (and one at the end)")
     p.add_argument("--out", default=str(ROOT / "runs" / "bench-growth"))
+    p.add_argument("--data", default=str(DATA))
+    p.add_argument("--smoke", action="store_true", help="a tiny run that only checks the script works (seconds; its figures mean nothing)")
     p.add_argument("overrides", nargs="*")
     args = p.parse_args()
+    if args.smoke:
+        import smoke
+
+        work = smoke.workdir()
+        args.data, args.out, args.tasks, args.minutes, args.evals = str(smoke.datasets(work)), str(work), \
+            "shakespeare", "0.02", 2
+        args.overrides = [*smoke.TINY_MODEL, "model.block_size=16", "batch_size=2", "grow=[{at=0.5,n_layer=2}]",
+                          *args.overrides]
     tasks, arms = args.tasks.split(","), args.arms.split(",")
     minutes = [float(m) for m in args.minutes.split(",")]
     for task, budget in zip(tasks, minutes * len(tasks) if len(minutes) == 1 else minutes):
         corpus, prep, preset = TASKS[task]
+        corpus = Path(args.data) / corpus
         if not corpus.is_file():
             sys.exit(f"{corpus} not found (see shared/data/README.md)")
         out = Path(args.out) / task

@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from arms import PlainLoop, arm_parser, run_arms, run_own_arm
+from arms import PlainLoop, arm_parser, run_arms, run_own_arm, smoke_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -57,6 +57,9 @@ def main() -> None:
     p = arm_parser(__doc__, 20.0, DATA, ROOT / "runs" / "bench-multi30k")
     p.add_argument("--beams", default="1,4", help="beam widths to translate test with (gptkit arm)")
     args = p.parse_args()
+    smoke_settings(args, "multi30k")
+    if args.smoke and not args.arm:
+        args.overrides.append("max_new_tokens=16")
     data = Path(args.data)
     if not (data / "train.en.gz").is_file():
         sys.exit(f"skipped: Multi30k not found at {data} (see ../shared/data/README.md)")
@@ -68,7 +71,7 @@ def main() -> None:
     _shared_tokenizer(data, out)
     arms = args.arms.split(",")
     run_arms(__file__, arms, args.parallel, ["--minutes", str(args.minutes), "--beams", args.beams, "--data", str(data),
-                                             "--out", str(out), *args.overrides])
+                                             "--out", str(out), *args.overrides], args.smoke)
     results = [json.loads((out / f"{arm}.json").read_text()) for arm in arms]
     _print_table(results, args)
     _plot(results, out / "multi30k-bleu.png", args)

@@ -51,7 +51,16 @@ def main() -> None:
     p.add_argument("--checkpoint", help="score this checkpoint (with its tokenizer) instead of a random model")
     p.add_argument("--tokens", type=int, default=20000, help="score the first N tokens of the text")
     p.add_argument("--strides", default="256,128,64")
+    p.add_argument("--smoke", action="store_true", help="a tiny run that only checks the script works (seconds; its figures mean nothing)")
     args = p.parse_args()
+    shape = dict(block_size=256, n_layer=6, n_head=6, n_embd=384)
+    vocab = 8192
+    if args.smoke:
+        import smoke
+
+        args.text = str(smoke.datasets(smoke.workdir()) / "wikitext-2" / "valid.txt")
+        args.tokens, args.strides, vocab = 500, "32,16", 300
+        shape = dict(block_size=32, n_layer=1, n_head=2, n_embd=16)
     if not Path(args.text).is_file():
         sys.exit(f"{args.text} not found: pass --text (see shared/data/README.md)")
     from transformers import GPT2LMHeadModel
@@ -62,8 +71,8 @@ def main() -> None:
         ckpt = load_checkpoint(args.checkpoint)
         model, tokenizer = ckpt.model, ckpt.tokenizer
     else:
-        tokenizer = Tokenizer.train_bpe([text], vocab_size=8192)
-        model = GPT(ModelConfig(vocab_size=tokenizer.vocab_size, block_size=256, n_layer=6, n_head=6, n_embd=384))
+        tokenizer = Tokenizer.train_bpe([text], vocab_size=vocab)
+        model = GPT(ModelConfig(vocab_size=tokenizer.vocab_size, **shape))
     ids = [i for piece in tokenizer.encode_long(text) for i in piece][: args.tokens]
     model.eval()
     with tempfile.TemporaryDirectory() as tmp:

@@ -66,7 +66,11 @@ def main() -> None:
     p.add_argument("--scale", action="store_true", help="the FAISS scale run instead")
     p.add_argument("--sizes", default="10000,100000,1000000")
     p.add_argument("--dim", type=int, default=384)
+    p.add_argument("--smoke", action="store_true", help="a tiny run on synthetic data that only checks the script "
+                   "works (seconds; its figures mean nothing)")
     args = p.parse_args()
+    if args.smoke:
+        _smoke(args)
     if args.scale:
         return _scale([int(n) for n in args.sizes.split(",")], args.dim)
     data, out = Path(args.data), Path(args.out)
@@ -74,6 +78,17 @@ def main() -> None:
         sys.exit(f"skipped: SciFact not found at {data}/scifact (see ../shared/data/README.md)")
     out.mkdir(parents=True, exist_ok=True)
     _retrieval(args, data, out)
+
+
+def _smoke(args) -> None:
+    import smoke
+
+    global SHAPE, CHUNK_TOKENS, VAL_CLAIMS
+    SHAPE, CHUNK_TOKENS, VAL_CLAIMS = smoke.TINY_MODEL, 32, 10
+    work = smoke.workdir()
+    args.data, args.out, args.lm_minutes, args.tune_minutes = str(smoke.datasets(work / "data")), str(work / "out"), \
+        0.01, 0.01
+    args.sizes, args.dim = "10000", 16
 
 
 # -- retrieval on SciFact ---------------------------------------------------------------------------------------

@@ -47,8 +47,17 @@ def main() -> None:
     p.add_argument("--minutes", type=float, default=10.0)
     p.add_argument("--steps", type=int, default=0, help="schedule length; 0 = estimate from a short timing run")
     p.add_argument("--out", default=str(ROOT / "runs" / "bench-shakespeare"))
+    p.add_argument("--smoke", action="store_true", help="a tiny run that only checks the script works (seconds; its figures mean nothing)")
     p.add_argument("overrides", nargs="*")
     args = p.parse_args()
+    if args.smoke:
+        import smoke
+
+        work = smoke.workdir()
+        args.data, args.out = str(smoke.datasets(work) / "tinyshakespeare.txt"), str(work / "run")
+        args.minutes, args.steps = 0.02, 20
+        args.overrides = [*smoke.TINY_MODEL, "model.block_size=16", "batch_size=2", "eval_interval=10",
+                          *args.overrides]
     if not Path(args.data).is_file():
         sys.exit(f"{args.data} not found: pass --data (see shared/data/README.md)")
     out = Path(args.out)

@@ -32,7 +32,8 @@ import sys
 import time
 from pathlib import Path
 
-from arms import PlainLoop, arm_parser, run_arms, run_own_arm
+import smoke
+from arms import PlainLoop, arm_parser, run_arms, run_own_arm, smoke_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -49,6 +50,9 @@ def main() -> None:
     p = arm_parser(__doc__, 60.0, DATA, ROOT / "runs" / "bench-squad")
     p.add_argument("--pretrain", type=float, default=0.4, help="gptkit arm: share of the budget for pretraining")
     args = p.parse_args()
+    smoke_settings(args)
+    if args.smoke:
+        _smoke_constants(args)
     data = Path(args.data)
     if not (data / "squad" / "train.json.gz").is_file():
         sys.exit(f"skipped: SQuAD data not found at {data}/squad (see ../shared/data/README.md)")
@@ -60,8 +64,16 @@ def main() -> None:
     _pretraining_data(data, out)
     arms = args.arms.split(",")
     run_arms(__file__, arms, args.parallel, ["--minutes", str(args.minutes), "--pretrain", str(args.pretrain),
-               "--data", str(data), "--out", str(out), *args.overrides])
+               "--data", str(data), "--out", str(out), *args.overrides], args.smoke)
     _print_table([json.loads((out / f"{arm}.json").read_text()) for arm in arms], args)
+
+
+def _smoke_constants(args) -> None:
+    """The tiny shape and counts of a --smoke run (in the parent and in each arm)."""
+    global SHAPE, BATCH, PROBE_STEPS, VAL_QUESTIONS
+    SHAPE, BATCH, PROBE_STEPS, VAL_QUESTIONS = [*smoke.TINY_MODEL, "model.block_size=128"], 4, 6, 10
+    if not args.arm:
+        args.overrides += ["model.block_size=128", "batch_size=4", "val_examples=10", "select_examples=10"]
 
 
 def _pretraining_data(data: Path, out: Path) -> None:

@@ -29,13 +29,14 @@ from gptkit.train import Precision, build_optimizer, train_step  # noqa: E402
 SHAPES = {  # name: (model config, batch size)
     "shakespeare-char": (ModelConfig(vocab_size=65, block_size=256, n_layer=6, n_head=6, n_embd=384), 64),
     "gpt2-124m": (ModelConfig(vocab_size=50257, block_size=256, n_layer=12, n_head=12, n_embd=768), 4),
+    "smoke": (ModelConfig(vocab_size=64, block_size=16, n_layer=1, n_head=2, n_embd=16), 2),
 }
 
 
-def matmul_peak(dtype: torch.dtype, tries: int = 3) -> float:
+def matmul_peak(dtype: torch.dtype, tries: int = 3, sizes=(1024, 2048, 4096)) -> float:
     """The best FLOP/s of square matmuls of a few sizes (the fastest size differs by dtype and cache)."""
     best = 0.0
-    for n in (1024, 2048, 4096):
+    for n in sizes:
         a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
         a @ b
         for _ in range(tries):
@@ -78,7 +79,10 @@ def main() -> None:
     p.add_argument("--shapes", default="shakespeare-char,gpt2-124m")
     p.add_argument("--dtypes", default="fp32,bf16")
     p.add_argument("--steps", type=int, default=4, help="timed steps per side")
+    p.add_argument("--smoke", action="store_true", help="a tiny run that only checks the script works (seconds; its figures mean nothing)")
     args = p.parse_args()
+    if args.smoke:
+        args.shapes, args.dtypes, args.steps = "smoke", "fp32", 1
     try:
         import transformers
     except ImportError:
@@ -86,7 +90,8 @@ def main() -> None:
     transformers.logging.set_verbosity_error()
     dev = torch.device("cpu")
     dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
-    peaks = {name: matmul_peak(dtypes[name]) for name in args.dtypes.split(",")}
+    sizes = (128,) if args.smoke else (1024, 2048, 4096)
+    peaks = {name: matmul_peak(dtypes[name], sizes=sizes) for name in args.dtypes.split(",")}
     print(f"# training step throughput, torch {torch.__version__}, transformers {transformers.__version__}, "
           f"{torch.get_num_threads()} threads; measured matmul peak: "
           + ", ".join(f"{name} {peak / 1e9:.0f} GFLOP/s" for name, peak in peaks.items()))

@@ -3,7 +3,6 @@ decoding flags and checkpoint loading that the other task commands share."""
 
 from __future__ import annotations
 
-import json
 import sys
 import typing
 from pathlib import Path
