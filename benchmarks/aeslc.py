@@ -61,7 +61,8 @@ def main() -> None:
     _shared_tokenizer(data, out)
     arms = args.arms.split(",")
     run_arms(__file__, arms, args.parallel, ["--minutes", str(args.minutes), "--data", str(data), "--out", str(out),
-               "--limit", str(args.limit), *(["--greedy-only"] if args.greedy_only else []), *args.overrides], args.smoke)
+               "--limit", str(args.limit), *(["--greedy-only"] if args.greedy_only else []), *args.overrides],
+             args.smoke)
     results = [_lead_arm(data, args.limit)] + [json.loads((out / f"{arm}.json").read_text()) for arm in arms]
     _print_table(results, args)
 

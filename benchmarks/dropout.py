@@ -31,7 +31,8 @@ def main() -> None:
     p.add_argument("--shape", default="4,128,128,32")
     p.add_argument("--dropout", type=float, default=0.1)
     p.add_argument("--steps", type=int, default=10, help="timed steps per variant")
-    p.add_argument("--smoke", action="store_true", help="a tiny run that only checks the script works (seconds; its figures mean nothing)")
+    p.add_argument("--smoke", action="store_true",
+                   help="a tiny run that only checks the script works (seconds; its figures mean nothing)")
     args = p.parse_args()
     if args.smoke:
         args.shape, args.steps = "1,16,16,2", 1

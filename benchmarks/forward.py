@@ -50,7 +50,8 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=3, help="timed steps per model and dtype")
     p.add_argument("--dtypes", default="fp32,bf16")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--smoke", action="store_true", help="a tiny run that only checks the script works (seconds; its figures mean nothing)")
+    p.add_argument("--smoke", action="store_true",
+                   help="a tiny run that only checks the script works (seconds; its figures mean nothing)")
     args = p.parse_args()
     if args.smoke:
         args.layers, args.embd, args.heads, args.vocab, args.batch, args.seq, args.steps = 1, 16, 2, 256, 2, 16, 1

@@ -175,7 +175,8 @@ def main() -> None:
     p.add_argument("--text", default=str(Path(__file__).resolve().parents[2] / "shared/data/tinyshakespeare.txt"))
     p.add_argument("--windows", type=int, default=200)
     p.add_argument("--vocab", type=int, default=50257)
-    p.add_argument("--smoke", action="store_true", help="a tiny run that only checks the script works (seconds; its figures mean nothing)")
+    p.add_argument("--smoke", action="store_true",
+                   help="a tiny run that only checks the script works (seconds; its figures mean nothing)")
     args = p.parse_args()
     if args.smoke:
         args.layers, args.embd, args.heads, args.vocab, args.new = 1, 16, 2, 256, 4

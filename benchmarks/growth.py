@@ -59,7 +59,8 @@ def main() -> None:
     p.add_argument("--evals", type=int, default=16, help="evaluations per arm, evenly spaced (and one at the end)")
     p.add_argument("--out", default=str(ROOT / "runs" / "bench-growth"))
     p.add_argument("--data", default=str(DATA))
-    p.add_argument("--smoke", action="store_true", help="a tiny run that only checks the script works (seconds; its figures mean nothing)")
+    p.add_argument("--smoke", action="store_true",
+                   help="a tiny run that only checks the script works (seconds; its figures mean nothing)")
     p.add_argument("overrides", nargs="*")
     args = p.parse_args()
     if args.smoke:

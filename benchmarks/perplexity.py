@@ -51,7 +51,8 @@ def main() -> None:
     p.add_argument("--checkpoint", help="score this checkpoint (with its tokenizer) instead of a random model")
     p.add_argument("--tokens", type=int, default=20000, help="score the first N tokens of the text")
     p.add_argument("--strides", default="256,128,64")
-    p.add_argument("--smoke", action="store_true", help="a tiny run that only checks the script works (seconds; its figures mean nothing)")
+    p.add_argument("--smoke", action="store_true",
+                   help="a tiny run that only checks the script works (seconds; its figures mean nothing)")
     args = p.parse_args()
     shape = dict(block_size=256, n_layer=6, n_head=6, n_embd=384)
     vocab = 8192

@@ -84,7 +84,8 @@ def main() -> None:
     p.add_argument("--vocab-size", type=int, default=8192)
     p.add_argument("--huge-mb", type=int, default=20, help="size of the one-line document (0: skip)")
     p.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
-    p.add_argument("--smoke", action="store_true", help="a tiny run that only checks the script works (seconds; its figures mean nothing)")
+    p.add_argument("--smoke", action="store_true",
+                   help="a tiny run that only checks the script works (seconds; its figures mean nothing)")
     args = p.parse_args()
     if args.smoke:
         import smoke

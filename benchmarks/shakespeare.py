@@ -47,7 +47,8 @@ def main() -> None:
     p.add_argument("--minutes", type=float, default=10.0)
     p.add_argument("--steps", type=int, default=0, help="schedule length; 0 = estimate from a short timing run")
     p.add_argument("--out", default=str(ROOT / "runs" / "bench-shakespeare"))
-    p.add_argument("--smoke", action="store_true", help="a tiny run that only checks the script works (seconds; its figures mean nothing)")
+    p.add_argument("--smoke", action="store_true",
+                   help="a tiny run that only checks the script works (seconds; its figures mean nothing)")
     p.add_argument("overrides", nargs="*")
     args = p.parse_args()
     if args.smoke:

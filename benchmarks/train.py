@@ -79,7 +79,8 @@ def main() -> None:
     p.add_argument("--shapes", default="shakespeare-char,gpt2-124m")
     p.add_argument("--dtypes", default="fp32,bf16")
     p.add_argument("--steps", type=int, default=4, help="timed steps per side")
-    p.add_argument("--smoke", action="store_true", help="a tiny run that only checks the script works (seconds; its figures mean nothing)")
+    p.add_argument("--smoke", action="store_true",
+                   help="a tiny run that only checks the script works (seconds; its figures mean nothing)")
     args = p.parse_args()
     if args.smoke:
         args.shapes, args.dtypes, args.steps = "smoke", "fp32", 1
