@@ -90,7 +90,8 @@ def speed(args) -> None:
 
     transformers.logging.set_verbosity_error()
     torch.manual_seed(0)
-    config = ModelConfig(vocab_size=args.vocab, block_size=1024, n_layer=args.layers, n_head=args.heads, n_embd=args.embd)
+    config = ModelConfig(vocab_size=args.vocab, block_size=1024, n_layer=args.layers, n_head=args.heads,
+                         n_embd=args.embd)
     ours = GPT(config).eval()
     with tempfile.TemporaryDirectory() as d:
         to_hf(ours, None, d)

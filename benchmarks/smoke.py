@@ -88,7 +88,7 @@ def _squad(directory: Path) -> None:
 def _aeslc(directory: Path) -> None:
     for split, n, seed in (("train", 120, 7), ("dev", 30, 8)):
         rows = []
-        for i, body in enumerate(sentences(n, seed, words=24)):
+        for body in sentences(n, seed, words=24):
             subject = " ".join(body.split()[:3])
             row = {"email_body": body, "subject": subject}
             if split == "dev":
