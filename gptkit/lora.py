@@ -63,6 +63,10 @@ def apply_lora(model: GPT, config: LoraConfig = DEFAULT) -> GPT:
     """Freeze `model` and give each target projection of every block an adapter (in place; returns it)."""
     if config.rank < 1:
         raise GptkitError(f"LoRA needs rank >= 1, got {config.rank}")
+    smallest = min(min(getattr(*_parent(block, t)).weight.shape) for block in model.blocks for t in config.targets)
+    if config.rank > smallest:
+        raise GptkitError(f"lora.rank {config.rank} is above the size of the layers it adapts (the smallest is "
+                          f"{smallest} wide, where an adapter is already full rank): use a rank <= {smallest}")
     model.requires_grad_(False)
     for block in model.blocks:
         for target in config.targets:

@@ -339,6 +339,14 @@ class GPT(nn.Module):
         return 6 * self.num_params(non_embedding=True) + 12 * c.n_layer * c.n_embd * T
 
 
+def param_count(config: ModelConfig) -> int:
+    """GPT(config).num_params() without building the model: what a shape costs before it is allocated."""
+    C, bias = config.n_embd, config.bias
+    block = 12 * C * C + (9 * C if bias else 0) + 2 * C * (2 if bias else 1)  # qkv, proj, fc, proj, 2 LayerNorms
+    head = 2 * C + 2 if config.span_head else 0
+    return config.n_layer * block + (config.vocab_size + config.block_size) * C + C * (2 if bias else 1) + head
+
+
 def pool(hidden: torch.Tensor, lengths: torch.Tensor, pooling: str) -> torch.Tensor:
     """One vector per row (B, T, C) -> (B, C): the mean of its first lengths[b] positions, or the last of them."""
     if pooling == "last":

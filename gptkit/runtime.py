@@ -110,3 +110,20 @@ def peak_flops(device: torch.device, dtype: torch.dtype) -> float:
 def is_main_process() -> bool:
     """True outside torchrun and on rank 0 inside it (for printing in the CLI)."""
     return os.environ.get("RANK", "0") == "0"
+
+
+def available_memory() -> int:
+    """Bytes of memory a new allocation can still get (MemAvailable), or the total where that is unknown."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def check_memory(what: str, n_params: int, copies: float, bytes_per_param: int = 4) -> None:
+    """Refuse, before allocating, a model that cannot fit: `copies` of `n_params` parameters at once."""
+    needed, free = int(n_params * bytes_per_param * copies), available_memory()
+    if needed > free:
+        raise GptkitError(f"{what} has {n_params:,} parameters and needs about {needed / 2**30:,.1f} GiB of memory, "
+                          f"but this machine has {free / 2**30:,.1f} GiB available: choose a smaller shape")

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 from ..errors import GptkitError
-from .common import check_out_file, read_text_file, utf8, write_json
+from .common import check_out_file, file_or_text, utf8, write_json
 from .search import add_encoder_flags, add_search_flags
 from .tasks import _add_decoding, _predict, _task_checkpoint, null_threshold, print_completions
 
@@ -17,6 +16,12 @@ def _cmd_ask(args) -> None:
 
     if (args.context is None) == (args.index is None):
         raise GptkitError("say where the answer is: --context FILE|TEXT, or --index INDEX to retrieve it from")
+    question = utf8(args.question, "the question")
+    context = file_or_text(args.context, "--context") if args.context is not None else None
+    if not question.strip() or (context is not None and not context.strip()):
+        raise GptkitError("give a question, and a non-empty --context (a file or the text itself)")
+    if args.index is not None and args.k < 1:
+        raise GptkitError(f"-k must be at least 1, got {args.k}")
     model, tokenizer, task = _task_checkpoint(args)
     if args.index is not None:
         from .search import ask_from_index
@@ -24,11 +29,6 @@ def _cmd_ask(args) -> None:
         return ask_from_index(args, model, tokenizer, task, null_threshold(args))
     if task.format != "qa":
         raise GptkitError(f"{args.checkpoint} was fine-tuned on {task.format} examples; `ask` needs a qa checkpoint")
-    path = Path(args.context)
-    context = read_text_file(path, "--context") if path.is_file() else utf8(args.context, "--context")
-    question = utf8(args.question, "the question")
-    if not context.strip() or not question.strip():
-        raise GptkitError("give a non-empty --context (a file or the text itself) and a question")
     record = Record({"context": context, "question": question, "answer": "", "answers": [], "answer_starts": []})
     if not task.extractive:
         (answer,) = _predict(model, tokenizer, task, [record], args)
@@ -64,10 +64,14 @@ def _cmd_audit(args) -> None:
         inspect_checkpoint(args.model)  # a missing or damaged checkpoint is reported before the analysis
     report = {}
     train = read_texts(args.train, args.text_field)
+    if not train:
+        raise GptkitError(f"{args.train}: no texts in it; give the training data to audit")
     report["train"] = describe(train)
     _print_set(args.train, report["train"])
     if args.eval:
         evaluation = read_texts(args.eval, args.text_field)
+        if not evaluation:
+            raise GptkitError(f"--eval {args.eval}: no texts in it; give the evaluation set to check")
         report["eval"] = describe(evaluation)
         _print_set(args.eval, report["eval"])
         found = report["contamination"] = contamination(train, evaluation, args.ngram)

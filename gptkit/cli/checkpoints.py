@@ -8,6 +8,8 @@ from pathlib import Path
 from ..config import ModelConfig, RunConfig, load_config, presets
 from ..errors import GptkitError
 from ..grow import DepthMethod, DepthOrder
+from ..model import param_count
+from ..runtime import check_memory
 from .common import check_output
 
 
@@ -39,6 +41,7 @@ def _cmd_init(args) -> None:
         if key not in model_keys:
             raise GptkitError(f"init takes model settings only; {key!r} is not one ({', '.join(model_keys)})")
     config = load_config(RunConfig, args.config, args.overrides).model
+    check_memory(f"a {config.n_layer} x {config.n_embd} model", param_count(config), copies=2)  # + the saved copy
     tokenizer = Tokenizer.load(args.tokenizer) if args.tokenizer else None
     if tokenizer is not None and tokenizer.vocab_size > config.vocab_size:
         raise GptkitError(
@@ -84,7 +87,10 @@ def _cmd_grow(args) -> None:
     c, factor = ckpt.model.config, args.width_factor or 1
     if args.n_layer is not None and args.n_layer <= c.n_layer:
         raise GptkitError(f"--n-layer must be larger than the checkpoint's {c.n_layer}, got {args.n_layer}")
-    grown = grow_to(ckpt.model, c.grown(args.n_layer, factor), args.method, args.order).model
+    target = c.grown(args.n_layer, factor)
+    check_memory(f"the grown {target.n_layer} x {target.n_embd} model", param_count(target),
+                 copies=2 + param_count(c) / param_count(target))  # the grown one, its saved copy, the original
+    grown = grow_to(ckpt.model, target, args.method, args.order).model
     save_checkpoint(args.out, grown, ckpt.tokenizer, extra={"grown_from": str(args.checkpoint)})
     c = grown.config
     print(f"wrote {args.out}: {c.n_layer} layers x {c.n_embd}, {grown.num_params():,} parameters")

@@ -22,6 +22,21 @@ def read_text_file(path: Path, flag: str) -> str:
         raise GptkitError(f"{path} is not UTF-8 text (byte {e.start}); give a text file") from e
 
 
+def file_or_text(value: str, flag: str) -> str:
+    """A flag that takes a file or the text itself: an existing file is read, a directory refused, and a value
+    that names neither (or cannot be a path at all: too long, several lines) is the text."""
+    if "\n" not in value and "\0" not in value:
+        path = Path(value)
+        try:
+            if path.is_dir():
+                raise GptkitError(f"{flag} {value} is a directory; give a text file, or the text itself")
+            if path.is_file():
+                return read_text_file(path, flag)
+        except OSError:  # e.g. a name too long for the file system: it is text
+            pass
+    return utf8(value, flag)
+
+
 def utf8(text: str, what: str) -> str:
     """Text from the command line; bytes that are not UTF-8 arrive as lone surrogates."""
     try:

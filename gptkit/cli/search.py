@@ -19,12 +19,24 @@ LEXICAL_ONLY = "bm25"  # `gptkit eval bm25 --retrieval DIR`: no encoder
 def _encoder(path: str, args):
     from ..search.embed import load_encoder
 
-    return load_encoder(path, args.pooling or "", args.max_tokens, args.batch_size, args.dtype)
+    return load_encoder(path, args.pooling or "", _max_tokens(args), args.batch_size, args.dtype)
+
+
+def _max_tokens(args) -> int:
+    """--max-tokens, checked; 0 for "the encoder's own limit" when it is not given."""
+    if args.max_tokens is not None and args.max_tokens < 1:
+        raise GptkitError(f"--max-tokens must be at least 1, got {args.max_tokens}")
+    if getattr(args, "batch_size", 1) < 1:
+        raise GptkitError(f"--batch-size must be at least 1, got {args.batch_size}")
+    return args.max_tokens or 0
 
 
 def _cmd_embed(args) -> None:
     check_out_file(args.out, args.force)
     texts = [utf8(t, "a text") for t in args.text]
+    if not all(t.strip() for t in texts):
+        raise GptkitError("an empty text has no embedding: give non-empty texts")
+    _max_tokens(args)
     if args.input:
         texts += [line for line in read_text_file(Path(args.input), "--input").splitlines() if line.strip()]
     if not texts:
@@ -42,6 +54,9 @@ def _cmd_embed(args) -> None:
 def _cmd_index(args) -> None:
     from ..search.index import Index, IndexSettings, read_corpus
 
+    if args.chunk_tokens < 0 or args.overlap < 0 or (args.chunk_tokens and args.overlap >= args.chunk_tokens):
+        raise GptkitError(f"--chunk-tokens must be >= 0 (0: each document whole) and --overlap in "
+                          f"[0, --chunk-tokens), got {args.chunk_tokens} and {args.overlap}")
     documents = read_corpus(args.docs, args.text_field, args.id_field, args.title_field)
     start = time.perf_counter()
     if args.add:
@@ -74,7 +89,7 @@ def _index_encoder(index, args):
         return None
     pooling = args.pooling or (info.pooling if info.kind == "gptkit" else "")
     encoder = load_encoder(getattr(args, "encoder", None) or info.name, pooling,
-                           args.max_tokens or info.max_tokens, args.batch_size, args.dtype)
+                           _max_tokens(args) or info.max_tokens, args.batch_size, args.dtype)
     index.check_encoder(encoder.info)
     return encoder
 
@@ -98,6 +113,10 @@ def _cmd_search(args) -> None:
     from ..search.hybrid import snippet
 
     query = utf8(args.query, "the query")
+    if not query.strip():
+        raise GptkitError("the query is empty: give words to search for")
+    if args.k < 1:
+        raise GptkitError(f"-k must be at least 1, got {args.k}")
     searcher = _searcher(args.index, args)
     hits = searcher.search(query, k=args.k, mode=args.mode, **_fusion(args))
     lexical = searcher.index.lexical
@@ -167,7 +186,8 @@ def ask_from_index(args, model, tokenizer, task, null_threshold: float | None) -
 def add_encoder_flags(p, batching: bool = True) -> None:
     p.add_argument("--pooling", choices=["mean", "last"], help="gptkit encoders: mean or last-token hidden states "
                    "(default: the checkpoint's, else mean)")
-    p.add_argument("--max-tokens", type=int, default=0, help="a longer text keeps its first tokens (default 256)")
+    p.add_argument("--max-tokens", type=int, help="a longer text keeps its first tokens (default: the encoder's "
+                   "limit, 256 for gptkit checkpoints)")
     if batching:
         p.add_argument("--batch-size", type=int, default=32, help="texts embedded together")
         p.add_argument("--dtype", default="auto", help="gptkit encoders: auto, fp32, bf16, int8")
@@ -210,8 +230,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--encoder", help="a gptkit checkpoint or sentence-transformers directory")
     p.add_argument("--add", action="store_true", help="add the documents to the existing index --out")
     p.add_argument("--force", action="store_true", help="replace an existing index")
-    p.add_argument("--chunk-tokens", type=int, default=IndexSettings.chunk_tokens, help="tokens a chunk (0 = "
-                   "whole documents)")
+    p.add_argument("--chunk-tokens", type=int, default=IndexSettings.chunk_tokens, help="tokens a chunk (0: each "
+                   "document whole, one chunk)")
     p.add_argument("--overlap", type=int, default=IndexSettings.overlap, help="tokens shared by neighbouring chunks")
     p.add_argument("--index-type", default="auto", choices=choices(IndexSettings, "index_type"),
                    help="FAISS index; auto = exact up to --exact-limit vectors, HNSW above")

@@ -68,18 +68,36 @@ def _task_checkpoint(args):
     """A fine-tuned checkpoint (with its task), ready for inference."""
     from ..checkpoint import load_checkpoint
     from ..data import Task
+    from ..generate.beam import check_num_beams
     from ..quantize import for_inference
     from ..runtime import pick_device
 
+    _check_decoding_flags(args)
     ckpt = load_checkpoint(args.checkpoint, device=pick_device(args.device))
     if ckpt.tokenizer is None or "task" not in ckpt.meta:
         raise GptkitError(f"{args.checkpoint} is not a fine-tuned checkpoint (no task or tokenizer): make one with "
                           f"`gptkit finetune`")
-    args.max_new_tokens = args.max_new_tokens or ckpt.model.config.block_size // 2
+    if args.max_new_tokens is None:
+        args.max_new_tokens = ckpt.model.config.block_size // 2
+    try:
+        check_num_beams(args.beams, ckpt.model.config.vocab_size)
+    except GptkitError as e:
+        raise GptkitError(str(e).replace("num_beams", "--beams", 1)) from None
     args.unanswerable_seen = bool(ckpt.meta.get("finetune", {}).get("unanswerable"))
-    if min(args.beams, args.batch_size, args.max_new_tokens) < 1:
-        raise GptkitError("--beams, --batch-size and --max-new-tokens must be at least 1")
     return for_inference(ckpt.model, args.dtype), ckpt.tokenizer, Task.from_dict(ckpt.meta["task"])
+
+
+def _check_decoding_flags(args) -> None:
+    """Before the checkpoint loads: each decoding flag in its range (0 is never taken to mean "the default")."""
+    for flag, value, low in (("--beams", args.beams, 1), ("--batch-size", args.batch_size, 1),
+                             ("--max-new-tokens", args.max_new_tokens, 1), ("--top-k", args.top_k, 1),
+                             ("--no-repeat-ngram", args.no_repeat_ngram, 0)):
+        if value is not None and value < low:
+            raise GptkitError(f"{flag} must be at least {low}, got {value}")
+    if not args.temperature >= 0:
+        raise GptkitError(f"--temperature must be >= 0, got {args.temperature}")
+    if args.top_p is not None and not 0 < args.top_p <= 1:
+        raise GptkitError(f"--top-p must be in (0, 1], got {args.top_p}")
 
 
 def _predict(model, tokenizer, task, records, args) -> list[str]:
@@ -142,7 +160,13 @@ def print_completions(args, fmt: str, verb: str, fields, one_per_line: bool) -> 
         texts = text.splitlines() if one_per_line else [text]
     else:
         texts = args.text
-    records = [Record(fields(utf8(t, "the text").strip())) for t in texts]
+    texts = [utf8(t, "the text").strip() for t in texts]
+    empty = [i for i, t in enumerate(texts, 1) if not t] if texts else [1]
+    if empty:
+        where = f"--input {args.input}" + (f" line {empty[0]}" if one_per_line else "") if args.input else \
+            f"text {empty[0]} on the command line"
+        raise GptkitError(f"nothing to {verb}: {where} is empty; give non-empty text")
+    records = [Record(fields(t)) for t in texts]
     for output in _predict(model, tokenizer, task, records, args):
         print(output)
 

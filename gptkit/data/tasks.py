@@ -263,7 +263,7 @@ def read_records(path: str | Path, task: Task, on_malformed: str = "skip") -> tu
         records = list(_aligned(path, task, stats, on_malformed))
     else:
         rows = list(_json_rows(Path(path), stats, on_malformed))
-        fmt = task.format if task.format != "auto" else _guess_format(path, rows, task)
+        fmt = task.format if task.format != "auto" else _guess_format(path, rows, task, stats)
         task = Task(**{**task.to_dict(), "format": fmt})
         if fmt == "summarization":
             rows = [(where, _renamed(row, task)) for where, row in rows]
@@ -276,6 +276,9 @@ def read_records(path: str | Path, task: Task, on_malformed: str = "skip") -> tu
 
 
 def _open_text(path: Path):
+    if path.is_dir():
+        raise GptkitError(f"{path} is a directory; give a file of examples (JSON lines, or aligned text files as "
+                          f"train.{{lang}})")
     if not path.is_file():
         raise GptkitError(f"{path}: no such file")
     return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else path.open(encoding="utf-8")
@@ -388,8 +391,12 @@ def _qa_record(row: dict) -> Record:
                    "answer": texts[0] if texts else "", "answers": texts, "answer_starts": starts})
 
 
-def _guess_format(path: str, rows: list[tuple[str, object]], task: Task) -> str:
-    first = next((row for _, row in rows if isinstance(row, dict)), {})
+def _guess_format(path: str, rows: list[tuple[str, object]], task: Task, stats: TaskStats) -> str:
+    first = next((row for _, row in rows if isinstance(row, dict)), None)
+    if first is None:
+        seen = f" ({stats.malformed} lines are not JSON; first: {stats.first_problem})" if stats.malformed else ""
+        raise GptkitError(f"{path}: cannot tell the format: no JSON objects in it{seen}; fine-tuning data is JSON lines (one example per "
+                          f"line), a JSON array, or aligned text files (data=train.{{lang}})")
     summary = ("summarization", (task.document_field, task.summary_field))
     for fmt, keys in (("chat", ("messages",)), summary, *FIELDS.items()):
         if set(keys) <= set(first):

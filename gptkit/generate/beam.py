@@ -9,6 +9,8 @@ import torch
 from ..errors import GptkitError
 from ..model import GPT, KVCache
 
+MAX_BEAMS = 64  # transformers users rarely go past 16; every beam is a row of the batch
+
 
 @dataclass(frozen=True)
 class Beam:
@@ -31,7 +33,7 @@ def beam_search(model: GPT, prompt: list[int], max_new_tokens: int, num_beams: i
     no_repeat_ngram = n > 0 bans a token that would repeat an n-gram of the beam's
     own output (the prompt's n-grams stay allowed: a summary may quote its document).
     """
-    _check_arguments(model, prompt, max_new_tokens, num_beams)
+    _check_arguments(model, prompt, max_new_tokens, num_beams, no_repeat_ngram)
     device = model.device
     cache = KVCache(model.config, num_beams, len(prompt) + max_new_tokens)
     hidden = model.hidden_states(torch.tensor([prompt], device=device), cache, slots=[0])[:, -1]
@@ -72,11 +74,23 @@ def _ban_repeats(log_probs: torch.Tensor, beams: list[list[int]], n: int) -> Non
         log_probs[row, list(banned)] = float("-inf")
 
 
-def _check_arguments(model: GPT, prompt: list[int], max_new_tokens: int, num_beams: int) -> None:
+def check_num_beams(num_beams: int, vocab_size: int) -> None:
+    """Between 1 and MAX_BEAMS, and no more beams than there are tokens to choose from."""
+    limit = min(MAX_BEAMS, vocab_size)
+    if not 1 <= num_beams <= limit:
+        raise GptkitError(f"num_beams must be between 1 and {limit} (at most {MAX_BEAMS}, and at most the "
+                          f"vocabulary of {vocab_size}), got {num_beams}")
+
+
+def _check_arguments(model: GPT, prompt: list[int], max_new_tokens: int, num_beams: int,
+                     no_repeat_ngram: int) -> None:
     if not prompt:
         raise GptkitError("the prompt is empty: give at least one token")
-    if num_beams < 1:
-        raise GptkitError(f"num_beams must be >= 1, got {num_beams}")
+    check_num_beams(num_beams, model.config.vocab_size)
+    if no_repeat_ngram < 0:
+        raise GptkitError(f"no_repeat_ngram must be >= 0 (0: off), got {no_repeat_ngram}")
+    if max_new_tokens < 1:
+        raise GptkitError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
     if len(prompt) + max_new_tokens > model.config.block_size:
         raise GptkitError(
             f"prompt ({len(prompt)} tokens) + max_new_tokens ({max_new_tokens}) exceeds the context window of "

@@ -145,7 +145,14 @@ Encoder = GptkitEncoder | SentenceTransformerEncoder
 
 def load_encoder(path: str | Path, pooling: str = "", max_tokens: int = 0, batch_size: int = 32,
                  dtype: str = "auto") -> Encoder:
-    """A gptkit checkpoint or a sentence-transformers directory (it has modules.json) as an encoder."""
+    """A gptkit checkpoint or a sentence-transformers directory (it has modules.json) as an encoder.
+
+    max_tokens 0 keeps the encoder's own limit (DEFAULT_MAX_TOKENS for gptkit checkpoints)."""
+    if max_tokens < 0:
+        raise GptkitError(f"max_tokens must be a positive number of tokens (or 0 for the encoder's limit), got "
+                          f"{max_tokens}")
+    if batch_size < 1:
+        raise GptkitError(f"batch_size must be at least 1, got {batch_size}")
     path = Path(path)
     if not path.is_dir():
         raise GptkitError(f"{path}: no such encoder directory (a gptkit checkpoint or a sentence-transformers model)")

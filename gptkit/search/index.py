@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import re
 from collections.abc import Iterable, Iterator, Sequence
@@ -31,12 +32,13 @@ import numpy as np
 
 from ..atomic import atomic_directory, read_version, writing
 from ..config import check_fields, require
-from ..data.corpus import ReadOptions, expand_sources, read_documents
+from ..data.corpus import ReadOptions, ReadStats, expand_sources, read_documents
 from ..errors import GptkitError, require_extra
 from ..eval.retrieval import beir_text, json_lines
 from .embed import Encoder, EncoderInfo
 from .lexical import LexicalIndex
 
+log = logging.getLogger(__name__)
 SCHEMA = 1
 NO_VECTORS = "this index holds no vectors (built without an encoder): search it with --mode bm25"
 _PQ_TRAINING = 10_000  # vectors to train product quantisation's 256 codes per sub-vector on
@@ -107,13 +109,21 @@ def read_corpus(sources: Iterable[str], text_field: str = "text", id_field: str 
     """(id, text) per document. JSONL rows give their `id_field` (else FILE#LINE) and put their `title_field`
     on a line before the text (as BEIR); other formats come from the corpus readers, ids FILE#N."""
     options = dataclasses.replace(options or ReadOptions(), text_field=text_field)
-    for path in expand_sources(list(sources), options.include):
+    sources = [str(s) for s in sources]
+    for path in expand_sources(sources, options.include):
         name = Path(path).name
         if name.removesuffix(".gz").endswith(".jsonl"):
             yield from _jsonl_documents(path, text_field, id_field, title_field)
-        else:
-            for n, text in enumerate(read_documents([path], options), 1):
-                yield f"{name}#{n}", text
+            continue
+        stats = ReadStats()
+        for n, text in enumerate(read_documents([path], options, stats), 1):
+            if stats.invalid_utf8_documents:  # an index shows its texts: never with bytes replaced
+                raise GptkitError(f"{path}: document {n} is not UTF-8 text; convert the file or leave it out")
+            yield f"{name}#{n}", text
+        if stats.skipped_binary and path in sources:
+            raise GptkitError(f"{path} is a binary file, not text; leave it out of the index")
+        if stats.skipped_binary:
+            log.warning("skipped binary file %s", path)
 
 
 def _jsonl_documents(path: str, text_field: str, id_field: str, title_field: str) -> Iterator[tuple[str, str]]:

@@ -44,7 +44,7 @@ from ..model import GPT
 from ..runtime import Distributed
 from ..tokenizer import Tokenizer
 from .contrastive import EMBEDDING_SCORES, encoder_data
-from .loop import TrainData, run_training
+from .loop import TrainData, check_out_dir, run_training
 from .step import Precision, evaluate_examples
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,12 @@ log = logging.getLogger(__name__)
 
 def finetune(config: FinetuneConfig, on_step: Callable[[dict], None] | None = None) -> Path:
     """Fine-tune (or resume); returns the path of the best checkpoint (by task.select)."""
+    check_out_dir(Path(config.train.out_dir))
     base, tokenizer = _load_init(config)
+    if base is not None and config.lora.rank > base.config.n_embd:  # before the data is read
+        raise GptkitError(f"lora.rank {config.lora.rank} is above the size of the layers it adapts (the smallest is "
+                          f"{base.config.n_embd} wide, where an adapter is already full rank): use a rank <= "
+                          f"{base.config.n_embd}")
     task, train_records, val_records, stats = _read(config)
     if config.lora.rank and task.extractive:
         raise GptkitError("LoRA with a span head: the new head would not train; use lora.rank = 0 for "

@@ -184,6 +184,7 @@ def _start(run: RunConfig, held: contextlib.ExitStack, open_data: OpenData,
            build_model: Callable[[ModelConfig], GPT]) -> _Run:
     """Check the config, open the data, lock out_dir (into `held`), build (or resume) the model and optimizer."""
     cfg = run.train
+    check_out_dir(Path(cfg.out_dir))
     dist, device = init_distributed(cfg.device)
     precision = Precision.on(device, parse_dtype(cfg.dtype, device))
     run, data = open_data(run, device, dist)
@@ -217,6 +218,21 @@ def _start(run: RunConfig, held: contextlib.ExitStack, open_data: OpenData,
     while _growth_due(r):  # a checkpoint from before a stage the schedule has since moved earlier
         _grow(r)
     return r
+
+
+_OUTPUTS = {"config.json": "a checkpoint (or an export)", "manifest.json": "a shard set",
+            "index.json": "a search index", "adapter_config.json": "LoRA adapters"}
+
+
+def check_out_dir(out_dir: Path) -> None:
+    """A run writes a directory of its own (best/, ckpt-N/, logs): never into a file or another output."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise GptkitError(f"out_dir {out_dir} is a file; a run writes a directory (checkpoints, metrics, report): "
+                          f"choose another out_dir")
+    for marker, kind in _OUTPUTS.items():
+        if (out_dir / marker).is_file():
+            raise GptkitError(f"out_dir {out_dir} is {kind}, not a run directory: choose another out_dir (a run "
+                              f"writes best/ and ckpt-N/ inside it)")
 
 
 def _shape(run: RunConfig, stage: int) -> ModelConfig:
