@@ -31,7 +31,7 @@ import contextlib
 import ctypes
 import errno
 import fcntl
-import glob
+import functools
 import os
 import re
 import secrets
@@ -39,9 +39,10 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, TypeVar
+from typing import TypeVar
 
 from .errors import GptkitError
+from .files import fsync_directory, umask
 
 T = TypeVar("T")
 _READ_ATTEMPTS = 8  # each retry follows a writer's swap; more than a few in a row means something else is wrong
@@ -49,7 +50,6 @@ _SIBLING = re.compile(r"\.(.+)\.gptkit-[0-9a-f]{12}")  # a build beside NAME, or
 _LEGACY = re.compile(r"\.(.+)\.v[0-9a-f]{12}")  # a version of the older link layout
 _INSIDE = re.compile(r"\.gptkit-[0-9a-f]{12}")  # a build inside an empty directory that is filled in place
 _MOVING = ".moving"  # a build inside NAME whose files are being moved up (left only by a killed writer)
-_TEMP_FILE = re.compile(r"\.(.+)\.tmp-(\d+)-[0-9a-f]{8}")  # atomic_file's temporary, with its writer's pid
 
 
 @contextlib.contextmanager
@@ -82,25 +82,9 @@ def atomic_directory(path: str | Path, ours: Callable[[Path], bool] = lambda p: 
         if old is None:
             shutil.rmtree(build, ignore_errors=True)
         raise
-    _fsync_directory(path.parent)
+    fsync_directory(path.parent)
     if old is not None:
         _retire(old)
-
-
-@contextlib.contextmanager
-def writing(what: str | Path) -> Iterator[None]:
-    """A failed write (a full disk, a size limit, no permission) becomes a GptkitError that names `what`.
-
-    Libraries report these in their own ways (OSError, SafetensorError, a bare Exception
-    from Rust, a RuntimeError from torch), so any exception from the writes inside counts.
-    """
-    try:
-        yield
-    except GptkitError:
-        raise
-    except Exception as e:
-        reason = e.strerror if isinstance(e, OSError) and e.strerror else (str(e).splitlines() or [repr(e)])[0]
-        raise GptkitError(f"cannot write {what}: {reason}; check the free space and permissions there") from e
 
 
 def read_version(path: str | Path, read: Callable[[Path], T]) -> T:
@@ -161,7 +145,7 @@ def migrate(path: str | Path) -> bool:
     else:
         os.unlink(path)
         os.rename(target, path)
-    _fsync_directory(path.parent)
+    fsync_directory(path.parent)
     _sweep(path.parent)
     return True
 
@@ -177,38 +161,6 @@ def remove_directory(path: str | Path) -> None:
         aside = _hidden_name(path)
         os.rename(path, aside)
         _delete_unless_held(aside)
-
-
-@contextlib.contextmanager
-def atomic_file(path: str | Path, mode: str = "w") -> Iterator[IO]:
-    """Yield a file to write; on success it replaces `path` in one rename, on error it vanishes.
-
-    Readers see the old contents or the new, never a part; the file gets the umask's mode.
-    """
-    path = Path(path)
-    if path.is_dir():
-        raise GptkitError(f"{path} is a directory; give a file name to write")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _sweep_temp_files(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
-    try:
-        with writing(path), open(tmp, mode.replace("w", "x"), **({} if "b" in mode else {"encoding": "utf-8"})) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-    _fsync_directory(path.parent)
-
-
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write a text file atomically (see `atomic_file`)."""
-    with atomic_file(path) as f:
-        f.write(text)
-    return Path(path)
 
 
 def _check_replaceable(path: Path, ours: Callable[[Path], bool]) -> None:
@@ -276,6 +228,7 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(err, os.strerror(err), str(b))
 
 
+@functools.cache
 def _libc() -> ctypes.CDLL:
     return ctypes.CDLL(None, use_errno=True)
 
@@ -368,41 +321,11 @@ def _swap_under_way(path: Path) -> bool:
     return any(n.startswith(f".{path.name}.") and (_SIBLING.fullmatch(n) or _LEGACY.fullmatch(n)) for n in names)
 
 
-def _sweep_temp_files(path: Path) -> None:
-    """Temporary files of `atomic_file` for `path` whose writer died."""
-    for entry in path.parent.glob(f".{glob.escape(path.name)}.tmp-*"):
-        match = _TEMP_FILE.fullmatch(entry.name)
-        if match and not _alive(int(match.group(2))):
-            with contextlib.suppress(FileNotFoundError):
-                entry.unlink()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        pass
-    return True
-
-
 def _remove(entry: Path) -> None:
     if entry.is_dir() and not entry.is_symlink():
         shutil.rmtree(entry)
     else:
         entry.unlink()
-
-
-def umask() -> int:
-    """The process's umask, read without changing it where the system allows."""
-    with contextlib.suppress(OSError, ValueError):
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def _set_modes(directory: Path) -> None:
@@ -424,12 +347,4 @@ def _finish(directory: Path) -> None:
         for name in files:
             with open(os.path.join(root, name), "rb") as fh:
                 os.fsync(fh.fileno())
-        _fsync_directory(Path(root))
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        fsync_directory(Path(root))

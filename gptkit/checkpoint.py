@@ -20,9 +20,10 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from .atomic import atomic_directory, read_version, writing
+from .atomic import atomic_directory, read_version
 from .config import ModelConfig, from_dict, to_dict
 from .errors import GptkitError
+from .files import writing
 from .model import GPT
 from .tokenizer import Tokenizer
 

@@ -16,10 +16,11 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .atomic import atomic_directory, read_version, writing
+from .atomic import atomic_directory, read_version
 from .checkpoint import load_tensors
 from .config import ModelConfig
 from .errors import GptkitError
+from .files import writing
 from .model import GPT
 from .tokenizer import Tokenizer
 

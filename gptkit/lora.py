@@ -63,6 +63,9 @@ def apply_lora(model: GPT, config: LoraConfig = DEFAULT) -> GPT:
     """Freeze `model` and give each target projection of every block an adapter (in place; returns it)."""
     if config.rank < 1:
         raise GptkitError(f"LoRA needs rank >= 1, got {config.rank}")
+    for target in config.targets:
+        if isinstance(getattr(*_parent(model.blocks[0], target)), LoraLinear):
+            raise GptkitError(f"{target} already has a LoRA adapter; merge_lora first to stack another")
     smallest = min(min(getattr(*_parent(block, t)).weight.shape) for block in model.blocks for t in config.targets)
     if config.rank > smallest:
         raise GptkitError(f"lora.rank {config.rank} is above the size of the layers it adapts (the smallest is "
@@ -71,10 +74,7 @@ def apply_lora(model: GPT, config: LoraConfig = DEFAULT) -> GPT:
     for block in model.blocks:
         for target in config.targets:
             parent, name = _parent(block, target)
-            base = getattr(parent, name)
-            if isinstance(base, LoraLinear):
-                raise GptkitError(f"{target} already has a LoRA adapter; merge_lora first to stack another")
-            setattr(parent, name, LoraLinear(base, config.rank, config.alpha, config.dropout))
+            setattr(parent, name, LoraLinear(getattr(parent, name), config.rank, config.alpha, config.dropout))
     model.lora_config = config
     return model
 

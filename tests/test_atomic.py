@@ -16,8 +16,9 @@ import torch
 
 from gptkit import GptkitError, load_checkpoint, save_checkpoint
 from gptkit import atomic as atomic_module
-from gptkit.atomic import atomic_directory, atomic_write_text, migrate, read_version, remove_directory
+from gptkit.atomic import atomic_directory, migrate, read_version, remove_directory
 from gptkit.cli import main
+from gptkit.files import atomic_write_text, umask
 
 
 def _entries(directory):
@@ -285,7 +286,7 @@ def test_migrate_turns_the_link_layout_into_a_plain_directory_without_writing(tm
     assert "now a plain directory" in capsys.readouterr().out
     assert path.is_dir() and not path.is_symlink() and _entries(tmp_path) == {"ck"}
     assert (path / "model.safetensors").stat().st_ino == weights  # the same files, not copies
-    assert (path / "model.safetensors").stat().st_mode & 0o777 == 0o666 & ~atomic_module.umask()
+    assert (path / "model.safetensors").stat().st_mode & 0o777 == 0o666 & ~umask()
     assert _assert_whole(path) == 5
     assert migrate(path) is False
 
@@ -296,4 +297,4 @@ def test_small_files_are_replaced_whole_with_the_umask_mode(tmp_path):
     (tmp_path / f".run.json.tmp-{2**22 + 7}-deadbeef").write_text("left by a killed writer")  # no such pid
     atomic_write_text(target, "new")
     assert target.read_text() == "new" and _entries(tmp_path) == {"run.json"}
-    assert target.stat().st_mode & 0o777 == 0o666 & ~atomic_module.umask()
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask()

@@ -9,7 +9,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "gptkit"
 
 # The pipeline, first to last: a module may import from its own stage and the ones before it.
 STAGES = [
-    {"errors", "atomic", "lock", "runtime"},  # base: one error type, atomic writes, locks, the environment
+    {"errors", "files", "atomic", "lock", "runtime"},  # base: one error type, atomic writes, locks, the environment
     {"config"},
     {"model", "tokenizer"},
     {"checkpoint", "hf", "quantize", "grow", "lora"},
@@ -74,3 +74,4 @@ def test_tests_mirror_the_subpackages():
         tests = Path(__file__).parent / package.name
         modules = {p.stem for p in package.glob("*.py") if not p.name.startswith("_")}
         assert {p.stem.removeprefix("test_") for p in tests.glob("test_*.py")} >= modules, package.name
+

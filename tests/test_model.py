@@ -213,3 +213,12 @@ def test_a_span_head_gives_start_end_logits_and_a_loss_over_allowed_positions_on
                 F.cross_entropy(masked[..., 1], torch.tensor([3, 5]))) / 2
     assert torch.allclose(model(idx, labels), expected, atol=1e-6)
     assert model.logits(model.hidden_states(idx)).shape == (2, 10, 50)  # the LM head is still there
+
+
+@pytest.mark.parametrize("shape", [dict(), dict(bias=False), dict(span_head=True), dict(n_layer=3, n_embd=48),
+                                   dict(vocab_size=7, block_size=5)])
+def test_param_count_is_the_built_models(shape):
+    from gptkit.model import param_count
+
+    config = ModelConfig(**{**dict(vocab_size=320, block_size=64, n_layer=2, n_head=4, n_embd=32), **shape})
+    assert param_count(config) == GPT(config).num_params()

@@ -53,25 +53,15 @@ def _cmd_summarize(args) -> None:
 
 
 def _cmd_audit(args) -> None:
-    from ..eval.audit import bias_probe, contamination, describe, read_texts
+    from ..eval.audit import bias_probe, contamination, describe
 
-    check_out_file(args.out, args.force)
-    if args.ngram < 1:
-        raise GptkitError(f"--ngram must be at least 1, got {args.ngram}")
-    if args.model:
-        from ..checkpoint import inspect_checkpoint
-
-        inspect_checkpoint(args.model)  # a missing or damaged checkpoint is reported before the analysis
+    _check_audit_args(args)
     report = {}
-    train = read_texts(args.train, args.text_field)
-    if not train:
-        raise GptkitError(f"{args.train}: no texts in it; give the training data to audit")
+    train = _texts(args.train, args.text_field, "the training data to audit")
     report["train"] = describe(train)
     _print_set(args.train, report["train"])
     if args.eval:
-        evaluation = read_texts(args.eval, args.text_field)
-        if not evaluation:
-            raise GptkitError(f"--eval {args.eval}: no texts in it; give the evaluation set to check")
+        evaluation = _texts(args.eval, args.text_field, "the evaluation set to check")
         report["eval"] = describe(evaluation)
         _print_set(args.eval, report["eval"])
         found = report["contamination"] = contamination(train, evaluation, args.ngram)
@@ -95,6 +85,26 @@ def _cmd_audit(args) -> None:
     if args.out:
         write_json(args.out, report)
         print(f"report: {args.out}")
+
+
+def _check_audit_args(args) -> None:
+    """Everything `audit` is given, checked before the analysis starts."""
+    check_out_file(args.out, args.force)
+    if args.ngram < 1:
+        raise GptkitError(f"--ngram must be at least 1, got {args.ngram}")
+    if args.model:
+        from ..checkpoint import inspect_checkpoint
+
+        inspect_checkpoint(args.model)  # a missing or damaged checkpoint, before minutes of analysis
+
+
+def _texts(path: str, field: str, what: str) -> list[str]:
+    from ..eval.audit import read_texts
+
+    texts = read_texts(path, field)
+    if not texts:
+        raise GptkitError(f"{path}: no texts in it; give {what}")
+    return texts
 
 
 def _print_set(name: str, d: dict) -> None:

@@ -6,8 +6,8 @@ import json
 import typing
 from pathlib import Path
 
-from ..atomic import atomic_write_text
 from ..errors import GptkitError
+from ..files import atomic_write_text
 
 
 def read_text_file(path: Path, flag: str) -> str:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import atomic_file
 from ..errors import GptkitError
+from ..files import atomic_file
 from .common import check_out_file, choices, read_text_file, utf8, write_json
 
 LEXICAL_ONLY = "bm25"  # `gptkit eval bm25 --retrieval DIR`: no encoder

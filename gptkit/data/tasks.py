@@ -395,8 +395,8 @@ def _guess_format(path: str, rows: list[tuple[str, object]], task: Task, stats: 
     first = next((row for _, row in rows if isinstance(row, dict)), None)
     if first is None:
         seen = f" ({stats.malformed} lines are not JSON; first: {stats.first_problem})" if stats.malformed else ""
-        raise GptkitError(f"{path}: cannot tell the format: no JSON objects in it{seen}; fine-tuning data is JSON lines (one example per "
-                          f"line), a JSON array, or aligned text files (data=train.{{lang}})")
+        raise GptkitError(f"{path}: cannot tell the format: no JSON objects in it{seen}; fine-tuning data is JSON "
+                          f"lines (one example per line), a JSON array, or aligned text files (data=train.{{lang}})")
     summary = ("summarization", (task.document_field, task.summary_field))
     for fmt, keys in (("chat", ("messages",)), summary, *FIELDS.items()):
         if set(keys) <= set(first):

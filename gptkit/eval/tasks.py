@@ -14,9 +14,9 @@ import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from ..atomic import atomic_write_text
 from ..data.tasks import Record, Task
 from ..errors import GptkitError
+from ..files import atomic_write_text
 from ..generate import GREEDY, Sampling, complete_texts
 from ..model import GPT
 from ..tokenizer import Tokenizer

@@ -30,11 +30,12 @@ from pathlib import Path
 
 import torch
 
-from ..atomic import atomic_write_text, remove_directory
+from ..atomic import remove_directory
 from ..checkpoint import load_checkpoint, load_train_state, save_checkpoint
 from ..config import ModelConfig, RunConfig, TrainConfig, to_dict
 from ..data import Batches, ExampleBatches, TokenShards, read_manifest
 from ..errors import GptkitError
+from ..files import atomic_write_text
 from ..generate import Sampling, generate_text
 from ..grow import carry_optimizer_state, grow_to
 from ..lock import DirectoryLock

@@ -7,8 +7,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..atomic import atomic_file, atomic_write_text
 from ..config import RunConfig, to_dict
+from ..files import atomic_file, atomic_write_text
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from gptkit import ModelConfig, generate
+from gptkit import GptkitError, ModelConfig, generate
 from gptkit.generate import (
     GREEDY,
     beam_search,
@@ -61,3 +61,12 @@ def test_no_repeat_ngram_bans_repeating_the_outputs_own_ngrams(tiny_model, num_b
         tokens = beam_search(tiny_model, prompt, 30, num_beams, no_repeat_ngram=n)[0].tokens
         assert len(tokens) == 30 and len(set(n_grams(tokens, n))) == len(n_grams(tokens, n))
     assert beam_search(tiny_model, prompt, 30, num_beams, no_repeat_ngram=0)[0].tokens == plain
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(num_beams=0), "num_beams must be between 1 and"), (dict(num_beams=100_000), "at most 64"),
+    (dict(num_beams=8, no_repeat_ngram=-1), "no_repeat_ngram must be >= 0"),
+])
+def test_beam_search_refuses_meaningless_settings(tiny_model, kwargs, message):
+    with pytest.raises(GptkitError, match=message):
+        beam_search(tiny_model, [1, 2, 3], 4, **kwargs)
