@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from .errors import GptkitError
-from .files import fsync_directory, umask
+from .files import check_parent, fsync_directory, umask
 
 T = TypeVar("T")
 _READ_ATTEMPTS = 8  # each retry follows a writer's swap; more than a few in a row means something else is wrong
@@ -172,11 +172,7 @@ def _check_replaceable(path: Path, ours: Callable[[Path], bool]) -> None:
         raise GptkitError(f"{path} exists and is not a directory; remove it or choose another output path")
     elif path.is_dir() and not _is_empty(path) and not ours(path) and not _interrupted(path):
         raise GptkitError(f"{path} is a directory with other files in it; remove it or choose another output path")
-    for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise GptkitError(f"{parent} is a file, so {path} cannot be created under it")
-            break
+    check_parent(path)
 
 
 def _is_legacy_link(path: Path) -> bool:

@@ -74,6 +74,15 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return Path(path)
 
 
+def check_parent(path: Path) -> None:
+    """The nearest existing parent of `path` is a directory (so `path` can be created)."""
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise GptkitError(f"{parent} is a file, so {path} cannot be created under it")
+            return
+
+
 def _sweep_temp_files(path: Path) -> None:
     """Temporary files of `atomic_file` for `path` whose writer died."""
     for entry in path.parent.glob(f".{glob.escape(path.name)}.tmp-*"):

@@ -7,7 +7,7 @@ import typing
 from pathlib import Path
 
 from ..errors import GptkitError
-from ..files import atomic_write_text
+from ..files import atomic_write_text, check_parent
 
 
 def read_text_file(path: Path, flag: str) -> str:
@@ -69,11 +69,7 @@ def check_out_file(out: str | None, force: bool) -> None:
     path = Path(out)
     if path.is_dir():
         raise GptkitError(f"--out {out} is a directory; give a file name, e.g. {Path(out) / 'report.json'}")
-    for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise GptkitError(f"{parent} is a file, so --out {out} cannot be created under it")
-            break
+    check_parent(path)
     if path.exists() and not force:
         raise GptkitError(f"{out} already exists; pass --force to replace it")
 
