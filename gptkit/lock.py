@@ -43,3 +43,18 @@ class DirectoryLock:
         if self._fd is not None:
             os.close(self._fd)  # releases the lock
             self._fd = None
+
+
+_OUTPUTS = {"config.json": "a checkpoint (or an export)", "manifest.json": "a shard set",
+            "index.json": "a search index", "adapter_config.json": "LoRA adapters"}
+
+
+def check_out_dir(out_dir: Path) -> None:
+    """A run writes a directory of its own (best/, ckpt-N/, logs): never into a file or another output."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise GptkitError(f"out_dir {out_dir} is a file; a run writes a directory (checkpoints, metrics, report): "
+                          f"choose another out_dir")
+    for marker, kind in _OUTPUTS.items():
+        if (out_dir / marker).is_file():
+            raise GptkitError(f"out_dir {out_dir} is {kind}, not a run directory: choose another out_dir (a run "
+                              f"writes best/ and ckpt-N/ inside it)")

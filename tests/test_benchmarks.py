@@ -12,8 +12,12 @@ SCRIPTS = sorted(p for p in BENCHMARKS.glob("*.py") if "__main__" in p.read_text
 RUNS = [[p.name] for p in SCRIPTS] + [["search.py", "--scale"]]
 
 
+KNOWN = ["aeslc.py", "dropout.py", "forward.py", "generate.py", "growth.py", "multi30k.py", "perplexity.py",
+         "prepare.py", "search.py", "shakespeare.py", "squad.py", "train.py"]
+
+
 def test_every_script_is_covered():
-    assert len(SCRIPTS) >= 12 and {"generate.py", "search.py", "multi30k.py"} <= {p.name for p in SCRIPTS}
+    assert [p.name for p in SCRIPTS] == KNOWN  # a new script joins this list, and so the smoke runs below
 
 
 @pytest.mark.parametrize("run", RUNS, ids=" ".join)

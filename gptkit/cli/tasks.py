@@ -89,15 +89,14 @@ def _task_checkpoint(args):
 
 def _check_decoding_flags(args) -> None:
     """Before the checkpoint loads: each decoding flag in its range (0 is never taken to mean "the default")."""
+    from ..generate import Sampling
+
     for flag, value, low in (("--beams", args.beams, 1), ("--batch-size", args.batch_size, 1),
-                             ("--max-new-tokens", args.max_new_tokens, 1), ("--top-k", args.top_k, 1),
+                             ("--max-new-tokens", args.max_new_tokens, 1),
                              ("--no-repeat-ngram", args.no_repeat_ngram, 0)):
         if value is not None and value < low:
             raise GptkitError(f"{flag} must be at least {low}, got {value}")
-    if not args.temperature >= 0:
-        raise GptkitError(f"--temperature must be >= 0, got {args.temperature}")
-    if args.top_p is not None and not 0 < args.top_p <= 1:
-        raise GptkitError(f"--top-p must be in (0, 1], got {args.top_p}")
+    Sampling(args.temperature, args.top_k, args.top_p)  # checks its own fields
 
 
 def _predict(model, tokenizer, task, records, args) -> list[str]:

@@ -39,12 +39,13 @@ from ..errors import GptkitError
 from ..eval.qa import default_null_threshold
 from ..eval.tasks import METRICS, predict, score
 from ..hf import from_hf
+from ..lock import check_out_dir
 from ..lora import apply_lora
 from ..model import GPT
 from ..runtime import Distributed
 from ..tokenizer import Tokenizer
 from .contrastive import EMBEDDING_SCORES, encoder_data
-from .loop import TrainData, check_out_dir, run_training
+from .loop import TrainData, run_training
 from .step import Precision, evaluate_examples
 
 log = logging.getLogger(__name__)

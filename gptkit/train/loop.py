@@ -38,7 +38,7 @@ from ..errors import GptkitError
 from ..files import atomic_write_text
 from ..generate import Sampling, generate_text
 from ..grow import carry_optimizer_state, grow_to
-from ..lock import DirectoryLock
+from ..lock import DirectoryLock, check_out_dir
 from ..lora import merge_lora, save_adapters
 from ..model import GPT
 from ..runtime import Distributed, init_distributed, parse_dtype, peak_flops
@@ -219,21 +219,6 @@ def _start(run: RunConfig, held: contextlib.ExitStack, open_data: OpenData,
     while _growth_due(r):  # a checkpoint from before a stage the schedule has since moved earlier
         _grow(r)
     return r
-
-
-_OUTPUTS = {"config.json": "a checkpoint (or an export)", "manifest.json": "a shard set",
-            "index.json": "a search index", "adapter_config.json": "LoRA adapters"}
-
-
-def check_out_dir(out_dir: Path) -> None:
-    """A run writes a directory of its own (best/, ckpt-N/, logs): never into a file or another output."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise GptkitError(f"out_dir {out_dir} is a file; a run writes a directory (checkpoints, metrics, report): "
-                          f"choose another out_dir")
-    for marker, kind in _OUTPUTS.items():
-        if (out_dir / marker).is_file():
-            raise GptkitError(f"out_dir {out_dir} is {kind}, not a run directory: choose another out_dir (a run "
-                              f"writes best/ and ckpt-N/ inside it)")
 
 
 def _shape(run: RunConfig, stage: int) -> ModelConfig:
