@@ -10,11 +10,9 @@ A field whose type is itself a config dataclass is a `[section]` of the file.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import importlib.resources
 import json
 import sys
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +20,7 @@ from typing import Any, Literal, TypeVar
 
 from .errors import GptkitError
 from .runtime import DtypeName
+from .validate import check_fields, field_types, require
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -274,83 +273,9 @@ class RunConfig:
         return shapes
 
 
-# -- validation ---------------------------------------------------------------------
-
-
-def check_fields(config: Any, section: str) -> None:
-    """Check every field of a config dataclass against its type hint (numbers, booleans, choices, ...)."""
-    for name, hint in _hints(type(config)).items():
-        check_value(section, name, getattr(config, name), hint)
-
-
-def check_value(section: str, name: str, value: Any, hint: Any) -> None:
-    """One value against a type hint, e.g. check_value("grow_depth", "method", m, Literal["stack", "identity"])."""
-    if not _matches(value, hint):
-        raise GptkitError(f"{section}: {name} must be {_describe(hint)}, got {value!r}")
-
-
-def require(config: Any, section: str, **rules: str) -> None:
-    """Range checks, e.g. require(cfg, "train config", lr="> 0", dropout="[0, 1)"); unset (None) values pass."""
-    for name, rule in rules.items():
-        value = getattr(config, name)
-        if value is not None and not _within(value, rule):
-            raise GptkitError(f"{section}: {name} must be {'in ' if rule[0] in '[(' else ''}{rule}, got {value!r}")
-
-
-def _within(value: float, rule: str) -> bool:
-    """`>= x`, `> x`, or an interval such as `[0, 1)`."""
-    if rule[0] in "[(":
-        low, high = (float(x) for x in rule[1:-1].split(","))
-        above = low <= value if rule[0] == "[" else low < value
-        below = value <= high if rule[-1] == "]" else value < high
-        return above and below
-    op, bound = rule.split()
-    return value >= float(bound) if op == ">=" else value > float(bound)
-
-
-@functools.cache
-def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
-
-
-def _is_union(hint: Any) -> bool:
-    return typing.get_origin(hint) in (typing.Union, types.UnionType)
-
-
-def _matches(value: Any, hint: Any) -> bool:
-    origin = typing.get_origin(hint)
-    if origin is Literal:
-        return value in typing.get_args(hint)
-    if _is_union(hint):
-        return any(_matches(value, arg) for arg in typing.get_args(hint))
-    if hint is type(None):
-        return value is None
-    if hint is bool:
-        return isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if hint is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if origin is tuple:
-        return isinstance(value, tuple) and all(_matches(v, typing.get_args(hint)[0]) for v in value)
-    return hint is Any or not isinstance(hint, type) or isinstance(value, hint)
-
-
-def _describe(hint: Any) -> str:
-    if typing.get_origin(hint) is Literal:
-        return "one of " + ", ".join(str(a) for a in typing.get_args(hint))
-    if _is_union(hint):
-        return " or ".join("unset" if a is type(None) else _describe(a) for a in typing.get_args(hint))
-    if typing.get_origin(hint) is tuple:
-        item = typing.get_args(hint)[0]
-        return "a list of tables" if dataclasses.is_dataclass(item) else f"a list of {_describe(item)}s"
-    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
-    return names.get(hint, getattr(hint, "__name__", str(hint)))
-
-
 def _nested(cls: type) -> dict[str, type]:
     """Fields of `cls` that are config dataclasses themselves: the [sections] of its files."""
-    return {name: hint for name, hint in _hints(cls).items() if dataclasses.is_dataclass(hint)}
+    return {name: hint for name, hint in field_types(cls).items() if dataclasses.is_dataclass(hint)}
 
 
 # -- loading ------------------------------------------------------------------------
@@ -362,7 +287,7 @@ def to_dict(config: Any) -> dict:
 
 def from_dict(cls: type[T], data: dict, source: str = "config") -> T:
     """Build `cls` from a dict; unknown keys and wrong types are GptkitErrors."""
-    hints = _hints(cls)
+    hints = field_types(cls)
     unknown = sorted(set(data) - set(hints))
     if unknown:
         raise GptkitError(f"{source}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(hints)}")
@@ -446,10 +371,11 @@ def _set_override(cls: type, data: dict, key: str, value: Any) -> None:
     """
     nested = _nested(cls)
     section, dot, name = key.partition(".")
-    if not dot and key not in _hints(cls):
-        owners = [s for s, sub in nested.items() if key in _hints(sub)]
+    if not dot and key not in field_types(cls):
+        owners = [s for s, sub in nested.items() if key in field_types(sub)]
         if len(owners) != 1:
-            known = [k for k in _hints(cls) if k not in nested] + [k for sub in nested.values() for k in _hints(sub)]
+            known = [k for k in field_types(cls) if k not in nested] + [k for sub in nested.values()
+                                                                       for k in field_types(sub)]
             raise GptkitError(f"override {key}=...: "
                               + (f"{key!r} is in more than one section ({', '.join(owners)}): write section.{key}"
                                  if owners else f"unknown key {key!r}; settings: {', '.join(known)}"))
@@ -457,9 +383,9 @@ def _set_override(cls: type, data: dict, key: str, value: Any) -> None:
     if dot:
         if section not in nested:
             raise GptkitError(f"override {key!r}: no section {section!r}; sections: {', '.join(nested)}")
-        if name not in _hints(nested[section]):
+        if name not in field_types(nested[section]):
             raise GptkitError(f"override {key}=... [{section}]: unknown key {name!r}; its settings: "
-                              f"{', '.join(_hints(nested[section]))}")
+                              f"{', '.join(field_types(nested[section]))}")
         data.setdefault(section, {})[name] = value
     else:
         data[key] = value

@@ -21,9 +21,10 @@ from typing import Literal
 
 import torch
 
-from .config import ModelConfig, check_value
+from .config import ModelConfig
 from .errors import GptkitError
 from .model import GPT
+from .validate import check_value
 
 DepthMethod = Literal["stack", "identity"]
 DepthOrder = Literal["repeat", "interleave"]

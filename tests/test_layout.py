@@ -9,7 +9,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "gptkit"
 
 # The pipeline, first to last: a module may import from its own stage and the ones before it.
 STAGES = [
-    {"errors", "files", "atomic", "lock", "runtime"},  # base: one error type, atomic writes, locks, the environment
+    # base: one error type, config validation, atomic writes, locks, the environment
+    {"errors", "validate", "files", "atomic", "lock", "runtime"},
     {"config"},
     {"model", "tokenizer"},
     {"checkpoint", "hf", "quantize", "grow", "lora"},

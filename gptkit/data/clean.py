@@ -17,8 +17,8 @@ import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 
-from ..config import check_fields, require
 from ..errors import require_extra
+from ..validate import check_fields, require
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from ..config import check_fields
 from ..errors import GptkitError, require_extra
+from ..validate import check_fields
 
 BUILTIN_SOURCES = ("builtin:python-docs",)
 _SNIFF_BYTES = 8192

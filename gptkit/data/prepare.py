@@ -26,10 +26,10 @@ import numpy as np
 import numpy.random  # noqa: F401 (imported now: a signal during a lazy import can be lost)
 
 from ..atomic import atomic_directory
-from ..config import check_fields, require
 from ..errors import GptkitError
 from ..files import writing
 from ..tokenizer import PIECE_CHARS, Tokenizer, split_between_words
+from ..validate import check_fields, require
 from .clean import CleanConfig, Cleaner
 from .corpus import ReadOptions, ReadStats, expand_sources, read_documents, source_fingerprint
 from .shards import MANIFEST_VERSION, SPLITS, read_manifest_or_none

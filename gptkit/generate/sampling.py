@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..config import check_fields, require
+from ..validate import check_fields, require
 
 
 @dataclass(frozen=True)

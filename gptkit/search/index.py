@@ -31,11 +31,11 @@ from typing import Literal
 import numpy as np
 
 from ..atomic import atomic_directory, read_version
-from ..config import check_fields, require
 from ..data.corpus import ReadOptions, ReadStats, expand_sources, read_documents
 from ..errors import GptkitError, require_extra
 from ..eval.retrieval import beir_text, json_lines
 from ..files import writing
+from ..validate import check_fields, require
 from .embed import Encoder, EncoderInfo
 from .lexical import LexicalIndex
 
