@@ -111,7 +111,7 @@ def read_version(path: str | Path, read: Callable[[Path], T]) -> T:
             view = Path(f"/proc/self/fd/{fd}")
             if not view.is_dir():  # no procfs (another OS): read by name, and retry if a swap came between
                 view = path
-            if any(name.endswith(_MOVING) for name in os.listdir(view)):
+            if _interrupted(view):
                 raise GptkitError(f"{path}: a write into it was interrupted; write it again")
             try:
                 result = read(view)
@@ -154,13 +154,11 @@ def remove_directory(path: str | Path) -> None:
     """Delete an output directory whole (a reader still busy with it leaves it to the next sweep)."""
     path = Path(path)
     if path.is_symlink():
-        version = path.parent / os.readlink(path)
-        path.unlink()
-        _delete_unless_held(version)
+        _retire(path)
     elif path.is_dir():
         aside = _hidden_name(path)
-        os.rename(path, aside)
-        _delete_unless_held(aside)
+        os.rename(path, aside)  # the name is free at once; the files go when nobody reads them
+        _retire(aside)
 
 
 def _check_replaceable(path: Path, ours: Callable[[Path], bool]) -> None:

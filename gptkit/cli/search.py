@@ -19,11 +19,11 @@ LEXICAL_ONLY = "bm25"  # `gptkit eval bm25 --retrieval DIR`: no encoder
 def _encoder(path: str, args):
     from ..search.embed import load_encoder
 
-    return load_encoder(path, args.pooling or "", _max_tokens(args), args.batch_size, args.dtype)
+    return load_encoder(path, args.pooling or "", _encoder_limits(args), args.batch_size, args.dtype)
 
 
-def _max_tokens(args) -> int:
-    """--max-tokens, checked; 0 for "the encoder's own limit" when it is not given."""
+def _encoder_limits(args) -> int:
+    """--max-tokens and --batch-size, checked; returns --max-tokens, 0 ("the encoder's own limit") when not given."""
     if args.max_tokens is not None and args.max_tokens < 1:
         raise GptkitError(f"--max-tokens must be at least 1, got {args.max_tokens}")
     if getattr(args, "batch_size", 1) < 1:
@@ -36,7 +36,7 @@ def _cmd_embed(args) -> None:
     texts = [utf8(t, "a text") for t in args.text]
     if not all(t.strip() for t in texts):
         raise GptkitError("an empty text has no embedding: give non-empty texts")
-    _max_tokens(args)
+    _encoder_limits(args)
     if args.input:
         texts += [line for line in read_text_file(Path(args.input), "--input").splitlines() if line.strip()]
     if not texts:
@@ -89,7 +89,7 @@ def _index_encoder(index, args):
         return None
     pooling = args.pooling or (info.pooling if info.kind == "gptkit" else "")
     encoder = load_encoder(getattr(args, "encoder", None) or info.name, pooling,
-                           _max_tokens(args) or info.max_tokens, args.batch_size, args.dtype)
+                           _encoder_limits(args) or info.max_tokens, args.batch_size, args.dtype)
     index.check_encoder(encoder.info)
     return encoder
 
