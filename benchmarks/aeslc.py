@@ -68,10 +68,11 @@ def main() -> None:
 
 
 def _task():
-    from gptkit.config import TaskConfig
+    from gptkit.config import SummarizationSettings, TaskConfig
     from gptkit.data import Task
 
-    return Task.from_config(TaskConfig(format="summarization", document_field="email_body", summary_field="subject"))
+    settings = SummarizationSettings("email_body", "subject")
+    return Task.from_config(TaskConfig(format="summarization", summarization=settings))
 
 
 def _dev(data: Path, limit: int = 0):
@@ -135,6 +136,7 @@ def _gptkit_arm(args, data: Path, out: Path) -> dict:
 
     from gptkit.checkpoint import load_checkpoint
     from gptkit.eval.tasks import predict
+    from gptkit.generate import Decoding
     from gptkit.runtime import fast_bf16
     from gptkit.train import finetune
     from gptkit.train.report import read_metrics
@@ -156,8 +158,8 @@ def _gptkit_arm(args, data: Path, out: Path) -> dict:
     for name, beams, no_repeat in (("greedy", 1, 0), ("beam 4", 4, 3))[: 1 if args.greedy_only else 2]:
         start = time.perf_counter()
         with torch.autocast("cpu", torch.bfloat16, enabled=fast_bf16(torch.device("cpu"))):
-            predictions = predict(ckpt.model.eval(), ckpt.tokenizer, _task(), records, MAX_NEW_TOKENS,
-                                  num_beams=beams, no_repeat_ngram=no_repeat, batch_size=64)
+            decoding = Decoding(MAX_NEW_TOKENS, temperature=0, num_beams=beams, no_repeat_ngram=no_repeat)
+            predictions = predict(ckpt.model.eval(), ckpt.tokenizer, _task(), records, decoding, batch_size=64)
         result["scores"][name] = {**_scores(predictions, every), "decode_seconds": time.perf_counter() - start}
         (out / f"gptkit-{name.replace(' ', '')}.txt").write_text("\n".join(predictions) + "\n")
     return result

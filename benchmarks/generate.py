@@ -28,13 +28,14 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from gptkit import GPT, ModelConfig, load_checkpoint, to_hf  # noqa: E402
-from gptkit.generate import GREEDY, generate_batch  # noqa: E402
+from gptkit.generate import GREEDY_DECODING, generate_batch  # noqa: E402
 from gptkit.quantize import for_inference  # noqa: E402
 from gptkit.runtime import fast_bf16  # noqa: E402
 
@@ -45,7 +46,7 @@ def as_dtype(model: GPT, name: str) -> GPT:
 
 def time_ours(model, prompts, new: int) -> float:
     start = time.perf_counter()
-    out = generate_batch(model, prompts, new, GREEDY)
+    out = generate_batch(model, prompts, replace(GREEDY_DECODING, max_new_tokens=new))
     assert all(len(o) == new for o in out)
     return time.perf_counter() - start
 

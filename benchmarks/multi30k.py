@@ -106,6 +106,7 @@ def _gptkit_arm(args, data: Path, out: Path) -> dict:
     from gptkit.checkpoint import load_checkpoint
     from gptkit.data import Task, read_records
     from gptkit.eval.tasks import predict, score
+    from gptkit.generate import Decoding
     from gptkit.train import finetune
     from gptkit.train.report import read_metrics
 
@@ -132,7 +133,8 @@ def _gptkit_arm(args, data: Path, out: Path) -> dict:
     for beams in (int(b) for b in args.beams.split(",")):
         start = time.perf_counter()
         with torch.autocast("cpu", torch.bfloat16, enabled=config.train.dtype != "fp32"):
-            predictions = predict(model, ckpt.tokenizer, task, test, config.task.max_new_tokens, num_beams=beams)
+            decoding = Decoding(config.task.max_new_tokens, temperature=0, num_beams=beams)
+            predictions = predict(model, ckpt.tokenizer, task, test, decoding)
         scores = score(task, predictions, test)
         result["scores"][f"beam {beams}" if beams > 1 else "greedy"] = {
             "bleu": scores["bleu"].score, "chrf": scores["chrf"].score, "signature": scores["bleu"].signature,

@@ -169,7 +169,7 @@ def _test_scores(model, tokenizer, data: Path) -> dict:
     from gptkit.eval.tasks import score
     from gptkit.runtime import fast_bf16
 
-    task = Task.from_config(TaskConfig(format="qa", answer="extract"))
+    task = Task.from_config(TaskConfig(format="qa"))
     _, test, _ = read_records(data / "squad" / "test-xquad-en.json.gz", task)
     start = time.perf_counter()
     with torch.autocast("cpu", torch.bfloat16, enabled=fast_bf16(torch.device("cpu"))):
@@ -223,8 +223,9 @@ def _baseline_arm(args, data: Path, out: Path) -> dict:
     held = set(order[:VAL_QUESTIONS].tolist())
     val = [records[i] for i in sorted(held)]
     train_records = [r for i, r in enumerate(records) if i not in held]
+    qa = task.qa
     windows = [w for i, r in enumerate(train_records)
-               for w in question_windows(r, tokenizer, m.block_size, task.doc_stride, task.max_question_tokens, i)]
+               for w in question_windows(r, tokenizer, m.block_size, qa.doc_stride, qa.max_question_tokens, i)]
     torch.manual_seed(1337)
     model = GPT2ForQuestionAnswering(GPT2Config(
         vocab_size=tokenizer.vocab_size, n_positions=m.block_size, n_embd=m.n_embd, n_layer=m.n_layer,

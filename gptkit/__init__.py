@@ -4,6 +4,7 @@ from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .config import ModelConfig, load_config
 from .errors import GptkitError
 from .generate import (
+    Decoding,
     Generator,
     Request,
     Sampling,
@@ -21,6 +22,6 @@ from .tokenizer import Tokenizer
 __version__ = "0.1.0"
 __all__ = [
     "GPT", "KVCache", "ModelConfig", "load_config", "Tokenizer", "Checkpoint", "load_checkpoint",
-    "save_checkpoint", "Sampling", "Generator", "Request", "generate", "generate_batch", "generate_text", "stream",
-    "stream_text", "beam_search", "from_hf", "to_hf", "GptkitError",
+    "save_checkpoint", "Decoding", "Sampling", "Generator", "Request", "generate", "generate_batch", "generate_text",
+    "stream", "stream_text", "beam_search", "from_hf", "to_hf", "GptkitError",
 ]

@@ -10,24 +10,19 @@ A field whose type is itself a config dataclass is a `[section]` of the file.
 from __future__ import annotations
 
 import dataclasses
-import importlib.resources
-import json
-import sys
-import typing
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Literal
 
+from .configfile import from_dict, load_config, presets, read_config_file, to_dict
 from .errors import GptkitError
 from .runtime import DtypeName
-from .validate import check_fields, field_types, require
+from .validate import check_fields, require
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
-T = TypeVar("T")
+__all__ = [
+    "ModelConfig", "GrowStage", "TrainConfig", "LoraConfig", "TranslationSettings", "QaSettings",
+    "SummarizationSettings", "EncoderSettings", "TaskConfig", "FinetuneConfig", "RunConfig", "load_config",
+    "from_dict", "to_dict", "presets", "read_config_file",
+]
 
 
 @dataclass(frozen=True)
@@ -181,33 +176,81 @@ class LoraConfig:
 
 
 @dataclass(frozen=True)
+class TranslationSettings:
+    """[task.translation]: the languages of a translation task."""
+
+    source_lang: str = "en"  # the {lang} of the source file, and a language name in the template
+    target_lang: str = "de"
+
+    def __post_init__(self):
+        check_fields(self, "task config [task.translation]")
+
+
+@dataclass(frozen=True)
+class QaSettings:
+    """[task.qa]: how questions are answered, and the context windows of an extractive model."""
+
+    answer: Literal["extract", "generate"] = "extract"  # a span of the context (span head) or a completion
+    doc_stride: int = 128  # extract: context tokens shared by consecutive windows of a long context
+    max_question_tokens: int = 64  # extract: a longer question keeps its first tokens
+    max_answer_tokens: int = 30  # extract: the longest span predicted
+
+    def __post_init__(self):
+        check_fields(self, "task config [task.qa]")
+        require(self, "task config [task.qa]", doc_stride=">= 0", max_question_tokens=">= 1",
+                max_answer_tokens=">= 1")
+
+
+@dataclass(frozen=True)
+class SummarizationSettings:
+    """[task.summarization]: the JSON keys of a document and of its summary."""
+
+    document_field: str = "document"
+    summary_field: str = "summary"
+
+    def __post_init__(self):
+        check_fields(self, "task config [task.summarization]")
+
+
+@dataclass(frozen=True)
+class EncoderSettings:
+    """[task.encoder]: an encoder's training on text pairs (formats pairs and sts)."""
+
+    temperature: float = 0.05  # pairs: InfoNCE logits are cosine similarities / temperature
+    max_text_tokens: int = 256  # a longer text keeps its first tokens (at most block_size)
+
+    def __post_init__(self):
+        check_fields(self, "task config [task.encoder]")
+        require(self, "task config [task.encoder]", temperature="> 0", max_text_tokens=">= 1")
+
+
+# keys that moved from [task] into a format's table: a file that still has one is told where it went
+MOVED_TASK_KEYS = {**{k: "translation" for k in ("source_lang", "target_lang")},
+                   **{k: "qa" for k in ("answer", "doc_stride", "max_question_tokens", "max_answer_tokens")},
+                   **{k: "summarization" for k in ("document_field", "summary_field")},
+                   **{k: "encoder" for k in ("temperature", "max_text_tokens")}}
+
+
+@dataclass(frozen=True)
 class TaskConfig:
     """Fine-tuning examples: where they are, their format, how they become prompts, how runs are judged.
 
     train.data names the training examples: a JSONL/JSON file, or for translation two aligned
-    text files written as one path with {lang}, e.g. "multi30k/train.{lang}.gz".
+    text files written as one path with {lang}, e.g. "multi30k/train.{lang}.gz". Settings that
+    belong to one format are in its own table: [task.translation], [task.qa],
+    [task.summarization], [task.encoder].
     """
 
     init: str = ""  # start from this gptkit checkpoint or Hugging Face GPT-2 directory; "" = from scratch
-    format: Literal["auto", "translation", "completion", "alpaca", "chat", "qa", "summarization", "pairs",
-                    "sts"] = "auto"  # pairs, sts: an encoder's training (contrastive)
+    # translation, completion, alpaca, chat, qa, summarization; pairs, sts: an encoder's training (contrastive)
+    format: str = "auto"
     val_data: str = ""  # held-out examples in the same format; "" = hold out val_examples of train.data
     val_examples: int = 500  # examples held out of train.data when val_data is unset (0 = none)
     template: str = ""  # prompt template with {fields}; "" = the format's default
     chat_template: str = ""  # Jinja chat template; "" = gptkit's default (stored in the checkpoint)
-    source_lang: str = "en"  # translation: the {lang} of the source file, and a name in the template
-    target_lang: str = "de"
-    document_field: str = "document"  # summarization: the JSON keys of the text and of its summary
-    summary_field: str = "summary"
-    answer: Literal["extract", "generate"] = "extract"  # qa: a span of the context (span head) or a completion
-    doc_stride: int = 128  # qa extract: context tokens shared by consecutive windows of a long context
-    max_question_tokens: int = 64  # qa extract: a longer question keeps its first tokens
-    max_answer_tokens: int = 30  # qa extract: the longest span predicted
     on_malformed: Literal["skip", "error"] = "skip"  # a line that is not a valid example
     pack: bool = True  # several examples per row (attention kept within each); false = one per row, padded
     prompt_loss: bool = False  # also learn the prompt's tokens (language modelling on the documents too)
-    temperature: float = 0.05  # pairs: InfoNCE logits are cosine similarities / temperature
-    max_text_tokens: int = 256  # pairs/sts: a longer text keeps its first tokens (at most block_size)
     vocab_size: int = 8192  # from scratch: size of the byte-level BPE trained on the examples
     tokenizer: str = ""  # from scratch: a tokenizer.json to use instead of training one
     # what picks the best checkpoint: val loss, or a score on val (translation: bleu, chrf; qa: exact, f1;
@@ -217,12 +260,16 @@ class TaskConfig:
     select_examples: int = 200  # val examples decoded for a score at each evaluation
     patience: int = 0  # stop after this many evaluations without a better `select`; 0 = never
     max_new_tokens: int = 128  # generation length limit when scoring
+    translation: TranslationSettings = field(default_factory=TranslationSettings)
+    qa: QaSettings = field(default_factory=QaSettings)
+    summarization: SummarizationSettings = field(default_factory=SummarizationSettings)
+    encoder: EncoderSettings = field(default_factory=EncoderSettings)
+    moved_keys = MOVED_TASK_KEYS  # not a setting: where the loader says an old key went
 
     def __post_init__(self):
         check_fields(self, "task config")
         require(self, "task config", val_examples=">= 0", vocab_size=">= 1", select_examples=">= 1",
-                patience=">= 0", max_new_tokens=">= 1", doc_stride=">= 0", max_question_tokens=">= 1",
-                max_answer_tokens=">= 1", temperature="> 0", max_text_tokens=">= 1")
+                patience=">= 0", max_new_tokens=">= 1")
 
 
 @dataclass(frozen=True)
@@ -271,121 +318,3 @@ class RunConfig:
                                   f"n_embd={n_embd}")
             shapes.append(old.grown(n_layer, n_embd // old.n_embd))
         return shapes
-
-
-def _nested(cls: type) -> dict[str, type]:
-    """Fields of `cls` that are config dataclasses themselves: the [sections] of its files."""
-    return {name: hint for name, hint in field_types(cls).items() if dataclasses.is_dataclass(hint)}
-
-
-# -- loading ------------------------------------------------------------------------
-
-
-def to_dict(config: Any) -> dict:
-    return dataclasses.asdict(config)
-
-
-def from_dict(cls: type[T], data: dict, source: str = "config") -> T:
-    """Build `cls` from a dict; unknown keys and wrong types are GptkitErrors."""
-    hints = field_types(cls)
-    unknown = sorted(set(data) - set(hints))
-    if unknown:
-        raise GptkitError(f"{source}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(hints)}")
-    data = dict(data)
-    for name, value in data.items():
-        if name in _nested(cls):
-            if not isinstance(value, dict):
-                raise GptkitError(f"{source}: [{name}] must be a table of settings")
-            data[name] = from_dict(hints[name], value, f"{source} [{name}]")
-        elif typing.get_origin(hints[name]) is tuple and isinstance(value, (list, tuple)):
-            item = typing.get_args(hints[name])[0]  # TOML arrays are lists; frozen configs keep tuples
-            data[name] = tuple(_table(item, v, f"{source} {name}[{i}]") for i, v in enumerate(value)) \
-                if dataclasses.is_dataclass(item) else tuple(value)
-    return cls(**data)
-
-
-def _table(cls: type, value: Any, source: str) -> Any:
-    """One element of a list of tables (e.g. a grow stage): a dict becomes `cls`."""
-    if isinstance(value, cls):
-        return value
-    if not isinstance(value, dict):
-        raise GptkitError(f"{source} must be a table such as {{at = 0.5, n_layer = 8}}, got {value!r}")
-    return from_dict(cls, value, source)
-
-
-def presets(kind: type | None = None) -> list[str]:
-    """Names of the configs shipped inside the package (`--config tiny`); with `kind` (RunConfig or
-    FinetuneConfig), only those of that kind: a fine-tuning preset has a [task] section."""
-    folder = importlib.resources.files("gptkit") / "configs"
-    names = sorted(f.name.removesuffix(".toml") for f in folder.iterdir() if f.name.endswith(".toml"))
-    if kind is None:
-        return names
-    return [n for n in names if ("task" in read_config_file(n)[0]) == (kind is FinetuneConfig)]
-
-
-def read_config_file(path: str | Path) -> tuple[dict, str]:
-    """The raw table of a TOML/JSON file or a preset name, and a name for it in messages."""
-    path = Path(path)
-    if path.is_file():
-        text, suffix = _read_text(path), path.suffix
-    elif path.suffix == "" and path.name in presets() and len(path.parts) == 1:
-        text, suffix = (importlib.resources.files("gptkit") / "configs" / f"{path}.toml").read_text("utf-8"), ".toml"
-    else:
-        raise GptkitError(f"config not found: {path} is neither a file nor a preset ({', '.join(presets())})")
-    try:
-        return (json.loads(text) if suffix == ".json" else tomllib.loads(text)), str(path)
-    except ValueError as e:
-        raise GptkitError(f"{path}: not a valid {suffix.lstrip('.').upper() or 'TOML'} file: {e}") from e
-
-
-def _read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise GptkitError(f"{path}: not a UTF-8 text file ({e})") from e
-
-
-def _parse_value(text: str) -> Any:
-    """Parse an override value the way TOML would (numbers, booleans, strings, arrays)."""
-    try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        return text  # a bare word is a string
-
-
-def load_config(cls: type[T], path: str | Path | None = None, overrides: list[str] = ()) -> T:
-    """Load `cls` from a preset name or a TOML/JSON file (optional) plus `key=value` overrides."""
-    data, source = read_config_file(path) if path is not None else ({}, "config")
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise GptkitError(f"override {item!r} must look like key=value")
-        _set_override(cls, data, key.strip(), _parse_value(value.strip()))
-    return from_dict(cls, data, source)
-
-
-def _set_override(cls: type, data: dict, key: str, value: Any) -> None:
-    """Set `key` (or `section.key`); a bare key goes to the one nested section that has it.
-
-    A key the schema does not have is an error here, so it is reported as the override's, not the file's.
-    """
-    nested = _nested(cls)
-    section, dot, name = key.partition(".")
-    if not dot and key not in field_types(cls):
-        owners = [s for s, sub in nested.items() if key in field_types(sub)]
-        if len(owners) != 1:
-            known = [k for k in field_types(cls) if k not in nested] + [k for sub in nested.values()
-                                                                       for k in field_types(sub)]
-            raise GptkitError(f"override {key}=...: "
-                              + (f"{key!r} is in more than one section ({', '.join(owners)}): write section.{key}"
-                                 if owners else f"unknown key {key!r}; settings: {', '.join(known)}"))
-        section, name, dot = owners[0], key, "."
-    if dot:
-        if section not in nested:
-            raise GptkitError(f"override {key!r}: no section {section!r}; sections: {', '.join(nested)}")
-        if name not in field_types(nested[section]):
-            raise GptkitError(f"override {key}=... [{section}]: unknown key {name!r}; its settings: "
-                              f"{', '.join(field_types(nested[section]))}")
-        data.setdefault(section, {})[name] = value
-    else:
-        data[key] = value

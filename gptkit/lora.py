@@ -91,6 +91,11 @@ def merge_lora(model: GPT) -> GPT:
     return model
 
 
+def adapter_state(model: GPT) -> dict[str, torch.Tensor]:
+    """The adapters' weights (what a LoRA run trains), by their names in the model's state dict."""
+    return {k: v for k, v in model.state_dict().items() if ".lora_" in k}
+
+
 def save_adapters(model: GPT, path: str | Path, base_model: str = "") -> Path:
     """The adapters alone, in PEFT's format (atomically): small, and loadable by peft.PeftModel."""
     config: LoraConfig | None = getattr(model, "lora_config", None)

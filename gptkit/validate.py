@@ -85,6 +85,8 @@ def _describe(hint: Any) -> str:
         return " or ".join("unset" if a is type(None) else _describe(a) for a in typing.get_args(hint))
     if typing.get_origin(hint) is tuple:
         item = typing.get_args(hint)[0]
-        return "a list of tables" if dataclasses.is_dataclass(item) else f"a list of {_describe(item)}s"
+        plural = {bool: "booleans", int: "integers", float: "numbers", str: "strings"}
+        return "a list of tables" if dataclasses.is_dataclass(item) else \
+            f"a list of {plural.get(item) or _describe(item)}"
     names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
     return names.get(hint, getattr(hint, "__name__", str(hint)))

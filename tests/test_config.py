@@ -129,3 +129,25 @@ def test_bad_growth_schedules_are_clear_errors(grow, message):
     with pytest.raises(GptkitError, match=message):
         load_config(RunConfig, None, ["model.n_layer=2", "model.n_embd=32", "model.n_head=2", "max_steps=1000",
                                       f"grow={grow}"])
+
+
+def test_a_formats_settings_live_in_its_own_table_and_a_bare_override_finds_it(tmp_path):
+    path = tmp_path / "ft.toml"
+    path.write_text('[task]\nformat = "qa"\n[task.qa]\ndoc_stride = 32\n[task.translation]\nsource_lang = "fr"\n')
+    config = load_config(FinetuneConfig, path, ["max_question_tokens=16", "task.summarization.summary_field=subject"])
+    assert (config.task.qa.doc_stride, config.task.qa.max_question_tokens) == (32, 16)
+    assert config.task.translation.source_lang == "fr" and config.task.summarization.summary_field == "subject"
+
+
+@pytest.mark.parametrize("text, overrides, message", [
+    ("[task]\ndoc_stride = 3\n", [], r"\[task\]: doc_stride is now a setting of \[task.qa\]: move it into that table "
+                                     r"\(or override task.qa.doc_stride=...\)"),
+    ("", ["task.source_lang=fr"], r"unknown key 'source_lang' \(it is now task.translation.source_lang\)"),
+    ("[task.qa]\ndoc_stride = -1\n", [], r"\[task.qa\]: doc_stride must be >= 0"),
+    ("[task.encoder]\ntemperature = 0\n", [], r"\[task.encoder\]: temperature must be > 0"),
+])
+def test_a_key_that_moved_to_its_formats_table_is_refused_naming_the_new_place(tmp_path, text, overrides, message):
+    path = tmp_path / "ft.toml"
+    path.write_text(text)
+    with pytest.raises(GptkitError, match=message):
+        load_config(FinetuneConfig, path, overrides)

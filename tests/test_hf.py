@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from gptkit import GptkitError, Tokenizer, beam_search, from_hf, generate, to_hf
-from gptkit.generate import Sampling
+from gptkit.generate import Decoding, Sampling
 
 transformers = pytest.importorskip("transformers")
 
@@ -37,7 +37,7 @@ def test_from_hf_gives_identical_logits_and_greedy_tokens(tmp_path, device):
         diff = (model(idx) - hf_model(idx).logits).abs().max().item()
     assert diff <= 1e-5
     prompt = [5, 17, 99, 3]
-    assert generate(model, prompt, 32, Sampling(temperature=0)) == _hf_greedy(hf_model, prompt, 32)
+    assert generate(model, prompt, Decoding(32, temperature=0)) == _hf_greedy(hf_model, prompt, 32)
     assert tokenizer is None
 
 
@@ -49,7 +49,7 @@ def test_to_hf_loads_in_transformers_with_identical_outputs(tmp_path, tiny_model
         diff = (tiny_model(idx) - hf_model(idx).logits).abs().max().item()
     assert diff <= 1e-5
     prompt = [1, 2, 3, 4, 5]
-    assert generate(tiny_model, prompt, 32, Sampling(temperature=0)) == _hf_greedy(hf_model, prompt, 32)
+    assert generate(tiny_model, prompt, Decoding(32, temperature=0)) == _hf_greedy(hf_model, prompt, 32)
 
     hf_tokenizer = transformers.AutoTokenizer.from_pretrained(tmp_path)
     text = "def add(a, b):\n    return a + b  # Grüße 🙂<|endoftext|>"
@@ -70,7 +70,7 @@ def test_repetition_penalty_greedy_matches_transformers(tmp_path):
         theirs = hf_model.generate(torch.tensor([prompt]), attention_mask=torch.ones(1, 5, dtype=torch.long),
                                    max_new_tokens=24, do_sample=False, repetition_penalty=penalty, pad_token_id=0)
         sampling = Sampling(temperature=0, repetition_penalty=penalty)
-        assert generate(model, prompt, 24, sampling) == theirs[0, 5:].tolist()
+        assert generate(model, prompt, Decoding(24, **vars(sampling))) == theirs[0, 5:].tolist()
 
 
 @pytest.mark.parametrize("length_penalty, early_stopping", [(1.0, False), (0.0, True), (2.0, False), (-1.0, False)])
@@ -78,15 +78,15 @@ def test_beam_search_matches_transformers(tmp_path, length_penalty, early_stoppi
     """Same sequences and scores for every returned beam; end-of-text is a token the model likes, so beams finish."""
     model, hf_model = _loaded_pair(tmp_path, seed=0)
     prompt = [5, 17, 99, 3]
-    eos = generate(model, prompt, 4, Sampling(temperature=0))[2]
+    eos = generate(model, prompt, Decoding(4, temperature=0))[2]
     out = hf_model.generate(torch.tensor([prompt]), attention_mask=torch.ones(1, 4, dtype=torch.long),
                             max_new_tokens=12, num_beams=3, num_return_sequences=3, do_sample=False,
                             length_penalty=length_penalty, early_stopping=early_stopping, eos_token_id=eos,
                             pad_token_id=0, output_scores=True, return_dict_in_generate=True)
     theirs = [row[4:].tolist() for row in out.sequences]
     theirs = [t[: t.index(eos) + 1] if eos in t else t for t in theirs]  # drop the padding after eos
-    ours = beam_search(model, prompt, 12, num_beams=3, length_penalty=length_penalty,
-                       early_stopping=early_stopping, stop_ids=(eos,))
+    ours = beam_search(model, prompt, Decoding(12, num_beams=3, length_penalty=length_penalty, stop_ids=(eos,),
+                                                         early_stopping=early_stopping))
     assert [b.tokens for b in ours] == theirs
     assert [b.score for b in ours] == pytest.approx(out.sequences_scores.tolist(), abs=1e-4)
     assert any(eos in t for t in theirs) == (length_penalty < 2)  # a strong length penalty keeps long beams

@@ -1,4 +1,5 @@
-"""The package's shape: imports point down the pipeline, and tests mirror the modules."""
+"""The package's shape: imports point down the pipeline, tests mirror the modules, and every file and function
+stays short enough to read in one sitting."""
 
 import ast
 from pathlib import Path
@@ -11,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "gptkit"
 STAGES = [
     # base: one error type, config validation, atomic writes, locks, the environment
     {"errors", "validate", "files", "atomic", "lock", "runtime"},
-    {"config"},
+    {"config", "configfile"},
     {"model", "tokenizer"},
     {"checkpoint", "hf", "quantize", "grow", "lora"},
     {"data"},
@@ -76,3 +77,23 @@ def test_tests_mirror_the_subpackages():
         modules = {p.stem for p in package.glob("*.py") if not p.name.startswith("_")}
         assert {p.stem.removeprefix("test_") for p in tests.glob("test_*.py")} >= modules, package.name
 
+
+
+MAX_FILE_LINES = 400
+MAX_FUNCTION_LINES = 40
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_every_module_fits_the_line_budget(path):
+    lines = path.read_text(encoding="utf-8").count("\n")
+    assert lines <= MAX_FILE_LINES, f"{path.relative_to(PACKAGE)} has {lines} lines; split it along a real seam"
+    long = [f"{node.name} ({node.end_lineno - node.lineno + 1} lines)" for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+            and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES]
+    assert not long, f"{path.relative_to(PACKAGE)}: functions over {MAX_FUNCTION_LINES} lines: {', '.join(long)}"
+
+
+def test_the_line_budget_counts_a_long_function():
+    source = "def f():\n" + "    x = 1\n" * 45
+    (node,) = ast.parse(source).body
+    assert node.end_lineno - node.lineno + 1 == 46 > MAX_FUNCTION_LINES

@@ -3,7 +3,7 @@ import torch
 import torch.nn as nn
 
 from gptkit import GPT, GptkitError, runtime
-from gptkit.generate import GREEDY, generate, generate_batch
+from gptkit.generate import Decoding, generate, generate_batch
 from gptkit.quantize import Int8Linear, for_inference, quantize_int8
 
 
@@ -38,13 +38,13 @@ def test_int8_model_keeps_loss_and_greedy_output(trained_model):
     idx = torch.tensor([pattern])
     with torch.no_grad():
         loss = float(model(idx[:, :-1], idx[:, 1:]))
-    reference = generate(model, pattern[:8], 30, GREEDY)
+    reference = generate(model, pattern[:8], Decoding(30, temperature=0))
     quantized = quantize_int8(_copy(model))
     with torch.no_grad():
         assert float(quantized(idx[:, :-1], idx[:, 1:])) == pytest.approx(loss, rel=0.05, abs=0.01)
-    assert generate(quantized, pattern[:8], 30, GREEDY) == reference
-    assert generate_batch(quantized, [pattern[:8], pattern[2:5]], 10, GREEDY) == [
-        generate(quantized, p, 10, GREEDY) for p in (pattern[:8], pattern[2:5])]
+    assert generate(quantized, pattern[:8], Decoding(30, temperature=0)) == reference
+    assert generate_batch(quantized, [pattern[:8], pattern[2:5]], Decoding(10, temperature=0)) == [
+        generate(quantized, p, Decoding(10, temperature=0)) for p in (pattern[:8], pattern[2:5])]
 
 
 def _copy(model: GPT) -> GPT:

@@ -5,15 +5,22 @@ from __future__ import annotations
 import json
 import sys
 
+from ..data.formats import qa_record
 from ..errors import GptkitError
 from .common import check_out_file, file_or_text, utf8, write_json
-from .search import add_encoder_flags, add_search_flags
-from .tasks import _add_decoding, _predict, _task_checkpoint, null_threshold, print_completions
+from .flags import (
+    add_encoder_flags,
+    add_search_flags,
+    add_task_flags,
+    check_decoding_flags,
+    load_task_model,
+    predict_with_progress,
+    task_decoding,
+)
+from .tasks import print_completions
 
 
 def _cmd_ask(args) -> None:
-    from ..data import Record
-
     if (args.context is None) == (args.index is None):
         raise GptkitError("say where the answer is: --context FILE|TEXT, or --index INDEX to retrieve it from")
     question = utf8(args.question, "the question")
@@ -22,22 +29,30 @@ def _cmd_ask(args) -> None:
         raise GptkitError("give a question, and a non-empty --context (a file or the text itself)")
     if args.index is not None and args.k < 1:
         raise GptkitError(f"-k must be at least 1, got {args.k}")
-    model, tokenizer, task = _task_checkpoint(args)
+    check_decoding_flags(args)
+    loaded = load_task_model(args.checkpoint, args.dtype, args.device)
+    decoding = task_decoding(args, loaded)
     if args.index is not None:
         from .search import ask_from_index
 
-        return ask_from_index(args, model, tokenizer, task, null_threshold(args))
-    if task.format != "qa":
-        raise GptkitError(f"{args.checkpoint} was fine-tuned on {task.format} examples; `ask` needs a qa checkpoint")
-    record = Record({"context": context, "question": question, "answer": "", "answers": [], "answer_starts": []})
-    if not task.extractive:
-        (answer,) = _predict(model, tokenizer, task, [record], args)
+        return ask_from_index(args, loaded, decoding, question)
+    if not loaded.task.spec.spans:
+        raise GptkitError(f"{args.checkpoint} was fine-tuned on {loaded.task.format} examples; `ask` needs a qa "
+                          f"checkpoint")
+    _answer(loaded, qa_record(context, question), decoding, args.null_threshold, args.json)
+
+
+def _answer(loaded, record, decoding, null_threshold: float | None, as_json: bool) -> None:
+    """Print the answer to one question: generated, or a span of the context (with its place and score)."""
+    if not loaded.task.extractive:
+        (answer,) = predict_with_progress(loaded, [record], decoding, 1, null_threshold)
         print(answer)
         return
     from ..eval.qa import answer_questions
 
-    (span,) = answer_questions(model, tokenizer, task, [record], null_threshold=null_threshold(args))
-    if args.json:
+    (span,) = answer_questions(loaded.model, loaded.tokenizer, loaded.task, [record],
+                               null_threshold=loaded.null_threshold(null_threshold))
+    if as_json:
         print(json.dumps({"answer": span.text, "start": span.start, "end": span.end, "score": span.score},
                          ensure_ascii=False))
     elif not span.text:
@@ -48,8 +63,7 @@ def _cmd_ask(args) -> None:
 
 
 def _cmd_summarize(args) -> None:
-    print_completions(args, "summarization", "summarize", lambda document: {"document": document, "summary": ""},
-                      one_per_line=False)
+    print_completions(args, "summarization", "summarize", one_per_line=False)
 
 
 def _cmd_audit(args) -> None:
@@ -115,6 +129,11 @@ def _print_set(name: str, d: dict) -> None:
 
 
 def add_parsers(sub) -> None:
+    for add in (_add_ask, _add_summarize, _add_audit):
+        add(sub)
+
+
+def _add_ask(sub) -> None:
     p = sub.add_parser("ask", help="answer a question about a context, or from a search index, with a fine-tuned "
                                    "checkpoint",
                        usage="gptkit ask CKPT (--context FILE|TEXT | --index INDEX [-k 3]) QUESTION [--json]",
@@ -131,17 +150,21 @@ def add_parsers(sub) -> None:
                    "sources) as JSON")
     add_search_flags(p, fusion=False)
     add_encoder_flags(p, batching=False)
-    _add_decoding(p)
+    add_task_flags(p)
     p.set_defaults(func=_cmd_ask)
 
+
+def _add_summarize(sub) -> None:
     p = sub.add_parser("summarize", help="summarize text with a fine-tuned summarization checkpoint",
                        usage="gptkit summarize CKPT (TEXT ... | --input FILE) [--beams N] [--no-repeat-ngram N]")
     p.add_argument("checkpoint", help="checkpoint directory (from gptkit finetune with task.format=summarization)")
     p.add_argument("text", nargs="*", help="documents to summarize (quote each one)")
     p.add_argument("--input", help="a UTF-8 file holding one document")
-    _add_decoding(p, beams=4, no_repeat_ngram=3)
+    add_task_flags(p, beams=4, no_repeat_ngram=3)
     p.set_defaults(func=_cmd_summarize)
 
+
+def _add_audit(sub) -> None:
     p = sub.add_parser("audit", help="data diagnostics: duplicates, train/test contamination, lengths, languages, "
                                      "and a bias probe of a model",
                        usage="gptkit audit TRAIN [--eval FILE] [--ngram 13] [--model CKPT] [--out REPORT.json]",

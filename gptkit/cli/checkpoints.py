@@ -104,33 +104,46 @@ def _cmd_migrate(args) -> None:
 
 
 def add_parsers(sub) -> None:
-    preset_help = f"a preset ({', '.join(presets(RunConfig))}) or a TOML file"
+    for add in (_add_info, _add_init, _add_import_hf, _add_export_hf, _add_grow, _add_migrate):
+        add(sub)
+
+
+def _add_info(sub) -> None:
     p = sub.add_parser("info", help="describe a checkpoint: config, parameters, size")
     p.add_argument("checkpoint", help="checkpoint directory")
     p.set_defaults(func=_cmd_info)
 
+
+def _add_init(sub) -> None:
     p = sub.add_parser("init", help="write a randomly initialised checkpoint from a model config",
                        usage="gptkit init OUT [--config NAME|FILE] [--tokenizer PATH] [key=value ...]",
                        epilog="key=value pairs override the config, e.g. n_layer=4 dropout=0.1")
     p.add_argument("out", help="checkpoint directory to write")
-    p.add_argument("--config", help=f"run config whose [model] is used: {preset_help}")
+    p.add_argument("--config", help=f"run config whose [model] is used: a preset ({', '.join(presets(RunConfig))}) "
+                   "or a TOML file")
     p.add_argument("--tokenizer", help="tokenizer.json (or a directory with one) to bundle")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--force", action="store_true", help="replace OUT if it is an existing checkpoint")
     p.set_defaults(func=_cmd_init, takes_overrides=True)
 
+
+def _add_import_hf(sub) -> None:
     p = sub.add_parser("import-hf", help="convert a Hugging Face GPT-2 directory to a gptkit checkpoint")
     p.add_argument("source", help="directory with config.json and model.safetensors (or pytorch_model.bin)")
     p.add_argument("out", help="checkpoint directory to write")
     p.add_argument("--force", action="store_true", help="replace OUT if it is an existing checkpoint")
     p.set_defaults(func=_cmd_import_hf)
 
+
+def _add_export_hf(sub) -> None:
     p = sub.add_parser("export-hf", help="write a checkpoint as a Hugging Face GPT-2 directory")
     p.add_argument("checkpoint", help="checkpoint directory")
     p.add_argument("out", help="directory to write (loadable by transformers' Auto classes)")
     p.add_argument("--force", action="store_true", help="replace OUT if it is an earlier export")
     p.set_defaults(func=_cmd_export_hf)
 
+
+def _add_grow(sub) -> None:
     p = sub.add_parser("grow", help="grow a checkpoint into a deeper or wider model (progressive training)",
                        epilog="identity and width growth keep the model's outputs; stack copies trained blocks")
     p.add_argument("checkpoint", help="checkpoint directory")
@@ -144,6 +157,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--force", action="store_true", help="replace OUT if it is an existing checkpoint")
     p.set_defaults(func=_cmd_grow)
 
+
+def _add_migrate(sub) -> None:
     p = sub.add_parser("migrate", help="turn outputs written in the older link layout (NAME -> .NAME.v<hex>) into "
                        "plain directories, without rewriting them")
     p.add_argument("paths", nargs="+", metavar="DIR", help="checkpoints, shard sets, exports, indexes, adapters")

@@ -12,6 +12,7 @@ import numpy as np
 from ..errors import GptkitError
 from ..files import atomic_file
 from .common import check_out_file, choices, read_text_file, utf8, write_json
+from .flags import add_encoder_flags, add_search_flags
 
 LEXICAL_ONLY = "bm25"  # `gptkit eval bm25 --retrieval DIR`: no encoder
 
@@ -164,13 +165,12 @@ def eval_retrieval(args) -> None:
         write_json(args.out, result)
 
 
-def ask_from_index(args, model, tokenizer, task, null_threshold: float | None) -> None:
+def ask_from_index(args, loaded, decoding, question: str) -> None:
     """`gptkit ask CKPT --index INDEX QUESTION`: retrieve, answer, cite."""
     from ..search.rag import answer_from_index
 
-    question = utf8(args.question, "the question")
-    answer = answer_from_index(model, tokenizer, task, _searcher(args.index, args), question, args.k, args.mode,
-                               null_threshold, args.max_new_tokens)
+    answer = answer_from_index(loaded.model, loaded.tokenizer, loaded.task, _searcher(args.index, args), question,
+                               args.k, args.mode, loaded.null_threshold(args.null_threshold), decoding)
     cited = [{"source": n, "doc": h.chunk.doc, "chunk": h.row, "start": h.chunk.start, "end": h.chunk.end,
               "text": h.chunk.text} for n, h in enumerate(answer.retrieved, 1) if h in answer.sources]
     if args.json:
@@ -183,32 +183,12 @@ def ask_from_index(args, model, tokenizer, task, null_threshold: float | None) -
               f"{' '.join(source['text'].split())[:160]}")
 
 
-def add_encoder_flags(p, batching: bool = True) -> None:
-    p.add_argument("--pooling", choices=["mean", "last"], help="gptkit encoders: mean or last-token hidden states "
-                   "(default: the checkpoint's, else mean)")
-    p.add_argument("--max-tokens", type=int, help="a longer text keeps its first tokens (default: the encoder's "
-                   "limit, 256 for gptkit checkpoints)")
-    if batching:
-        p.add_argument("--batch-size", type=int, default=32, help="texts embedded together")
-        p.add_argument("--dtype", default="auto", help="gptkit encoders: auto, fp32, bf16, int8")
-
-
-def add_search_flags(p, fusion: bool = True) -> None:
-    from ..search.hybrid import MODES
-
-    p.add_argument("--mode", choices=MODES, help="dense (vectors), bm25 (words) or hybrid (both fused); default: "
-                   "hybrid when the index has both")
-    if fusion:
-        p.add_argument("--fusion", choices=["rrf", "weighted"], default="rrf",
-                       help="hybrid: reciprocal-rank fusion, or min-max scaled scores added")
-        p.add_argument("--rrf-k", type=int, default=60, help="hybrid rrf: the constant k in 1 / (k + rank)")
-        p.add_argument("--dense-weight", type=float, default=0.5, help="hybrid: the dense ranking's weight against "
-                       "BM25's, in [0, 1] (0.5 = equal)")
-
-
 def add_parsers(sub) -> None:
-    from ..search.index import IndexSettings
+    for add in (_add_embed, _add_index, _add_search):
+        add(sub)
 
+
+def _add_embed(sub) -> None:
     p = sub.add_parser("embed", help="sentence or document embeddings from a gptkit or sentence-transformers model",
                        usage="gptkit embed ENCODER (TEXT ... | --input FILE) [--out VECTORS.npy] [--pooling mean]")
     p.add_argument("encoder", help="a gptkit checkpoint or a sentence-transformers model directory")
@@ -220,6 +200,9 @@ def add_parsers(sub) -> None:
     add_encoder_flags(p)
     p.set_defaults(func=_cmd_embed)
 
+
+def _add_index(sub) -> None:
+    from ..search.index import IndexSettings
     p = sub.add_parser("index", help="build a search index of documents: chunks, FAISS vectors, BM25",
                        usage="gptkit index DOCS ... --out INDEX [--encoder ENCODER] [--add] [--chunk-tokens 256]",
                        epilog="DOCS: files or directories (text, JSONL, CSV, Parquet; gzipped too). JSONL rows give "
@@ -246,6 +229,8 @@ def add_parsers(sub) -> None:
     add_encoder_flags(p)
     p.set_defaults(func=_cmd_index)
 
+
+def _add_search(sub) -> None:
     p = sub.add_parser("search", help="search an index: ranked chunks with scores and highlighted snippets",
                        usage="gptkit search INDEX QUERY [-k 5] [--mode dense|bm25|hybrid] [--json]")
     p.add_argument("index", help="an index directory (from gptkit index)")

@@ -1,16 +1,20 @@
-"""Commands on fine-tuned checkpoints: eval (perplexity on a text, or a task's scores) and translate; the
-decoding flags and checkpoint loading that the other task commands share."""
+"""Commands on fine-tuned checkpoints: eval (perplexity on a text, or a task's scores) and translate."""
 
 from __future__ import annotations
 
-import sys
-import typing
 from pathlib import Path
 
 from ..errors import GptkitError
-from ..runtime import InferenceDtype
 from .common import check_out_file, read_text_file, utf8, write_json
-from .search import add_encoder_flags, add_search_flags
+from .flags import (
+    add_encoder_flags,
+    add_search_flags,
+    add_task_flags,
+    check_decoding_flags,
+    load_task_model,
+    predict_with_progress,
+    task_decoding,
+)
 
 
 def _cmd_eval(args) -> None:
@@ -64,71 +68,16 @@ def _eval_text(args) -> None:
         write_json(args.out, result)
 
 
-def _task_checkpoint(args):
-    """A fine-tuned checkpoint (with its task), ready for inference."""
-    from ..checkpoint import load_checkpoint
-    from ..data import Task
-    from ..generate.beam import check_num_beams
-    from ..quantize import for_inference
-    from ..runtime import pick_device
-
-    _check_decoding_flags(args)
-    ckpt = load_checkpoint(args.checkpoint, device=pick_device(args.device))
-    if ckpt.tokenizer is None or "task" not in ckpt.meta:
-        raise GptkitError(f"{args.checkpoint} is not a fine-tuned checkpoint (no task or tokenizer): make one with "
-                          f"`gptkit finetune`")
-    if args.max_new_tokens is None:
-        args.max_new_tokens = ckpt.model.config.block_size // 2
-    try:
-        check_num_beams(args.beams, ckpt.model.config.vocab_size)
-    except GptkitError as e:
-        raise GptkitError(str(e).replace("num_beams", "--beams", 1)) from None
-    args.unanswerable_seen = bool(ckpt.meta.get("finetune", {}).get("unanswerable"))
-    return for_inference(ckpt.model, args.dtype), ckpt.tokenizer, Task.from_dict(ckpt.meta["task"])
-
-
-def _check_decoding_flags(args) -> None:
-    """Before the checkpoint loads: each decoding flag in its range (0 is never taken to mean "the default")."""
-    from ..generate import Sampling
-
-    for flag, value, low in (("--beams", args.beams, 1), ("--batch-size", args.batch_size, 1),
-                             ("--max-new-tokens", args.max_new_tokens, 1),
-                             ("--no-repeat-ngram", args.no_repeat_ngram, 0)):
-        if value is not None and value < low:
-            raise GptkitError(f"{flag} must be at least {low}, got {value}")
-    Sampling(args.temperature, args.top_k, args.top_p)  # checks its own fields
-
-
-def _predict(model, tokenizer, task, records, args) -> list[str]:
-    """Predictions for records, with a progress bar on stderr."""
-    from tqdm import tqdm
-
-    from ..eval.tasks import predict
-    from ..generate import Sampling
-
-    quiet = len(records) <= args.batch_size
-    with tqdm(total=len(records), desc=task.format, unit="ex", file=sys.stderr, disable=quiet) as bar:
-        sampling = Sampling(args.temperature, args.top_k, args.top_p)
-        return predict(model, tokenizer, task, records, args.max_new_tokens, sampling, args.beams,
-                       args.length_penalty, args.batch_size, args.seed, on_done=lambda n: bar.update(n - bar.n),
-                       no_repeat_ngram=args.no_repeat_ngram, null_threshold=null_threshold(args))
-
-
-def null_threshold(args) -> float | None:
-    """--null-threshold, else the checkpoint's default (0 if it was trained with unanswerable questions)."""
-    from ..eval.qa import default_null_threshold
-
-    return args.null_threshold if args.null_threshold is not None else default_null_threshold(args.unanswerable_seen)
-
-
 def _eval_task(args) -> None:
     from ..data import read_records
     from ..eval.tasks import score, write_results
 
-    model, tokenizer, task = _task_checkpoint(args)
+    check_decoding_flags(args)
+    loaded = load_task_model(args.checkpoint, args.dtype, args.device)
+    decoding, task = task_decoding(args, loaded), loaded.task
     _, records, stats = read_records(args.task, task)
     records = records[: args.limit] if args.limit else records
-    predictions = _predict(model, tokenizer, task, records, args)
+    predictions = predict_with_progress(loaded, records, decoding, args.batch_size, args.null_threshold)
     scores = score(task, predictions, records)
     for s in scores.values():
         print(f"{args.task}: {s}")
@@ -139,35 +88,43 @@ def _eval_task(args) -> None:
 
 
 def _cmd_translate(args) -> None:
-    print_completions(args, "translation", "translate", lambda line: {"source": line, "target": ""},
-                      one_per_line=True)
+    print_completions(args, "translation", "translate", one_per_line=True)
 
 
-def print_completions(args, fmt: str, verb: str, fields, one_per_line: bool) -> None:
+def print_completions(args, fmt: str, verb: str, one_per_line: bool) -> None:
     """Run a `fmt` checkpoint on the command line's texts (or --input FILE: one text per line, or the whole
-    file as one) and print one output line per text; `fields(text)` makes a text a record's fields."""
+    file as one) and print one output line per text; each text is the source field of a record."""
     from ..data import Record
 
-    model, tokenizer, task = _task_checkpoint(args)
+    check_decoding_flags(args)
+    loaded = load_task_model(args.checkpoint, args.dtype, args.device)
+    decoding, task = task_decoding(args, loaded), loaded.task
     if task.format != fmt:
         raise GptkitError(f"{args.checkpoint} was fine-tuned on {task.format} examples, not {fmt}")
-    if (args.input is None) == (not args.text):
+    texts = _input_texts(args.text, args.input, verb, one_per_line)
+    source, target = task.spec.source[0], task.spec.target
+    records = [Record({source: t, target: ""}) for t in texts]
+    for output in predict_with_progress(loaded, records, decoding, args.batch_size, args.null_threshold):
+        print(output)
+
+
+def _input_texts(given: list[str], input_file: str | None, verb: str, one_per_line: bool) -> list[str]:
+    """The texts on the command line, or those of --input (one per line, or the whole file as one)."""
+    if (input_file is None) == (not given):
         raise GptkitError(f"give the text to {verb}, or --input FILE "
                           f"({'one text per line' if one_per_line else 'the whole file is one document'})")
-    if args.input:
-        text = read_text_file(Path(args.input), "--input")
+    if input_file:
+        text = read_text_file(Path(input_file), "--input")
         texts = text.splitlines() if one_per_line else [text]
     else:
-        texts = args.text
+        texts = given
     texts = [utf8(t, "the text").strip() for t in texts]
     empty = [i for i, t in enumerate(texts, 1) if not t] if texts else [1]
     if empty:
-        where = f"--input {args.input}" + (f" line {empty[0]}" if one_per_line else "") if args.input else \
+        where = f"--input {input_file}" + (f" line {empty[0]}" if one_per_line else "") if input_file else \
             f"text {empty[0]} on the command line"
         raise GptkitError(f"nothing to {verb}: {where} is empty; give non-empty text")
-    records = [Record(fields(t)) for t in texts]
-    for output in _predict(model, tokenizer, task, records, args):
-        print(output)
+    return texts
 
 
 def add_parsers(sub) -> None:
@@ -196,7 +153,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--sts", help="scored sentence pairs (STS-B TSV, or JSONL)")
     add_search_flags(p)
     add_encoder_flags(p, batching=False)
-    _add_decoding(p)
+    add_task_flags(p)
     p.add_argument("--out", help="where to write the results: a JSON file, or with --task a directory for "
                    "predictions.jsonl and scores.json")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
@@ -207,23 +164,5 @@ def add_parsers(sub) -> None:
     p.add_argument("checkpoint", help="checkpoint directory (from gptkit finetune)")
     p.add_argument("text", nargs="*", help="sentences to translate (quote each one)")
     p.add_argument("--input", help="a UTF-8 file: one sentence per line, one translation per output line")
-    _add_decoding(p)
+    add_task_flags(p)
     p.set_defaults(func=_cmd_translate)
-
-
-def _add_decoding(p, beams: int = 1, no_repeat_ngram: int = 0) -> None:
-    p.add_argument("--beams", type=int, default=beams, help=f"beam search with this many beams (default {beams})")
-    p.add_argument("--no-repeat-ngram", type=int, default=no_repeat_ngram,
-                   help=f"never repeat an n-gram of the output (0 = off; default {no_repeat_ngram})")
-    p.add_argument("--null-threshold", type=float, help="extractive QA: answer nothing when the no-answer score "
-                   "beats the best span's by more than this (default: 0 if trained with unanswerable questions, "
-                   "else never)")
-    p.add_argument("--temperature", type=float, default=0.0, help="> 0 samples instead of greedy decoding")
-    p.add_argument("--top-k", type=int, default=None)
-    p.add_argument("--top-p", type=float, default=None)
-    p.add_argument("--seed", type=int, default=None, help="seed for reproducible sampling")
-    p.add_argument("--length-penalty", type=float, default=1.0, help="beam search: > 0 favours longer outputs")
-    p.add_argument("--batch-size", type=int, default=32, help="sentences decoded together (greedy)")
-    p.add_argument("--max-new-tokens", type=int, help="default: half the context window")
-    p.add_argument("--dtype", default="auto", choices=typing.get_args(InferenceDtype))
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")

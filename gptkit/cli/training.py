@@ -62,7 +62,7 @@ def _cmd_demo(args) -> None:
     """Shard the built-in corpus, train a small model for a few minutes, sample from it."""
     from ..checkpoint import load_checkpoint
     from ..data import prepare
-    from ..generate import Sampling, generate_text
+    from ..generate import Decoding, generate_text
     from ..train import train
 
     out = Path(args.out)
@@ -77,7 +77,7 @@ def _cmd_demo(args) -> None:
     ckpt = load_checkpoint(out / "train" / "best")
     print("3/3 generate: three samples (temperature 0.8, top-k 50)")
     for i, prompt in enumerate(["The assert statement", "A class definition", "Exceptions"]):
-        text = generate_text(ckpt.model.eval(), ckpt.tokenizer, prompt, 60, Sampling(0.8, top_k=50), seed=i)
+        text = generate_text(ckpt.model.eval(), ckpt.tokenizer, prompt, Decoding(60, 0.8, top_k=50, seed=i))
         print(f"--- {prompt}{text}")
     print(f"\nnext: gptkit generate {out / 'train' / 'best'} --prompt \"...\"")
 

@@ -98,9 +98,7 @@ def prepare(sources: list[str], out_dir: str | Path, config: PrepareConfig = Pre
     inputs = source_fingerprint(files)
     existing = read_manifest_or_none(out_dir)
     if tokenizer is None:
-        same_run = existing and existing["inputs"] == inputs and existing["config"] == _config_dict(config)
-        # same inputs and settings: the tokenizer would come out the same, so reuse it
-        tokenizer = Tokenizer.load(out_dir / "tokenizer.json") if same_run else train_tokenizer(files, config)
+        tokenizer = _tokenizer(out_dir, existing, files, inputs, config)
     key = _fingerprint(inputs, tokenizer, config)
     if existing is not None and existing.get("key") == key:
         log.info("%s is up to date (same inputs, tokenizer and settings): nothing to do", out_dir)
@@ -110,30 +108,28 @@ def prepare(sources: list[str], out_dir: str | Path, config: PrepareConfig = Pre
     stats, cleaner = ReadStats(), Cleaner(config.clean)
     with atomic_directory(out_dir, ours=lambda p: (p / "manifest.json").is_file()) as tmp:
         writers = {split: _ShardWriter(tmp, out_dir, split, dtype, config.shard_tokens) for split in SPLITS}
-        in_val = _val_chooser(config, inputs)
-        for docs in _batched_in_thread(_clean_documents(files, config, stats, cleaner), config.batch_documents):
-            for ids, val in zip(_encode(tokenizer, docs), in_val(docs)):
-                writers["val" if val else "train"].write_document(ids, tokenizer.eot_id)
-            if on_progress:
-                on_progress(stats.bytes, sum(w.tokens for w in writers.values()))
-        for w in writers.values():
-            w.close()
+        _write_documents(files, config, tokenizer, inputs, writers, stats, cleaner, on_progress)
         _check_outcome(writers, stats, cleaner, files, config)
         with writing(out_dir / "tokenizer.json"):
             tokenizer.save(tmp / "tokenizer.json")
-        manifest = {
-            "schema_version": MANIFEST_VERSION, "key": key, "dtype": np.dtype(dtype).name,
-            "vocab_size": tokenizer.vocab_size, "eot_id": tokenizer.eot_id, "tokenizer_sha256": tokenizer.sha256,
-            "splits": {s: w.summary() for s, w in writers.items()}, "inputs": inputs,
-            "read": {"files": stats.files, "documents": stats.documents, "bytes": stats.bytes,
-                     "skipped_binary": stats.skipped_binary,
-                     "invalid_utf8_documents": stats.invalid_utf8_documents},
-            "cleaning": dict(cleaner.counts), "config": _config_dict(config),
-        }
+        manifest = _manifest(key, dtype, tokenizer, writers, inputs, stats, cleaner, config)
         with writing(out_dir / "manifest.json"):
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     _log_read_problems(stats)
     return manifest
+
+
+def _manifest(key: str, dtype: type, tokenizer: Tokenizer, writers: dict, inputs: list, stats: ReadStats,
+              cleaner: Cleaner, config: PrepareConfig) -> dict:
+    """manifest.json: what the shards hold, what they were made from, and what reading and cleaning found."""
+    return {
+        "schema_version": MANIFEST_VERSION, "key": key, "dtype": np.dtype(dtype).name,
+        "vocab_size": tokenizer.vocab_size, "eot_id": tokenizer.eot_id, "tokenizer_sha256": tokenizer.sha256,
+        "splits": {s: w.summary() for s, w in writers.items()}, "inputs": inputs,
+        "read": {"files": stats.files, "documents": stats.documents, "bytes": stats.bytes,
+                 "skipped_binary": stats.skipped_binary, "invalid_utf8_documents": stats.invalid_utf8_documents},
+        "cleaning": dict(cleaner.counts), "config": _config_dict(config),
+    }
 
 
 def _log_read_problems(stats: ReadStats) -> None:
@@ -163,6 +159,27 @@ def _val_chooser(config: PrepareConfig, inputs: list[dict]) -> Callable[[list[st
         return flags
 
     return choose
+
+
+def _tokenizer(out_dir: Path, existing: dict | None, files: list, inputs: list, config: PrepareConfig) -> Tokenizer:
+    """A byte-level BPE trained on the files; the one out_dir has when its inputs and settings are the same
+    (it would come out the same)."""
+    if existing and existing["inputs"] == inputs and existing["config"] == _config_dict(config):
+        return Tokenizer.load(out_dir / "tokenizer.json")
+    return train_tokenizer(files, config)
+
+
+def _write_documents(files: list, config: PrepareConfig, tokenizer: Tokenizer, inputs: list, writers: dict,
+                     stats: ReadStats, cleaner: Cleaner, on_progress: Callable[[int, int], None] | None) -> None:
+    """Every cleaned document, tokenized, into the train or val shards (reading runs in a thread)."""
+    in_val = _val_chooser(config, inputs)
+    for docs in _batched_in_thread(_clean_documents(files, config, stats, cleaner), config.batch_documents):
+        for ids, val in zip(_encode(tokenizer, docs), in_val(docs)):
+            writers["val" if val else "train"].write_document(ids, tokenizer.eot_id)
+        if on_progress:
+            on_progress(stats.bytes, sum(w.tokens for w in writers.values()))
+    for w in writers.values():
+        w.close()
 
 
 def _check_outcome(writers, stats: ReadStats, cleaner: Cleaner, files, config: PrepareConfig) -> None:

@@ -53,15 +53,7 @@ def read_texts(path: str | Path, text_field: str = "") -> list[str]:
         if "cannot tell the format" not in str(e):
             raise
         return [doc.strip() for doc in read_documents([str(path)])]
-    if task.format == "chat":
-        return ["\n".join(m["content"] for m in r.messages) for r in records]
-    if task.format == "qa":  # questions share their paragraph: one text per context, with its questions
-        questions: dict[str, list[str]] = {}
-        for r in records:
-            questions.setdefault(r.fields["context"], []).append(r.fields["question"])
-        return ["\n".join([context, *asked]) for context, asked in questions.items()]
-    return ["\n".join(v for k, v in r.fields.items() if isinstance(v, str) and k not in ("id", "answer"))
-            for r in records]
+    return task.spec.audit_texts(records)
 
 
 def describe(texts: Sequence[str], near_threshold: float = 0.8) -> dict:

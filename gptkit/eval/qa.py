@@ -4,7 +4,7 @@
     [a.text for a in answers]
 
 A question's answer is its best span over all its windows (start + end logit, at most
-task.max_answer_tokens long). With a `null_threshold` (SQuAD 2.0 models), the answer is
+task.qa.max_answer_tokens long). With a `null_threshold` (SQuAD 2.0 models), the answer is
 empty when the no-answer score (the lowest over the windows) beats the best span's by
 more than the threshold.
 """
@@ -15,8 +15,8 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from ..data import Record, Task
 from ..data.qa import Span, Window, best_span, question_windows
-from ..data.tasks import Record, Task
 from ..errors import GptkitError
 from ..model import GPT
 from ..tokenizer import Tokenizer
@@ -36,9 +36,9 @@ def answer_questions(model: GPT, tokenizer: Tokenizer, task: Task, records: Sequ
     """The answer to each record's question about its context, in order; on_done(windows scored) per batch."""
     if model.span_head is None:
         raise GptkitError("this model has no span head: extractive QA needs one fine-tuned with task.format=qa "
-                          "and task.answer=extract")
+                          "and task.qa.answer=extract")
     windows = [w for i, r in enumerate(records) for w in question_windows(
-        r, tokenizer, model.config.block_size, task.doc_stride, task.max_question_tokens, i)]
+        r, tokenizer, model.config.block_size, task.qa.doc_stride, task.qa.max_question_tokens, i)]
     windows.sort(key=lambda w: len(w.ids))  # batches of like lengths pad little
     best: list[Span] = [NO_ANSWER] * len(records)
     null = [float("inf")] * len(records)
@@ -50,7 +50,7 @@ def answer_questions(model: GPT, tokenizer: Tokenizer, task: Task, records: Sequ
         for window, row in zip(chunk, logits):
             starts, ends = row[:, 0].tolist(), row[:, 1].tolist()
             context = records[window.record].fields["context"]
-            span = best_span(starts, ends, window, context, task.max_answer_tokens)
+            span = best_span(starts, ends, window, context, task.qa.max_answer_tokens)
             if span is not None and span.score > best[window.record].score:
                 best[window.record] = span
             null[window.record] = min(null[window.record], starts[window.null] + ends[window.null])

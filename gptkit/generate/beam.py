@@ -8,8 +8,7 @@ import torch
 
 from ..errors import GptkitError
 from ..model import GPT, KVCache
-
-MAX_BEAMS = 64  # transformers users rarely go past 16; every beam is a row of the batch
+from .decoding import MAX_BEAMS, Decoding
 
 
 @dataclass(frozen=True)
@@ -19,23 +18,21 @@ class Beam:
 
 
 @torch.inference_mode()
-def beam_search(model: GPT, prompt: list[int], max_new_tokens: int, num_beams: int = 4,
-                length_penalty: float = 1.0, early_stopping: bool = False,
-                stop_ids: tuple[int, ...] = (), no_repeat_ngram: int = 0) -> list[Beam]:
-    """The num_beams best continuations, best first (transformers' beam search, the same scores).
+def beam_search(model: GPT, prompt: list[int], decoding: Decoding) -> list[Beam]:
+    """The decoding.num_beams best continuations, best first (transformers' beam search, the same scores).
 
     Each step extends every live beam by every token and keeps the 2 * num_beams
     best candidates; a candidate ending in a stop id among the first num_beams
     becomes a finished hypothesis scored sum(log p) / length ** length_penalty
     (> 0 favours longer outputs). The search ends at max_new_tokens, when
-    num_beams hypotheses are finished (early_stopping=True), or when no live
+    num_beams hypotheses are finished (early_stopping), or when no live
     beam can still beat the worst finished one at its current length.
     no_repeat_ngram = n > 0 bans a token that would repeat an n-gram of the beam's
     own output (the prompt's n-grams stay allowed: a summary may quote its document).
     """
-    _check_arguments(model, prompt, max_new_tokens, num_beams, no_repeat_ngram)
-    device = model.device
-    cache = KVCache(model.config, num_beams, len(prompt) + max_new_tokens)
+    _check_arguments(model, prompt, decoding)
+    num_beams, device = decoding.num_beams, model.device
+    cache = KVCache(model.config, num_beams, len(prompt) + decoding.max_new_tokens)
     hidden = model.hidden_states(torch.tensor([prompt], device=device), cache, slots=[0])[:, -1]
     cache.reorder(torch.zeros(num_beams, dtype=torch.long, device=device))  # every beam starts from the prompt
     log_probs = model.logits(hidden).float().log_softmax(-1).expand(num_beams, -1)
@@ -43,25 +40,33 @@ def beam_search(model: GPT, prompt: list[int], max_new_tokens: int, num_beams: i
     scores = torch.full((num_beams,), float("-inf"), device=device)
     scores[0] = 0.0
     beams: list[list[int]] = [[] for _ in range(num_beams)]
-    finished = _Finished(num_beams, length_penalty)
-    stops = torch.tensor(sorted(set(stop_ids)), dtype=torch.long, device=device)
-    for length in range(1, max_new_tokens + 1):
+    finished = _Finished(num_beams, decoding.length_penalty)
+    stops = torch.tensor(sorted(set(decoding.stop_ids)), dtype=torch.long, device=device)
+    for length in range(1, decoding.max_new_tokens + 1):
         beams, live_scores, origins = _extend(beams, scores, log_probs, stops, finished, length)
-        if length == max_new_tokens or not beams:  # the live beams end here too
+        if length == decoding.max_new_tokens or not beams:  # the live beams end here too
             for tokens, score in zip(beams, live_scores):
                 finished.add(tokens, score, length)
             break
-        if finished.settled(max(live_scores), length, early_stopping):
+        if finished.settled(max(live_scores), length, decoding.early_stopping):
             break
-        padding = num_beams - len(beams)  # slots of beams that stopped: never picked again
-        scores = torch.tensor(live_scores + [float("-inf")] * padding, device=device)
-        cache.reorder(torch.tensor(origins + [0] * padding, device=device))
-        last = torch.tensor([[b[-1]] for b in beams] + [[0]] * padding, device=device)
-        beams += [[]] * padding
-        log_probs = model.logits(model.hidden_states(last, cache)[:, -1]).float().log_softmax(-1)
-        if no_repeat_ngram:
-            _ban_repeats(log_probs, beams, no_repeat_ngram)
+        beams, scores, log_probs = _step(model, cache, beams, live_scores, origins, decoding)
     return finished.beams
+
+
+def _step(model: GPT, cache: KVCache, beams: list[list[int]], live_scores: list[float], origins: list[int],
+          decoding: Decoding) -> tuple[list[list[int]], torch.Tensor, torch.Tensor]:
+    """Feed each live beam its last token (in the cache rows of the beams they came from): the next log-probs."""
+    device = model.device
+    padding = decoding.num_beams - len(beams)  # slots of beams that stopped: never picked again
+    scores = torch.tensor(live_scores + [float("-inf")] * padding, device=device)
+    cache.reorder(torch.tensor(origins + [0] * padding, device=device))
+    last = torch.tensor([[b[-1]] for b in beams] + [[0]] * padding, device=device)
+    beams = beams + [[]] * padding
+    log_probs = model.logits(model.hidden_states(last, cache)[:, -1]).float().log_softmax(-1)
+    if decoding.no_repeat_ngram:
+        _ban_repeats(log_probs, beams, decoding.no_repeat_ngram)
+    return beams, scores, log_probs
 
 
 def _ban_repeats(log_probs: torch.Tensor, beams: list[list[int]], n: int) -> None:
@@ -82,15 +87,11 @@ def check_num_beams(num_beams: int, vocab_size: int) -> None:
                           f"vocabulary of {vocab_size}), got {num_beams}")
 
 
-def _check_arguments(model: GPT, prompt: list[int], max_new_tokens: int, num_beams: int,
-                     no_repeat_ngram: int) -> None:
+def _check_arguments(model: GPT, prompt: list[int], decoding: Decoding) -> None:
     if not prompt:
         raise GptkitError("the prompt is empty: give at least one token")
-    check_num_beams(num_beams, model.config.vocab_size)
-    if no_repeat_ngram < 0:
-        raise GptkitError(f"no_repeat_ngram must be >= 0 (0: off), got {no_repeat_ngram}")
-    if max_new_tokens < 1:
-        raise GptkitError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    check_num_beams(decoding.num_beams, model.config.vocab_size)
+    max_new_tokens = decoding.max_new_tokens
     if len(prompt) + max_new_tokens > model.config.block_size:
         raise GptkitError(
             f"prompt ({len(prompt)} tokens) + max_new_tokens ({max_new_tokens}) exceeds the context window of "

@@ -7,8 +7,8 @@ all newcomers); every `step()` then feeds each running sequence its last token
 that request's own settings; a sequence that stops leaves and frees its slot.
 `stream`, `generate` and `generate_batch` wrap the engine.
 
-Context window: a prompt longer than the cache is an error unless the caller
-asks to keep its last tokens (`truncate_prompt`). When a sequence fills its
+Context window: a prompt longer than the cache is an error unless its decoding
+asks to keep its last tokens (`Decoding.truncate_prompt`). When a sequence fills its
 slot, the window slides: the slot is rebuilt from the last half of the window
 (one prefill) and decoding goes on, since GPT-2's learned positions cannot
 extend past block_size.
@@ -18,28 +18,26 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
 from ..errors import GptkitError
 from ..model import GPT, KVCache
-from .sampling import GREEDY, Sampling, next_token
+from .decoding import Decoding
+from .sampling import Sampling, next_token
 
 
 @dataclass(eq=False)
 class Request:
-    """One sequence to generate, and (as it runs) what it has produced.
+    """One sequence to generate with its decoding settings, and (as it runs) what it has produced.
 
     finish_reason becomes "stop" (a stop id was produced, and is the last of
     `tokens`; or the caller cancelled) or "length" (max_new_tokens reached).
     """
 
     prompt: list[int]
-    max_new_tokens: int = 256
-    sampling: Sampling = GREEDY
-    stop_ids: tuple[int, ...] = ()
-    seed: int | None = None
+    decoding: Decoding = Decoding()
     tokens: list[int] = field(default_factory=list)
     finish_reason: str | None = None
 
@@ -54,6 +52,7 @@ class _Running:
 
     request: Request
     slot: int
+    sampling: Sampling
     generator: torch.Generator | None
     seen: torch.Tensor | None  # (1, V) bool: tokens subject to the repetition penalty
 
@@ -66,12 +65,11 @@ class Generator:
     * n_embd * 2 values.
     """
 
-    def __init__(self, model: GPT, max_batch: int = 8, max_len: int | None = None, truncate_prompt: bool = False):
+    def __init__(self, model: GPT, max_batch: int = 8, max_len: int | None = None):
         if max_batch < 1:
             raise GptkitError(f"max_batch must be >= 1, got {max_batch}")
         self.model = model
         self.cache = KVCache(model.config, max_batch, max_len)
-        self.truncate_prompt = truncate_prompt
         self.waiting: deque[Request] = deque()
         self.running: list[_Running | None] = [None] * max_batch
         self.device = model.device
@@ -88,12 +86,8 @@ class Generator:
         """Queue a request; it joins the batch at the next step with a free slot."""
         if not request.prompt:
             raise GptkitError("the prompt is empty: give at least one token")
-        if request.max_new_tokens < 1:
-            raise GptkitError(f"max_new_tokens must be >= 1, got {request.max_new_tokens}")
-        if request.seed is not None and not 0 <= request.seed < 2**64:
-            raise GptkitError(f"seed must be an integer in [0, 2**64), got {request.seed}")
         if len(request.prompt) > self.window:
-            if not self.truncate_prompt:
+            if not request.decoding.truncate_prompt:
                 raise GptkitError(
                     f"prompt of {len(request.prompt)} tokens exceeds the context window of {self.window}: "
                     f"shorten it, or ask to keep its last {self.window} tokens (truncate_prompt / --truncate)"
@@ -128,14 +122,15 @@ class Generator:
         while free and self.waiting:
             request = self.waiting.popleft()
             slot = free.pop(0)
+            sampling, seed = request.decoding.sampling, request.decoding.seed
             generator = None
-            if request.seed is not None and not request.sampling.greedy:
-                generator = torch.Generator(device=self.device).manual_seed(request.seed)
+            if seed is not None and not sampling.greedy:
+                generator = torch.Generator(device=self.device).manual_seed(seed)
             seen = None
-            if request.sampling.repetition_penalty != 1:
+            if sampling.repetition_penalty != 1:
                 seen = torch.zeros(1, self.model.config.vocab_size, dtype=torch.bool, device=self.device)
                 seen[0, request.prompt] = True
-            self.running[slot] = _Running(request, slot, generator, seen)
+            self.running[slot] = _Running(request, slot, sampling, generator, seen)
             joining.append(self.running[slot])
         if not joining:
             return []
@@ -170,11 +165,11 @@ class Generator:
         self._prefill([run.slot], [context])
 
     def _sample(self, runs: list[_Running], logits: torch.Tensor) -> list[tuple[Request, int]]:
-        if all(run.request.sampling.greedy and run.seen is None for run in runs):
+        if all(run.sampling.greedy and run.seen is None for run in runs):
             tokens = logits.argmax(-1).tolist()  # one op for the whole batch
         else:
             tokens = [
-                int(next_token(logits[i : i + 1], run.request.sampling, run.generator, run.seen))
+                int(next_token(logits[i : i + 1], run.sampling, run.generator, run.seen))
                 for i, run in enumerate(runs)
             ]
         events = []
@@ -183,9 +178,9 @@ class Generator:
             request.tokens.append(token)
             if run.seen is not None:
                 run.seen[0, token] = True
-            if token in request.stop_ids:
+            if token in request.decoding.stop_ids:
                 request.finish_reason = "stop"
-            elif len(request.tokens) >= request.max_new_tokens:
+            elif len(request.tokens) >= request.decoding.max_new_tokens:
                 request.finish_reason = "length"
             events.append((request, token))
         return events
@@ -193,40 +188,36 @@ class Generator:
 
 def _window_for(model: GPT, requests: Sequence[Request]) -> int:
     """Cache length for these requests: all they can reach, capped at the context window."""
-    return min(model.config.block_size, max(len(r.prompt) + r.max_new_tokens for r in requests))
+    return min(model.config.block_size, max(len(r.prompt) + r.decoding.max_new_tokens for r in requests))
 
 
-def stream(model: GPT, prompt: list[int], max_new_tokens: int, sampling: Sampling = Sampling(),
-           stop_ids: tuple[int, ...] = (), seed: int | None = None, truncate_prompt: bool = False) -> Iterator[int]:
+def stream(model: GPT, prompt: list[int], decoding: Decoding = Decoding()) -> Iterator[int]:
     """Yield new token ids one at a time; stops after a stop id (yielded) or max_new_tokens."""
-    request = Request(list(prompt), max_new_tokens, sampling, tuple(stop_ids), seed)
-    engine = Generator(model, 1, _window_for(model, [request]), truncate_prompt)
+    request = Request(list(prompt), decoding)
+    engine = Generator(model, 1, _window_for(model, [request]))
     engine.submit(request)
     while engine.busy:
         for _, token in engine.step():
             yield token
 
 
-def generate(model: GPT, prompt: list[int], max_new_tokens: int, sampling: Sampling = Sampling(),
-             stop_ids: tuple[int, ...] = (), seed: int | None = None, truncate_prompt: bool = False) -> list[int]:
+def generate(model: GPT, prompt: list[int], decoding: Decoding = Decoding()) -> list[int]:
     """The new tokens as a list (see `stream`)."""
-    return list(stream(model, prompt, max_new_tokens, sampling, stop_ids, seed, truncate_prompt))
+    return list(stream(model, prompt, decoding))
 
 
-def generate_batch(model: GPT, prompts: Sequence[list[int]], max_new_tokens: int, sampling: Sampling = Sampling(),
-                   stop_ids: tuple[int, ...] = (), seed: int | None = None, max_batch: int | None = None,
-                   truncate_prompt: bool = False) -> list[list[int]]:
+def generate_batch(model: GPT, prompts: Sequence[list[int]], decoding: Decoding = Decoding(),
+                   max_batch: int | None = None) -> list[list[int]]:
     """New tokens for each prompt, generated together (prompts may differ in length; each stops on its own).
 
     With a seed, prompt i samples from seed + i, so its output does not depend on its batch mates.
     """
-    requests = [
-        Request(list(p), max_new_tokens, sampling, tuple(stop_ids), None if seed is None else seed + i)
-        for i, p in enumerate(prompts)
-    ]
+    seed = decoding.seed
+    requests = [Request(list(p), decoding if seed is None else replace(decoding, seed=seed + i))
+                for i, p in enumerate(prompts)]
     if not requests:
         return []
-    engine = Generator(model, max_batch or len(requests), _window_for(model, requests), truncate_prompt)
+    engine = Generator(model, max_batch or len(requests), _window_for(model, requests))
     for request in requests:
         engine.submit(request)
     while engine.busy:

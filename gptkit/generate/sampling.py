@@ -12,6 +12,9 @@ import torch
 
 from ..validate import check_fields, require
 
+# NaN fails every range
+SAMPLING_RANGES = dict(temperature=">= 0", top_k=">= 1", top_p="(0, 1]", min_p="[0, 1]", repetition_penalty="> 0")
+
 
 @dataclass(frozen=True)
 class Sampling:
@@ -29,8 +32,7 @@ class Sampling:
 
     def __post_init__(self):
         check_fields(self, "sampling")
-        require(self, "sampling", temperature=">= 0", top_k=">= 1", top_p="(0, 1]", min_p="[0, 1]",
-                repetition_penalty="> 0")  # NaN fails every range
+        require(self, "sampling", **SAMPLING_RANGES)
 
     @property
     def greedy(self) -> bool:

@@ -1,6 +1,7 @@
-"""Text on top of the token engine: streaming decode, stop strings, end-of-text handling.
+"""Text on top of the token engine: a per-request text stream (incremental decoding, stop strings),
+end-of-text handling, and chat prompts.
 
-    for piece in stream_text(model, tokenizer, "Once upon", 50, Sampling(0.8)):
+    for piece in stream_text(model, tokenizer, "Once upon", Decoding(50, temperature=0.8)):
         print(piece, end="", flush=True)
 
 End-of-text starts an empty prompt, ends a generation, and is never shown.
@@ -9,67 +10,66 @@ End-of-text starts an empty prompt, ends a generation, and is never shown.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
 
+from ..data.chat import CHAT_TEMPLATE, render_chat
 from ..errors import GptkitError
 from ..model import GPT
 from ..tokenizer import Tokenizer
 from .beam import beam_search
+from .decoding import Decoding
 from .engine import generate_batch, stream
-from .sampling import GREEDY, Sampling
 
 
-def stream_text(model: GPT, tokenizer: Tokenizer, prompt: str, max_new_tokens: int,
-                sampling: Sampling = Sampling(), stop: Sequence[str] = (), seed: int | None = None,
-                truncate_prompt: bool = False) -> Iterator[str]:
+def stream_text(model: GPT, tokenizer: Tokenizer, prompt: str, decoding: Decoding = Decoding()) -> Iterator[str]:
     """The continuation of `prompt` as text pieces, ended by end-of-text, a stop string (not shown) or the limit.
 
-    Pieces never split a UTF-8 character; an empty prompt starts from end-of-text.
+    Pieces never split a UTF-8 character; an empty prompt starts from end-of-text. A beam-search
+    decoding yields the best beam's text as one piece.
     """
-    cutter = StopStrings(stop)
-    tokens = stream(model, prompt_ids(tokenizer, prompt), max_new_tokens, sampling, eot_ids(tokenizer), seed,
-                    truncate_prompt)
-    for piece in tokenizer.decode_stream(without_eot(tokenizer, tokens)):
-        text, stopped = cutter.feed(piece)
-        if text:
-            yield text
-        if stopped:
+    if decoding.beam:
+        tokens: Iterable[int] = _best_beam(model, tokenizer, prompt, decoding)
+    else:
+        tokens = stream(model, prompt_ids(tokenizer, prompt), ending_at_eot(decoding, tokenizer))
+    text = TextStream(tokenizer, decoding.stop)
+    for token in tokens:
+        if piece := text.feed(token):
+            yield piece
+        if text.stopped:
             return
-    if rest := cutter.flush():
+    if rest := text.finish():
         yield rest
 
 
-def generate_text(model: GPT, tokenizer: Tokenizer, prompt: str, max_new_tokens: int,
-                  sampling: Sampling = Sampling(), stop: Sequence[str] = (), seed: int | None = None,
-                  truncate_prompt: bool = False) -> str:
+def generate_text(model: GPT, tokenizer: Tokenizer, prompt: str, decoding: Decoding = Decoding()) -> str:
     """The continuation of `prompt` as one string (see `stream_text`)."""
-    return "".join(stream_text(model, tokenizer, prompt, max_new_tokens, sampling, stop, seed, truncate_prompt))
+    return "".join(stream_text(model, tokenizer, prompt, decoding))
 
 
-def beam_search_text(model: GPT, tokenizer: Tokenizer, prompt: str, max_new_tokens: int, num_beams: int = 4,
-                     length_penalty: float = 1.0) -> str:
+def beam_search_text(model: GPT, tokenizer: Tokenizer, prompt: str, decoding: Decoding) -> str:
     """The best beam's continuation of `prompt`; a beam ends at end-of-text (not shown)."""
-    best = beam_search(model, prompt_ids(tokenizer, prompt), max_new_tokens, num_beams, length_penalty,
-                       stop_ids=eot_ids(tokenizer))[0]
-    return tokenizer.decode(without_eot(tokenizer, best.tokens))
+    return tokenizer.decode(without_eot(tokenizer, _best_beam(model, tokenizer, prompt, decoding)))
 
 
-def complete_texts(model: GPT, tokenizer: Tokenizer, prompts: Sequence[str], max_new_tokens: int,
-                   sampling: Sampling = GREEDY, num_beams: int = 1, length_penalty: float = 1.0,
-                   batch_size: int = 32, seed: int | None = None, no_repeat_ngram: int = 0) -> Iterator[str]:
+def complete_texts(model: GPT, tokenizer: Tokenizer, prompts: Sequence[str], decoding: Decoding,
+                   batch_size: int = 32) -> Iterator[str]:
     """The completion of each prompt, in order, as each batch finishes: greedy or sampled in batches of
-    batch_size through the engine, or beam search one prompt at a time (also with num_beams=1 when
-    no_repeat_ngram bans repeated n-grams). A completion ends at end-of-text."""
+    batch_size through the engine (prompt i sampled from seed + i), or beam search one prompt at a time.
+    A completion ends at end-of-text; stop strings are not applied (the texts are scored whole)."""
+    ending = ending_at_eot(decoding, tokenizer)
     for start in range(0, len(prompts), batch_size):
         chunk = prompts[start : start + batch_size]
-        if num_beams > 1 or no_repeat_ngram:
-            outputs = [beam_search(model, prompt_ids(tokenizer, p), max_new_tokens, num_beams, length_penalty,
-                                   stop_ids=eot_ids(tokenizer), no_repeat_ngram=no_repeat_ngram)[0].tokens
-                       for p in chunk]
+        if decoding.beam:
+            outputs = [_best_beam(model, tokenizer, p, decoding) for p in chunk]
         else:
-            outputs = generate_batch(model, [prompt_ids(tokenizer, p) for p in chunk], max_new_tokens, sampling,
-                                     eot_ids(tokenizer), None if seed is None else seed + start)
+            seeded = ending if ending.seed is None else replace(ending, seed=ending.seed + start)
+            outputs = generate_batch(model, [prompt_ids(tokenizer, p) for p in chunk], seeded)
         for tokens in outputs:
             yield tokenizer.decode(without_eot(tokenizer, tokens))
+
+
+def _best_beam(model: GPT, tokenizer: Tokenizer, prompt: str, decoding: Decoding) -> list[int]:
+    return beam_search(model, prompt_ids(tokenizer, prompt), ending_at_eot(decoding, tokenizer))[0].tokens
 
 
 def prompt_ids(tokenizer: Tokenizer, prompt: str) -> list[int]:
@@ -81,14 +81,53 @@ def prompt_ids(tokenizer: Tokenizer, prompt: str) -> list[int]:
     return [tokenizer.eot_id]
 
 
-def eot_ids(tokenizer: Tokenizer) -> tuple[int, ...]:
-    """The ids that end a generation: end-of-text, when the tokenizer has one."""
-    return () if tokenizer.eot_id is None else (tokenizer.eot_id,)
+def ending_at_eot(decoding: Decoding, tokenizer: Tokenizer) -> Decoding:
+    """The decoding with end-of-text (when the tokenizer has one) among its stop ids."""
+    eot = tokenizer.eot_id
+    if eot is None or eot in decoding.stop_ids:
+        return decoding
+    return replace(decoding, stop_ids=(*decoding.stop_ids, eot))
 
 
 def without_eot(tokenizer: Tokenizer, ids: Iterable[int]) -> Iterator[int]:
     """The ids with end-of-text removed: what a generation shows as text."""
     return (t for t in ids if t != tokenizer.eot_id)
+
+
+class TextStream:
+    """One request's text as its tokens arrive: `feed(token)` returns the text that is safe to show now.
+
+    A byte-level token may hold part of a UTF-8 character: it is held back until the character is
+    complete. Text that may be the start of a stop string is held back too; at a stop string
+    `stopped` becomes True and it and everything after it are dropped. End-of-text is never shown.
+    `finish()` returns what is still held once the tokens end. Joined, the pieces are the decoded
+    text cut at the first stop string.
+    """
+
+    def __init__(self, tokenizer: Tokenizer, stop: Sequence[str] = ()):
+        self.tokenizer = tokenizer
+        self.stopped = False
+        self._stops = StopStrings(stop)
+        self._pending: list[int] = []
+
+    def feed(self, token: int) -> str:
+        if self.stopped or token == self.tokenizer.eot_id:
+            return ""
+        self._pending.append(token)
+        text = self.tokenizer.decode(self._pending)
+        if text.endswith("\ufffd"):  # an incomplete character, so far
+            return ""
+        self._pending = []
+        return self._cut(text)
+
+    def finish(self) -> str:
+        text = self._cut(self.tokenizer.decode(self._pending)) if self._pending and not self.stopped else ""
+        self._pending = []
+        return text + ("" if self.stopped else self._stops.flush())
+
+    def _cut(self, text: str) -> str:
+        shown, self.stopped = self._stops.feed(text)
+        return shown
 
 
 class StopStrings:
@@ -124,3 +163,31 @@ def _overlap(text: str, stop: str) -> int:
         if text.endswith(stop[:n]):
             return n
     return 0
+
+
+class Chat:
+    """A conversation rendered into prompts by a chat template: a checkpoint's is the one fine-tuning used.
+
+        chat = Chat.of_checkpoint(ckpt, system="Be brief.")
+        reply = generate_text(model, tokenizer, chat.prompt("Hello!"), decoding)
+        chat.reply(reply)            # the next prompt holds the whole conversation
+    """
+
+    def __init__(self, template: str = CHAT_TEMPLATE, eos_token: str = "", system: str | None = None):
+        self.template, self.eos_token = template, eos_token
+        self.messages: list[dict] = [{"role": "system", "content": system}] if system else []
+
+    @classmethod
+    def of_checkpoint(cls, ckpt, system: str | None = None) -> Chat:
+        """The checkpoint's chat template (gptkit's default if it was not fine-tuned on chat) and end-of-text."""
+        template = ckpt.meta.get("task", {}).get("chat_template") or CHAT_TEMPLATE
+        eos = ckpt.tokenizer.eot_token if ckpt.tokenizer is not None else ""
+        return cls(template, eos or "", system)
+
+    def prompt(self, text: str) -> str:
+        """Add a user message; the conversation so far, ending where the assistant's reply begins."""
+        self.messages.append({"role": "user", "content": text})
+        return render_chat(self.template, self.messages, add_generation_prompt=True, eos_token=self.eos_token)
+
+    def reply(self, text: str) -> None:
+        self.messages.append({"role": "assistant", "content": text})

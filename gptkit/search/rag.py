@@ -17,9 +17,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..data import Record, Task
+from ..data.formats import qa_record
 from ..errors import GptkitError
 from ..eval.qa import answer_questions
 from ..eval.tasks import predict
+from ..generate import Decoding
 from ..model import GPT
 from ..tokenizer import Tokenizer
 from .hybrid import Hit, Mode, Searcher
@@ -41,7 +43,7 @@ def numbered(hits: list[Hit]) -> str:
 
 def answer_from_index(model: GPT, tokenizer: Tokenizer, task: Task, searcher: Searcher, question: str, k: int = 3,
                       mode: Mode | None = None, null_threshold: float | None = None,
-                      max_new_tokens: int = 64) -> RagAnswer:
+                      decoding: Decoding = Decoding(64, temperature=0)) -> RagAnswer:
     """Retrieve the top k chunks for `question` and answer it from them with the checkpoint's task."""
     if not question.strip():
         raise GptkitError("the question is empty")
@@ -49,34 +51,26 @@ def answer_from_index(model: GPT, tokenizer: Tokenizer, task: Task, searcher: Se
     if not hits:
         return RagAnswer("", [], [])
     if task.extractive:
-        records = [_qa_record(hit.chunk.text, question) for hit in hits]
+        records = [qa_record(hit.chunk.text, question) for hit in hits]
         spans = answer_questions(model, tokenizer, task, records, null_threshold=null_threshold)
         found = [(span, hit) for span, hit in zip(spans, hits) if span.text]
         if not found:
             return RagAnswer("", [], hits)
         span, hit = max(found, key=lambda pair: pair[0].score)
         return RagAnswer(span.text, [hit], hits, span.score)
-    retrieved, budget = hits, model.config.block_size - max_new_tokens
+    retrieved, budget = hits, model.config.block_size - decoding.max_new_tokens
     record = _generative_record(task, numbered(hits), question)
     while len(hits) > 1 and len(tokenizer.encode(task.prompt(record))) > budget:  # fewer sources, each whole
         hits = hits[:-1]
         record = _generative_record(task, numbered(hits), question)
-    (text,) = predict(model, tokenizer, task, [record], max_new_tokens)
+    (text,) = predict(model, tokenizer, task, [record], decoding)
     return RagAnswer(text, hits, retrieved)
 
 
-def _qa_record(context: str, question: str) -> Record:
-    return Record({"context": context, "question": question, "answer": "", "answers": [], "answer_starts": []})
-
-
 def _generative_record(task: Task, sources: str, question: str) -> Record:
-    if task.format == "qa":
-        return _qa_record(sources, question)
-    if task.format == "alpaca":
-        return Record({"instruction": f"{INSTRUCTION}\n\nQuestion: {question}", "input": sources, "output": ""})
-    if task.format == "chat":
-        return Record(messages=({"role": "user", "content": f"{INSTRUCTION}\n\n{sources}\n\nQuestion: {question}"},))
-    if task.format == "completion":
-        return Record({"prompt": f"{INSTRUCTION}\n\n{sources}\n\nQuestion: {question}\nAnswer:", "completion": ""})
+    """The question over numbered sources, as the task's format asks it."""
+    ask = task.spec.question
+    if ask is not None:
+        return ask(INSTRUCTION, sources, question)
     raise GptkitError(f"a {task.format} checkpoint does not answer questions; use a qa, alpaca, chat or "
                       f"completion checkpoint")

@@ -33,7 +33,6 @@ from .step import Precision
 log = logging.getLogger(__name__)
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
-EMBEDDING_SCORES = {"pairs": ("recall1", "mrr"), "sts": ("spearman",)}  # what task.select may pick
 
 
 def text_ids(tokenizer: Tokenizer, text: str, max_tokens: int) -> list[int]:
@@ -114,7 +113,7 @@ def encoder_data(config: FinetuneConfig, task: Task, tokenizer: Tokenizer, train
         if val_records else None
     stats.update(train_examples=len(train_records), val_examples=len(val_records),
                  hard_negatives=len(train.columns) == 3)
-    temperature = config.task.temperature
+    temperature = config.task.encoder.temperature
 
     def loss(model: torch.nn.Module, batch: Batch) -> torch.Tensor:
         return contrastive_loss(model, batch, temperature)
@@ -123,24 +122,21 @@ def encoder_data(config: FinetuneConfig, task: Task, tokenizer: Tokenizer, train
         return _evaluate(model, val, precision, temperature) if val is not None else {}
 
     meta = {"task": task.to_dict(), "finetune": stats}
-    select = config.task.select
-    if val is None:
-        return TrainData(train, evaluate, tokenizer, objective="step", higher_is_better=True, meta=meta, loss=loss)
-    return TrainData(train, evaluate, tokenizer, objective="val_loss" if select == "loss" else f"val_{select}",
-                     higher_is_better=select != "loss", patience=config.task.patience, meta=meta, loss=loss)
+    return TrainData.judged(train, evaluate, tokenizer, config.task.select, config.task.patience, val is not None,
+                            meta, loss)
 
 
 def _batches(task: Task, records: list[Record], tokenizer: Tokenizer, max_tokens: int, batch_size: int, seed: int,
              streams: int, shuffle: bool, device: torch.device) -> TextBatches:
-    if task.format == "sts":
-        fields, scores = ("sentence1", "sentence2"), np.array([r.fields["score"] for r in records])
-        scores = scores / max(float(scores.max()), 1e-9)  # cosines in [0, 1] for scores in [0, max]
-    else:
-        fields, scores = ("query", "positive"), None
-        if all(r.fields.get("negative") for r in records):
-            fields += ("negative",)
-        elif any(r.fields.get("negative") for r in records):
-            log.warning("hard negatives ignored: only some records have one (in-batch negatives remain)")
+    spec = task.spec
+    fields, scores = spec.fields, None
+    if spec.label:  # scored pairs: cosines in [0, 1] for scores in [0, max]
+        scores = np.array([r.fields[spec.label] for r in records])
+        scores = scores / max(float(scores.max()), 1e-9)
+    elif spec.optional and all(r.fields.get(spec.optional[0]) for r in records):  # a hard negative
+        fields += spec.optional[:1]
+    elif spec.optional and any(r.fields.get(spec.optional[0]) for r in records):
+        log.warning("hard negatives ignored: only some records have one (in-batch negatives remain)")
     columns = [[text_ids(tokenizer, r.fields[f], max_tokens) for r in records] for f in fields]
     return TextBatches(columns, scores, min(batch_size, len(records)), seed, streams, shuffle, device)
 

@@ -13,7 +13,7 @@ token and, with task.select set to a score of the format (bleu, chrf; exact, f1;
 rouge1, rouge2, rougeL, rougeLsum), decodes select_examples val prompts greedily
 and keeps the checkpoint that scores best.
 
-Extractive QA (task.format = qa, task.answer = extract) adds a span head to the
+Extractive QA (task.format = qa, task.qa.answer = extract) adds a span head to the
 model and trains it on windows of each context (gptkit.data.qa): a start/end
 cross-entropy instead of the next-token loss. Text pairs (task.format = pairs or
 sts) make the model an encoder, trained with a contrastive loss (gptkit.train.contrastive).
@@ -21,6 +21,7 @@ sts) make the model an encoder, trained with a contrastive loss (gptkit.train.co
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import logging
@@ -34,18 +35,19 @@ from ..checkpoint import load_checkpoint
 from ..config import FinetuneConfig, ModelConfig, RunConfig, to_dict
 from ..data import ExampleBatches, Record, Task, read_records
 from ..data.qa import question_windows, span_example
-from ..data.tasks import EMBEDDING_FORMATS
 from ..errors import GptkitError
 from ..eval.qa import default_null_threshold
-from ..eval.tasks import METRICS, predict, score
+from ..eval.tasks import predict, score
+from ..generate import Decoding
 from ..hf import from_hf
 from ..lock import check_out_dir
-from ..lora import apply_lora
+from ..lora import adapter_state, apply_lora, merge_lora, save_adapters
 from ..model import GPT
 from ..runtime import Distributed
 from ..tokenizer import Tokenizer
-from .contrastive import EMBEDDING_SCORES, encoder_data
+from .contrastive import encoder_data
 from .loop import TrainData, run_training
+from .resume import PartialWeights
 from .step import Precision, evaluate_examples
 
 log = logging.getLogger(__name__)
@@ -54,6 +56,7 @@ log = logging.getLogger(__name__)
 def finetune(config: FinetuneConfig, on_step: Callable[[dict], None] | None = None) -> Path:
     """Fine-tune (or resume); returns the path of the best checkpoint (by task.select)."""
     check_out_dir(Path(config.train.out_dir))
+    Task.from_config(config.task)  # an unknown format, before the init loads
     base, tokenizer = _load_init(config)
     if base is not None and config.lora.rank > base.config.n_embd:  # before the data is read
         raise GptkitError(f"lora.rank {config.lora.rank} is above the size of the layers it adapts (the smallest is "
@@ -62,26 +65,18 @@ def finetune(config: FinetuneConfig, on_step: Callable[[dict], None] | None = No
     task, train_records, val_records, stats = _read(config)
     if config.lora.rank and task.extractive:
         raise GptkitError("LoRA with a span head: the new head would not train; use lora.rank = 0 for "
-                          "extractive QA, or task.answer = generate")
-    if config.lora.rank and task.format in EMBEDDING_FORMATS:
+                          "extractive QA, or task.qa.answer = generate")
+    if config.lora.rank and task.spec.encoder:
         raise GptkitError("LoRA for an encoder is not supported; use lora.rank = 0 with task.format = pairs/sts")
     if tokenizer is None:
         tokenizer = _tokenizer(config, train_records, task)
-    encoder = task.format in EMBEDDING_FORMATS
-    heads = {"span_head": task.extractive, "pooling": (config.model.pooling or "mean") if encoder else ""}
-    if base is None:  # from scratch: [model]'s shape, the tokenizer's vocabulary
-        model_config = dataclasses.replace(config.model, vocab_size=tokenizer.vocab_size, **heads)
-    elif tokenizer.vocab_size > base.config.vocab_size:
-        raise GptkitError(f"{config.task.init}: its tokenizer has {tokenizer.vocab_size} tokens, more than the model's "
-                          f"vocabulary of {base.config.vocab_size}")
-    else:  # the checkpoint's shape; dropout is a training setting, so [model]'s applies
-        model_config = dataclasses.replace(base.config, dropout=config.model.dropout,
-                                           attn_dropout=config.model.attn_dropout, **heads)
+    model_config = _model_config(config, task, base, tokenizer)
     run = RunConfig(model_config, config.train)
 
     def open_data(run: RunConfig, device: torch.device, dist: Distributed) -> tuple[RunConfig, TrainData]:
-        make = _encoder_data if task.format in EMBEDDING_FORMATS else _examples_data
-        return run, make(config, run, task, tokenizer, train_records, val_records, stats, device, dist)
+        make = _encoder_data if task.spec.encoder else _examples_data
+        data = make(config, run, task, tokenizer, train_records, val_records, stats, device, dist)
+        return run, dataclasses.replace(data, partial=LORA_WEIGHTS if config.lora.rank else None)
 
     def build_model(shape: ModelConfig) -> GPT:
         model = GPT(shape)
@@ -91,6 +86,19 @@ def finetune(config: FinetuneConfig, on_step: Callable[[dict], None] | None = No
         return apply_lora(model, config.lora) if config.lora.rank else model
 
     return run_training(run, open_data, build_model, on_step)
+
+
+def _model_config(config: FinetuneConfig, task: Task, base: GPT | None, tokenizer: Tokenizer) -> ModelConfig:
+    """The shape fine-tuning trains: [model]'s from scratch, else the init's, with the heads the task needs."""
+    heads = {"span_head": task.extractive, "pooling": (config.model.pooling or "mean") if task.spec.encoder else ""}
+    if base is None:  # from scratch: [model]'s shape, the tokenizer's vocabulary
+        return dataclasses.replace(config.model, vocab_size=tokenizer.vocab_size, **heads)
+    if tokenizer.vocab_size > base.config.vocab_size:
+        raise GptkitError(f"{config.task.init}: its tokenizer has {tokenizer.vocab_size} tokens, more than the model's "
+                          f"vocabulary of {base.config.vocab_size}")
+    # the checkpoint's shape; dropout is a training setting, so [model]'s applies
+    return dataclasses.replace(base.config, dropout=config.model.dropout, attn_dropout=config.model.attn_dropout,
+                               **heads)
 
 
 def _load_init(config: FinetuneConfig) -> tuple[GPT | None, Tokenizer | None]:
@@ -147,7 +155,7 @@ def _tokenizer(config: FinetuneConfig, records: list[Record], task: Task) -> Tok
     saved = sorted(Path(config.train.out_dir).glob("ckpt-*/tokenizer.json"))
     if saved:
         return Tokenizer.load(saved[-1])
-    if task.format in EMBEDDING_FORMATS:
+    if task.spec.encoder:
         texts = (v for r in records for v in r.fields.values() if isinstance(v, str))
     else:
         texts = (text for r in records for text in (task.prompt(r), task.reference(r)))
@@ -157,6 +165,42 @@ def _tokenizer(config: FinetuneConfig, records: list[Record], task: Task) -> Tok
 def _examples_data(config: FinetuneConfig, run: RunConfig, task: Task, tokenizer: Tokenizer, train_records: list,
                    val_records: list, stats: dict, device: torch.device, dist: Distributed) -> TrainData:
     cfg, block = config.train, run.model.block_size
+    train_examples, val_examples = _train_and_val_examples(config, task, tokenizer, train_records, val_records,
+                                                           block, stats)
+    streams = cfg.grad_accum * dist.world_size
+    pack = config.task.pack and not task.extractive  # a span row holds one window
+    batches = ExampleBatches(train_examples, cfg.batch_size, block, cfg.seed, streams, pack, device=device)
+    val = ExampleBatches(val_examples, cfg.batch_size, block, pack=pack, shuffle=False,
+                         device=device) if val_examples else None
+    select = config.task.select
+    _check_select(config, task)
+    if select != "loss" and cfg.fsdp:
+        raise GptkitError(f"task.select={select} decodes with whole weights; use DDP (fsdp=false) or select=loss")
+    if val is None and (select != "loss" or config.task.patience):
+        raise GptkitError("task.select and task.patience need val examples: set task.val_data or val_examples")
+    scored = val_records[: config.task.select_examples]
+    stats["unanswerable"] = sum(1 for r in train_records if task.spec.spans and not r.fields["answers"])
+    null_threshold = default_null_threshold(stats["unanswerable"] > 0)
+    decoding = Decoding(config.task.max_new_tokens, temperature=0)
+
+    def evaluate(model: torch.nn.Module, plain: GPT, precision: Precision) -> dict:
+        if val is None:  # nothing to judge by: the newest checkpoint is the best
+            return {}
+        record = {"val_loss": evaluate_examples(model, val, precision, per_row=task.extractive)}
+        if select != "loss":
+            with precision.autocast():
+                predictions = predict(plain, tokenizer, task, scored, decoding, max(cfg.batch_size, 32),
+                                      null_threshold=null_threshold)
+            record.update({f"val_{name}": s.score for name, s in score(task, predictions, scored).items()})
+        return record
+
+    meta = {"task": task.to_dict(), "finetune": {**stats, "lora": to_dict(config.lora)}}
+    return TrainData.judged(batches, evaluate, tokenizer, select, config.task.patience, val is not None, meta)
+
+
+def _train_and_val_examples(config: FinetuneConfig, task: Task, tokenizer: Tokenizer, train_records: list,
+                            val_records: list, block: int, stats: dict) -> tuple[list, list]:
+    """The tokenized rows (counted into stats); with prompt_loss every training token is a target."""
     train_examples = _examples(task, train_records, tokenizer, block)
     if config.task.prompt_loss and not task.extractive:  # every token a target: the prompts are text to learn too
         train_examples = [dataclasses.replace(e, targets=[True] * len(e.ids)) for e in train_examples]
@@ -167,48 +211,18 @@ def _examples_data(config: FinetuneConfig, run: RunConfig, task: Task, tokenizer
     if stats["train_truncated"]:
         log.warning("%d of %d training examples cut to fit block_size %d", stats["train_truncated"],
                     len(train_examples), block)
-    streams = cfg.grad_accum * dist.world_size
-    pack = config.task.pack and not task.extractive  # a span row holds one window
-    batches = ExampleBatches(train_examples, cfg.batch_size, block, cfg.seed, streams, pack, device=device)
-    val = ExampleBatches(val_examples, cfg.batch_size, block, pack=pack, shuffle=False,
-                         device=device) if val_examples else None
-    select = config.task.select
-    _check_select(config, task, METRICS.get(task.format, ()))
-    if select != "loss" and cfg.fsdp:
-        raise GptkitError(f"task.select={select} decodes with whole weights; use DDP (fsdp=false) or select=loss")
-    if val is None and (select != "loss" or config.task.patience):
-        raise GptkitError("task.select and task.patience need val examples: set task.val_data or val_examples")
-    scored = val_records[: config.task.select_examples]
-    stats["unanswerable"] = sum(1 for r in train_records if task.format == "qa" and not r.fields["answers"])
-    null_threshold = default_null_threshold(stats["unanswerable"] > 0)
-
-    def evaluate(model: torch.nn.Module, plain: GPT, precision: Precision) -> dict:
-        if val is None:  # nothing to judge by: the newest checkpoint is the best
-            return {}
-        record = {"val_loss": evaluate_examples(model, val, precision, per_row=task.extractive)}
-        if select != "loss":
-            with precision.autocast():
-                predictions = predict(plain, tokenizer, task, scored, config.task.max_new_tokens,
-                                      batch_size=max(cfg.batch_size, 32), null_threshold=null_threshold)
-            record.update({f"val_{name}": s.score for name, s in score(task, predictions, scored).items()})
-        return record
-
-    meta = {"task": task.to_dict(), "finetune": {**stats, "lora": to_dict(config.lora)}}
-    if val is None:
-        return TrainData(batches, evaluate, tokenizer, objective="step", higher_is_better=True, meta=meta)
-    return TrainData(batches, evaluate, tokenizer, objective="val_loss" if select == "loss" else f"val_{select}",
-                     higher_is_better=select != "loss", patience=config.task.patience, meta=meta)
+    return train_examples, val_examples
 
 
 def _encoder_data(config: FinetuneConfig, run: RunConfig, task: Task, tokenizer: Tokenizer, train_records: list,
                   val_records: list, stats: dict, device: torch.device, dist: Distributed) -> TrainData:
-    _check_select(config, task, EMBEDDING_SCORES[task.format])
-    max_tokens = min(config.task.max_text_tokens, run.model.block_size)
+    _check_select(config, task)
+    max_tokens = min(config.task.encoder.max_text_tokens, run.model.block_size)
     return encoder_data(config, task, tokenizer, train_records, val_records, stats, device, dist, max_tokens)
 
 
-def _check_select(config: FinetuneConfig, task: Task, scores: tuple[str, ...]) -> None:
-    select = config.task.select
+def _check_select(config: FinetuneConfig, task: Task) -> None:
+    select, scores = config.task.select, task.spec.metrics
     if select != "loss" and select not in scores:
         raise GptkitError(f"task.select={select} is not a score of {task.format} examples (theirs: "
                           f"{', '.join(scores) or 'none'}); or select=loss")
@@ -219,4 +233,17 @@ def _examples(task: Task, records: list[Record], tokenizer: Tokenizer, block: in
     if not task.extractive:
         return task.examples(records, tokenizer, block)
     return [span_example(w) for i, r in enumerate(records)
-            for w in question_windows(r, tokenizer, block, task.doc_stride, task.max_question_tokens, i)]
+            for w in question_windows(r, tokenizer, block, task.qa.doc_stride, task.qa.max_question_tokens, i)]
+
+
+def _restore_adapters(model: GPT, trained: dict) -> None:
+    model.load_state_dict(trained, strict=False)
+
+
+def _adapters_beside(model: GPT, checkpoint: Path) -> None:
+    save_adapters(model, checkpoint.with_name(f"{checkpoint.name}-adapter"))
+
+
+# LoRA: resumable checkpoints keep the adapters, every checkpoint holds the merged model, best-adapter the adapters
+LORA_WEIGHTS = PartialWeights("LoRA adapters", "lora", trained=adapter_state, restore=_restore_adapters,
+                              plain=lambda model: merge_lora(copy.deepcopy(model)), beside=_adapters_beside)

@@ -18,36 +18,30 @@ shape it was saved in.
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 import logging
 import math
-import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from ..atomic import remove_directory
-from ..checkpoint import load_checkpoint, load_train_state, save_checkpoint
+from ..checkpoint import load_train_state
 from ..config import ModelConfig, RunConfig, TrainConfig, to_dict
 from ..data import Batches, ExampleBatches, TokenShards, read_manifest
 from ..errors import GptkitError
 from ..files import atomic_write_text
-from ..generate import Sampling, generate_text
+from ..generate import Decoding, generate_text
 from ..grow import carry_optimizer_state, grow_to
 from ..lock import DirectoryLock, check_out_dir
-from ..lora import merge_lora, save_adapters
 from ..model import GPT
 from ..runtime import Distributed, init_distributed, parse_dtype, peak_flops
 from ..tokenizer import Tokenizer
 from .distributed import (
     agree,
-    barrier,
     gather_state,
-    load_optimizer_state,
     load_optimizer_state_by_name,
     optimizer_state_by_name,
     plain_model,
@@ -55,6 +49,8 @@ from .distributed import (
 )
 from .optim import build_optimizer, lr_at
 from .report import MetricsLog, Progress, Throughput, write_report
+from .resume import PartialWeights, latest_checkpoint, load_weights, restore_state, save_run
+from .signals import Abandoned, StopSignal
 from .step import Precision, accumulate_gradients, apply_update, evaluate
 
 log = logging.getLogger(__name__)
@@ -69,6 +65,7 @@ class TrainData:
     its `objective` entry picks the best checkpoint (lower is better, unless higher_is_better).
     `meta` goes into every checkpoint's config.json (e.g. the fine-tuning task).
     `loss(model, batch)`, when set, is the training loss of a batch (default: `model(x, y, segments=...)`).
+    `partial`, when set, says how a run that trains part of the model saves and resumes it.
     """
 
     batches: Batches | ExampleBatches
@@ -79,10 +76,21 @@ class TrainData:
     patience: int = 0  # evaluations without a better objective before the run stops; 0 = never
     meta: dict = field(default_factory=dict)
     loss: Callable[[torch.nn.Module, tuple], torch.Tensor] | None = None
+    partial: PartialWeights | None = None
+
+    @classmethod
+    def judged(cls, batches: Batches | ExampleBatches, evaluate: Callable, tokenizer: Tokenizer, select: str,
+               patience: int, has_val: bool, meta: dict, loss: Callable | None = None) -> TrainData:
+        """Data whose best checkpoint is picked by `select`: "loss" (the val loss) or a score (higher is
+        better, evaluated as val_<select>); without val data, the newest checkpoint is the best."""
+        if not has_val:
+            return cls(batches, evaluate, tokenizer, objective="step", higher_is_better=True, meta=meta, loss=loss)
+        return cls(batches, evaluate, tokenizer, objective="val_loss" if select == "loss" else f"val_{select}",
+                   higher_is_better=select != "loss", patience=patience, meta=meta, loss=loss)
 
 
 @dataclass
-class _Run:
+class Run:
     """What one training run holds while it trains, so the loop reads as a few named steps."""
 
     config: RunConfig
@@ -151,15 +159,15 @@ def _pretraining_data(run: RunConfig, device: torch.device, dist: Distributed) -
     return run, TrainData(batches, evaluate_shards, tokenizer)
 
 
-def _loop(r: _Run, on_step: Callable[[dict], None] | None) -> Path:
+def _loop(r: Run, on_step: Callable[[dict], None] | None) -> Path:
     """Step until max_steps, a signal or max_minutes; evaluate and checkpoint on schedule; then the report."""
     stopped_by = None
-    with _StopSignal() as stop:
+    with StopSignal() as stop:
         while r.progress.step < r.cfg.max_steps and stopped_by is None:
             record = _optimizer_step(r, stop)
             if record is None:  # a signal abandoned the step: the model is as the previous step left it
                 stopped_by = stop.received
-                _save(r, f"ckpt-{r.progress.step:06d}", resumable=True)
+                save_run(r, f"ckpt-{r.progress.step:06d}", resumable=True)
                 break
             if _growth_due(r):
                 record["grown"] = _grow(r)
@@ -168,7 +176,7 @@ def _loop(r: _Run, on_step: Callable[[dict], None] | None) -> Path:
             if last or r.progress.step % r.cfg.eval_interval == 0:
                 record.update(_evaluate_and_keep_best(r))
             if last or r.progress.step % r.cfg.checkpoint_interval == 0:
-                _save(r, f"ckpt-{r.progress.step:06d}", resumable=True)
+                save_run(r, f"ckpt-{r.progress.step:06d}", resumable=True)
             if on_step is not None and r.dist.is_main:
                 on_step(record)
     if r.dist.is_main:
@@ -182,7 +190,7 @@ def _loop(r: _Run, on_step: Callable[[dict], None] | None) -> Path:
 
 
 def _start(run: RunConfig, held: contextlib.ExitStack, open_data: OpenData,
-           build_model: Callable[[ModelConfig], GPT]) -> _Run:
+           build_model: Callable[[ModelConfig], GPT]) -> Run:
     """Check the config, open the data, lock out_dir (into `held`), build (or resume) the model and optimizer."""
     cfg = run.train
     check_out_dir(Path(cfg.out_dir))
@@ -193,19 +201,19 @@ def _start(run: RunConfig, held: contextlib.ExitStack, open_data: OpenData,
 
     if dist.is_main:  # one training run per out_dir; other ranks follow rank 0
         held.enter_context(DirectoryLock(cfg.out_dir, "training run"))
-    resume_from = _latest_checkpoint(Path(cfg.out_dir))
+    resume_from = latest_checkpoint(Path(cfg.out_dir))
     saved_state = load_train_state(resume_from) if resume_from is not None else None
     stage = saved_state.get("stage", 0) if saved_state is not None else 0
     torch.manual_seed(cfg.seed)
     model = build_model(_shape(run, stage))
     if resume_from is not None:
-        _load_weights(resume_from, model, saved_state)
+        load_weights(resume_from, model, saved_state, data.partial)
     model.to(device)
     wrapped = wrap_model(model, cfg, dist, device)
     optimizer = build_optimizer(model, cfg, device)  # after wrapping: FSDP replaces the parameters
     progress, stale_evals = Progress(), 0
     if saved_state is not None:
-        progress = _restore_state(saved_state, model, optimizer, precision.scaler, dist)
+        progress = restore_state(saved_state, model, optimizer, precision.scaler, dist)
         stale_evals = saved_state.get("stale_evals", 0)
         log.info("resuming from %s (step %d)", resume_from, progress.step)
     if dist.is_main:
@@ -215,7 +223,7 @@ def _start(run: RunConfig, held: contextlib.ExitStack, open_data: OpenData,
     peak = (cfg.peak_flops or peak_flops(device, precision.dtype)) * dist.world_size
     throughput = Throughput(model.flops_per_token(block), peak)
     wrapped.train()
-    r = _Run(run, model, wrapped, optimizer, data, dist, precision, progress, metrics, throughput, stage, stale_evals)
+    r = Run(run, model, wrapped, optimizer, data, dist, precision, progress, metrics, throughput, stage, stale_evals)
     while _growth_due(r):  # a checkpoint from before a stage the schedule has since moved earlier
         _grow(r)
     return r
@@ -229,12 +237,12 @@ def _shape(run: RunConfig, stage: int) -> ModelConfig:
     return shapes[stage]
 
 
-def _growth_due(r: _Run) -> bool:
+def _growth_due(r: Run) -> bool:
     stages = r.cfg.grow
     return r.stage < len(stages) and r.progress.step >= stages[r.stage].step(r.cfg.max_steps)
 
 
-def _grow(r: _Run) -> dict:
+def _grow(r: Run) -> dict:
     """Grow the model into the next stage's shape (after this step), with a new optimizer and wrappers.
 
     The optimizer state of copied parameters is carried (or, with grow_optimizer=reset, dropped).
@@ -264,7 +272,7 @@ def _grow(r: _Run) -> dict:
     return event
 
 
-def _optimizer_step(r: _Run, stop: _StopSignal) -> dict | None:
+def _optimizer_step(r: Run, stop: StopSignal) -> dict | None:
     """One step at the scheduled learning rate; advances the counters and logs at log_interval.
 
     A signal during forward/backward (one CPU process: elsewhere steps are short, or ranks must agree)
@@ -279,7 +287,7 @@ def _optimizer_step(r: _Run, stop: _StopSignal) -> dict | None:
         with stop.abandonable(r.precision.device.type == "cpu" and r.dist.world_size == 1):
             total = accumulate_gradients(r.wrapped, r.data.batches, r.progress.step, r.cfg, r.precision, r.dist,
                                          r.data.loss)
-    except _Abandoned:
+    except Abandoned:
         r.optimizer.zero_grad(set_to_none=True)
         torch.set_rng_state(rng)  # as if the step never began: a resumed run takes it again, identically
         return None
@@ -287,7 +295,7 @@ def _optimizer_step(r: _Run, stop: _StopSignal) -> dict | None:
     if not math.isfinite(loss):
         raise GptkitError(
             f"loss became {loss} at step {r.progress.step + 1}; the last good checkpoint is "
-            f"{_latest_checkpoint(r.out_dir) or 'none'}: lower lr (now {lr:.2e}), raise warmup_steps or set grad_clip"
+            f"{latest_checkpoint(r.out_dir) or 'none'}: lower lr (now {lr:.2e}), raise warmup_steps or set grad_clip"
         )
     r.progress.step += 1
     r.progress.tokens_seen += r.tokens_per_step
@@ -301,7 +309,7 @@ def _optimizer_step(r: _Run, stop: _StopSignal) -> dict | None:
     return record
 
 
-def _stop_reason(r: _Run, stop: _StopSignal) -> str | None:
+def _stop_reason(r: Run, stop: StopSignal) -> str | None:
     """Why the run stops early after this step (a signal, max_minutes), agreed by every rank; or None."""
     out_of_time = bool(r.cfg.max_minutes) and r.progress.elapsed >= r.cfg.max_minutes * 60
     out_of_time, signalled = agree(r.dist, r.precision.device, out_of_time, stop.received is not None)
@@ -312,137 +320,22 @@ def _stop_reason(r: _Run, stop: _StopSignal) -> str | None:
     return f"max_minutes={r.cfg.max_minutes}" if out_of_time else None
 
 
-def _evaluate_and_keep_best(r: _Run) -> dict:
+def _evaluate_and_keep_best(r: Run) -> dict:
     """Val loss and scores (and a sample); a new best objective is saved as out_dir/best."""
     record = {"step": r.progress.step, **r.data.evaluate(r.wrapped, r.model, r.precision)}
     record["elapsed"] = r.progress.elapsed
     if r.cfg.sample_tokens and r.dist.is_main and not r.cfg.fsdp:
-        sampling = Sampling(r.cfg.sample_temperature, top_k=r.cfg.sample_top_k or None)
-        record["sample"] = generate_text(r.model.eval(), r.data.tokenizer, "", r.cfg.sample_tokens, sampling, seed=0)
+        decoding = Decoding(r.cfg.sample_tokens, r.cfg.sample_temperature, r.cfg.sample_top_k or None, seed=0)
+        record["sample"] = generate_text(r.model.eval(), r.data.tokenizer, "", decoding)
         r.model.train()
     r.metrics.write(record)
     objective = record[r.data.objective] * (-1 if r.data.higher_is_better else 1)
     if objective < r.progress.best_val:
         r.progress.best_val, r.stale_evals = objective, 0
-        _save(r, "best", resumable=False)
+        save_run(r, "best", resumable=False)
     else:
         r.stale_evals += 1
     return record
-
-
-def _save(r: _Run, name: str, resumable: bool) -> Path:
-    """Write out_dir/name (rank 0; every rank joins the state gathering); a resumable one has the train state.
-
-    Resumable checkpoints beyond the newest keep_last are removed.
-    """
-    path = r.out_dir / name
-    model_state, optim_state = gather_state(r.model, r.optimizer, r.dist)  # collective under FSDP
-    if r.dist.is_main:
-        state = _train_state(r, optim_state) if resumable else None
-        extra = {"step": r.progress.step, "run": to_dict(r.config), **r.data.meta}
-        if not resumable:
-            extra[r.data.objective] = r.progress.best_val * (-1 if r.data.higher_is_better else 1)
-        model = plain_model(r.model, model_state)
-        if getattr(model, "lora_config", None) is not None:  # the checkpoint holds a plain model; adapters beside
-            if state is not None:
-                state["lora"] = {k: v for k, v in model.state_dict().items() if ".lora_" in k}
-            else:
-                save_adapters(model, r.out_dir / f"{name}-adapter")
-            model = merge_lora(copy.deepcopy(model))
-        save_checkpoint(path, model, r.data.tokenizer, extra=extra, train_state=state)
-        if resumable:
-            for old in sorted(r.out_dir.glob("ckpt-*"))[: -r.cfg.keep_last]:
-                remove_directory(old)
-    barrier(r.dist)
-    return path
-
-
-def _train_state(r: _Run, optim_state: dict) -> dict:
-    p = r.progress
-    state = {
-        "step": p.step, "tokens_seen": p.tokens_seen, "elapsed": p.elapsed, "best_val": p.best_val, "stage": r.stage,
-        "stale_evals": r.stale_evals,
-        "optimizer": optim_state, "rng_cpu": torch.get_rng_state(),
-        "scaler": r.precision.scaler.state_dict() if r.precision.scaler is not None else {},
-    }
-    if torch.cuda.is_available():
-        state["rng_cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _restore_state(state: dict, model: GPT, optimizer, scaler, dist: Distributed) -> Progress:
-    """Optimizer, scaler and RNG state from a checkpoint's train state; the step counters."""
-    load_optimizer_state(model, optimizer, state["optimizer"], dist)
-    if scaler is not None and state["scaler"]:
-        scaler.load_state_dict(state["scaler"])
-    torch.set_rng_state(state["rng_cpu"])
-    if "rng_cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["rng_cuda"])
-    return Progress(state["step"], state["tokens_seen"], state["elapsed"], state["best_val"])
-
-
-def _latest_checkpoint(out_dir: Path) -> Path | None:
-    found = sorted(out_dir.glob("ckpt-*"))
-    return found[-1] if found else None
-
-
-def _load_weights(path: Path, model: GPT, saved_state: dict) -> None:
-    """Put a checkpoint's weights into `model` (before any wrapping); LoRA runs restore their adapters."""
-    adapted = getattr(model, "lora_config", None) is not None
-    if adapted != ("lora" in saved_state):
-        raise GptkitError(f"{path} was saved by a run {'without' if adapted else 'with'} LoRA adapters; use a new "
-                          f"out_dir, or the lora settings it was trained with")
-    if adapted:  # the base weights are the run's init, unchanged
-        model.load_state_dict(saved_state["lora"], strict=False)
-        return
-    ckpt = load_checkpoint(path)
-    if ckpt.model.config != model.config:
-        raise GptkitError(f"{path} holds a model of another shape ({ckpt.model.config}); "
-                          f"use a new out_dir or the same [model] and train.grow settings")
-    model.load_state_dict(ckpt.model.state_dict())
-
-
-class _Abandoned(BaseException):
-    """A signal arrived while the current step could still be thrown away."""
-
-
-class _StopSignal:
-    """Turns SIGINT/SIGTERM into a flag the loop checks between steps (or, inside `abandonable`, into
-    `_Abandoned`); the loop saves, then `pass_on` delivers the signal to whatever handled it before
-    (KeyboardInterrupt for SIGINT, by default)."""
-
-    def __init__(self):
-        self.received: str | None = None
-        self._previous = {}
-        self._abandonable = False
-
-    @contextlib.contextmanager
-    def abandonable(self, allowed: bool) -> Iterator[None]:
-        self._abandonable = allowed
-        try:
-            yield
-        finally:
-            self._abandonable = False
-
-    def __enter__(self):
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum, frame):
-        self.received = signal.Signals(signum).name
-        if self._abandonable:
-            self._abandonable = False
-            raise _Abandoned
-
-    def __exit__(self, *exc):
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-
-    def pass_on(self) -> None:
-        if self.received is not None:
-            signal.raise_signal(signal.Signals[self.received])
 
 
 def _fit_vocab(config: ModelConfig, tokenizer: Tokenizer) -> ModelConfig:

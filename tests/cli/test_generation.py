@@ -4,7 +4,7 @@
 import torch
 
 from gptkit import GPT, ModelConfig, Sampling, load_checkpoint, save_checkpoint
-from gptkit.generate import beam_search_text, generate_text
+from gptkit.generate import Decoding, beam_search_text, generate_text
 from gptkit.quantize import for_inference
 
 
@@ -22,7 +22,7 @@ def test_generate_prints_what_the_api_generates_for_each_option(tmp_path, tiny_m
         return cli("generate", path, *prompt_args, "--max-new-tokens", "20", "--dtype", "fp32", *args).out
 
     def api(sampling, model=tiny_model, text=prompt, **kw):
-        return text + generate_text(model, tok, text, 20, sampling, **kw) + "\n"
+        return text + generate_text(model, tok, text, Decoding(20, **vars(sampling), **kw)) + "\n"
 
     free = api(Sampling(0))
     assert printed("--temperature", "0") == free
@@ -33,7 +33,7 @@ def test_generate_prints_what_the_api_generates_for_each_option(tmp_path, tiny_m
         + "--- sample 2 ---\n" + api(Sampling(0.8, top_k=20, top_p=0.9), seed=6))
     stop = free[len(prompt) + 4:][:2]
     assert printed("--temperature", "0", "--stop", stop) == free[: free.index(stop, len(prompt))] + "\n"
-    beam = beam_search_text(tiny_model, tok, prompt, 20, num_beams=3)
+    beam = beam_search_text(tiny_model, tok, prompt, Decoding(20, num_beams=3))
     assert printed("--temperature", "0", "--beams", "3") == f"{prompt}{beam}\n"
     int8 = for_inference(load_checkpoint(path).model, "int8")
     assert cli("generate", path, "--prompt", prompt, "--max-new-tokens", "20", "--temperature", "0",
@@ -47,7 +47,7 @@ def test_generate_prints_what_the_api_generates_for_each_option(tmp_path, tiny_m
 
 def test_interactive_mode_answers_each_line_and_survives_a_bad_one(tmp_path, tiny_model, bpe_tokenizer, cli):
     path = save_checkpoint(tmp_path / "ck", tiny_model, bpe_tokenizer)
-    free = "The fox" + generate_text(tiny_model, bpe_tokenizer, "The fox", 20, Sampling(0))
+    free = "The fox" + generate_text(tiny_model, bpe_tokenizer, "The fox", Decoding(20, temperature=0))
     result = cli("generate", path, "-i", "--temperature", "0", "--max-new-tokens", "20", "--dtype", "fp32",
                  stdin="The fox\n" + "word " * 80 + "\nThe fox\n\n")
     assert result.out.count(free) == 2  # both prompts answered; the long one in between is an error line
@@ -68,4 +68,5 @@ def test_generate_chat_renders_the_checkpoints_template(tmp_path, cli):
               "--temperature", "0").out
     prompt = task.render_chat([{"role": "user", "content": "hello"}], add_generation_prompt=True)
     assert prompt == "[user] hello\n[assistant] "
-    assert out == generate_text(model.eval(), tokenizer, prompt, 5, Sampling(0)) + "\n"  # the prompt is not echoed
+    greedy = Decoding(5, temperature=0)
+    assert out == generate_text(model.eval(), tokenizer, prompt, greedy) + "\n"  # the prompt is not echoed

@@ -4,6 +4,7 @@ import re
 import pytest
 
 from gptkit import GptkitError, Tokenizer
+from gptkit.config import SummarizationSettings
 from gptkit.data import Record, Task, read_records
 from gptkit.data.qa import (
     answer_tokens,
@@ -110,7 +111,7 @@ def test_unanswerable_questions_point_at_the_null_position(tokenizer):
 
 
 def test_a_window_too_small_for_the_question_is_a_clear_error(tokenizer):
-    with pytest.raises(GptkitError, match="raise block_size or lower task.max_question_tokens"):
+    with pytest.raises(GptkitError, match="raise block_size or lower task.qa.max_question_tokens"):
         question_windows(_record(CONTEXTS[0], question="What " * 40), tokenizer, block_size=24, doc_stride=4)
 
 
@@ -156,7 +157,7 @@ def test_summarization_reads_its_fields_under_configured_names(tmp_path):
     rows = [{"email_body": "Please send the report by Friday.", "subject": "Report due",
              "references": ["Friday report", "Send the report"]}]
     (tmp_path / "mail.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    task = Task("summarization", document_field="email_body", summary_field="subject")
+    task = Task("summarization", summarization=SummarizationSettings("email_body", "subject"))
     _, records, _ = read_records(tmp_path / "mail.jsonl", task)
     assert task.reference(records[0]) == "Report due"
     assert task.references(records[0]) == ["Report due", "Friday report", "Send the report"]

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from gptkit import GPT, GptkitError, ModelConfig, Tokenizer
+from gptkit.config import QaSettings
 from gptkit.data import Record, Task
 from gptkit.eval.qa import answer_questions
 
@@ -24,7 +25,7 @@ def _records():
             for i in range(5)]
 
 
-TASK = Task("qa", answer="extract", doc_stride=16, max_answer_tokens=6)
+TASK = Task("qa", qa=QaSettings(answer="extract", doc_stride=16, max_answer_tokens=6))
 
 
 def test_answers_are_spans_of_their_context_and_do_not_depend_on_the_batch(tokenizer):

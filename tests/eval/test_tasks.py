@@ -9,7 +9,7 @@ import torch
 from gptkit import GPT, GptkitError, ModelConfig, Tokenizer
 from gptkit.data import Record, Task
 from gptkit.eval.tasks import predict, score, write_results
-from gptkit.generate import GREEDY, generate
+from gptkit.generate import Decoding, generate
 from tests.eval.test_metrics import HYPOTHESES, REFERENCES
 
 RECORDS = [Record({"source": f"source {i}", "target": ref}) for i, ref in enumerate(REFERENCES[0])]
@@ -41,13 +41,14 @@ def test_predictions_are_the_engines_greedy_completions_of_the_rendered_prompts(
     model = GPT(ModelConfig(vocab_size=300, block_size=48, n_layer=1, n_head=2, n_embd=16)).eval()
     task = Task("translation")
     long = Record({"source": "source 1 " * 40, "target": "x"})  # cut to fit the window with the completion
-    predictions = predict(model, tokenizer, task, RECORDS[:3] + [long], max_new_tokens=8, batch_size=2)
+    predictions = predict(model, tokenizer, task, RECORDS[:3] + [long], Decoding(8, temperature=0), batch_size=2)
     for record, prediction in zip(RECORDS[:3], predictions):
-        ids = generate(model, tokenizer.encode(task.prompt(record)), 8, GREEDY, stop_ids=(tokenizer.eot_id,))
+        ids = generate(model, tokenizer.encode(task.prompt(record)),
+                       Decoding(8, temperature=0, stop_ids=(tokenizer.eot_id,)))
         assert prediction == tokenizer.decode([i for i in ids if i != tokenizer.eot_id]).strip()
     assert len(tokenizer.encode(task.prompt(long, tokenizer, 40))) <= 40
     with pytest.raises(GptkitError, match="leaves no room for a prompt"):
-        predict(model, tokenizer, task, RECORDS, max_new_tokens=48)
+        predict(model, tokenizer, task, RECORDS, Decoding(48, temperature=0))
 
 
 def test_qa_and_summaries_are_scored_against_every_reference():

@@ -6,7 +6,7 @@ import torch.nn as nn
 
 from gptkit import GptkitError, ModelConfig, generate
 from gptkit.generate import (
-    GREEDY,
+    Decoding,
     beam_search,
 )
 
@@ -44,23 +44,23 @@ def test_beam_search_finds_the_best_sequence_where_greedy_does_not():
         [0.2] * 5,
         [0.2] * 5,
     ])
-    assert generate(model, [A], 2, GREEDY) == [B, A]  # p = 0.55 * 0.26 = 0.143
-    best = beam_search(model, [A], 2, num_beams=2, stop_ids=(END,))[0]
+    assert generate(model, [A], Decoding(2, temperature=0)) == [B, A]  # p = 0.55 * 0.26 = 0.143
+    best = beam_search(model, [A], Decoding(2, num_beams=2, stop_ids=(END,)))[0]
     assert best.tokens == [C, END]  # p = 0.42 * 0.95 = 0.399
     assert best.score == pytest.approx(math.log(0.42 * 0.95) / 2)  # length penalty 1: mean log-prob
-    assert beam_search(model, [A], 2, num_beams=1, stop_ids=(END,))[0].tokens == [B, A]  # width 1 is greedy
+    assert beam_search(model, [A], Decoding(2, num_beams=1, stop_ids=(END,)))[0].tokens == [B, A]  # width 1 is greedy
 
 
 @pytest.mark.parametrize("num_beams", [1, 3])
 def test_no_repeat_ngram_bans_repeating_the_outputs_own_ngrams(tiny_model, num_beams):
     prompt = [5, 9, 5, 9]  # the prompt's own bigrams stay allowed in the output
-    plain = beam_search(tiny_model, prompt, 30, num_beams)[0].tokens
+    plain = beam_search(tiny_model, prompt, Decoding(30, num_beams=num_beams))[0].tokens
     n_grams = lambda tokens, n: [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
     assert len(set(n_grams(plain, 2))) < len(n_grams(plain, 2))  # a random tiny model repeats itself
     for n in (1, 2, 3):
-        tokens = beam_search(tiny_model, prompt, 30, num_beams, no_repeat_ngram=n)[0].tokens
+        tokens = beam_search(tiny_model, prompt, Decoding(30, num_beams=num_beams, no_repeat_ngram=n))[0].tokens
         assert len(tokens) == 30 and len(set(n_grams(tokens, n))) == len(n_grams(tokens, n))
-    assert beam_search(tiny_model, prompt, 30, num_beams, no_repeat_ngram=0)[0].tokens == plain
+    assert beam_search(tiny_model, prompt, Decoding(30, num_beams=num_beams, no_repeat_ngram=0))[0].tokens == plain
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -69,4 +69,4 @@ def test_no_repeat_ngram_bans_repeating_the_outputs_own_ngrams(tiny_model, num_b
 ])
 def test_beam_search_refuses_meaningless_settings(tiny_model, kwargs, message):
     with pytest.raises(GptkitError, match=message):
-        beam_search(tiny_model, [1, 2, 3], 4, **kwargs)
+        beam_search(tiny_model, [1, 2, 3], Decoding(4, **kwargs))

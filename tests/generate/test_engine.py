@@ -4,7 +4,7 @@ import torch
 
 from gptkit import GptkitError, Sampling, generate, stream
 from gptkit.generate import (
-    GREEDY,
+    Decoding,
     Generator,
     Request,
     generate_batch,
@@ -16,15 +16,15 @@ PROMPTS = [[1, 2, 3], [4, 5, 6, 7, 8, 9, 10, 11, 12], [13], [14, 15, 16, 17, 18]
 def test_seeded_sampling_is_reproducible(tiny_model, device):
     tiny_model.to(device)
     sampling = Sampling(temperature=1.0, top_k=50, min_p=0.01, repetition_penalty=1.1)
-    a = generate(tiny_model, [1, 2, 3], 20, sampling, seed=42)
-    assert a == generate(tiny_model, [1, 2, 3], 20, sampling, seed=42)
-    assert a != generate(tiny_model, [1, 2, 3], 20, sampling, seed=43)
+    a = generate(tiny_model, [1, 2, 3], Decoding(20, **vars(sampling), seed=42))
+    assert a == generate(tiny_model, [1, 2, 3], Decoding(20, **vars(sampling), seed=42))
+    assert a != generate(tiny_model, [1, 2, 3], Decoding(20, **vars(sampling), seed=43))
 
 
 def test_greedy_equals_argmax_of_full_recompute(tiny_model, device):
     tiny_model.to(device)
     ids = [7, 8, 9]
-    new = generate(tiny_model, ids, 12, GREEDY)
+    new = generate(tiny_model, ids, Decoding(12, temperature=0))
     seq = list(ids)
     with torch.no_grad():
         for _ in range(12):
@@ -36,26 +36,27 @@ def test_greedy_equals_argmax_of_full_recompute(tiny_model, device):
 def test_batched_generation_equals_one_prompt_at_a_time(tiny_model, device, max_batch):
     """Prompts of different lengths, each stopping on its own; with max_batch 2, requests wait and join."""
     tiny_model.to(device)
-    alone = [generate(tiny_model, p, 15, GREEDY) for p in PROMPTS]
+    alone = [generate(tiny_model, p, Decoding(15, temperature=0)) for p in PROMPTS]
     stop = alone[1][4]  # makes at least one sequence stop early
-    alone = [generate(tiny_model, p, 15, GREEDY, stop_ids=(stop,)) for p in PROMPTS]
+    alone = [generate(tiny_model, p, Decoding(15, temperature=0, stop_ids=(stop,))) for p in PROMPTS]
     assert len({len(a) for a in alone}) > 1
-    assert generate_batch(tiny_model, PROMPTS, 15, GREEDY, stop_ids=(stop,), max_batch=max_batch) == alone
+    decoding = Decoding(15, temperature=0, stop_ids=(stop,))
+    assert generate_batch(tiny_model, PROMPTS, decoding, max_batch=max_batch) == alone
 
 
 def test_seeded_sampling_in_a_batch_equals_sampling_alone(tiny_model):
     sampling = Sampling(temperature=0.9, top_p=0.9)
-    batch = generate_batch(tiny_model, PROMPTS, 10, sampling, seed=7)
-    assert batch == [generate(tiny_model, p, 10, sampling, seed=7 + i) for i, p in enumerate(PROMPTS)]
+    batch = generate_batch(tiny_model, PROMPTS, Decoding(10, **vars(sampling), seed=7))
+    assert batch == [generate(tiny_model, p, Decoding(10, **vars(sampling), seed=7 + i)) for i, p in enumerate(PROMPTS)]
 
 
 def test_requests_join_and_leave_a_running_batch(tiny_model):
     engine = Generator(tiny_model, max_batch=2, max_len=40)
-    first = engine.submit(Request([1, 2, 3], max_new_tokens=12))
+    first = engine.submit(Request([1, 2, 3], Decoding(12, temperature=0)))
     for _ in range(3):
         engine.step()
-    second = engine.submit(Request([9, 8], max_new_tokens=6))  # joins while the first runs
-    third = engine.submit(Request([5], max_new_tokens=20))  # waits for a free slot
+    second = engine.submit(Request([9, 8], Decoding(6, temperature=0)))  # joins while the first runs
+    third = engine.submit(Request([5], Decoding(20, temperature=0)))  # waits for a free slot
     engine.step()
     assert engine.waiting and third.tokens == []
     engine.cancel(first)  # leaves: its slot goes to the third
@@ -64,22 +65,23 @@ def test_requests_join_and_leave_a_running_batch(tiny_model):
     assert not engine.waiting and len(third.tokens) == 1  # admitted on the very next step
     while engine.busy:
         engine.step()
-    assert second.tokens == generate(tiny_model, [9, 8], 6, GREEDY) and second.finish_reason == "length"
-    assert third.tokens == generate(tiny_model, [5], 20, GREEDY)
-    assert first.tokens == generate(tiny_model, [1, 2, 3], 12, GREEDY)[: len(first.tokens)]
+    assert second.tokens == generate(tiny_model, [9, 8], Decoding(6, temperature=0))
+    assert second.finish_reason == "length"
+    assert third.tokens == generate(tiny_model, [5], Decoding(20, temperature=0))
+    assert first.tokens == generate(tiny_model, [1, 2, 3], Decoding(12, temperature=0))[: len(first.tokens)]
 
 
 def test_stream_stops_after_a_stop_id(tiny_model):
-    greedy = generate(tiny_model, [5], 10, GREEDY)
+    greedy = generate(tiny_model, [5], Decoding(10, temperature=0))
     stop = greedy[3]
     first = greedy.index(stop)
-    assert list(stream(tiny_model, [5], 10, GREEDY, stop_ids=(stop,))) == greedy[: first + 1]
+    assert list(stream(tiny_model, [5], Decoding(10, temperature=0, stop_ids=(stop,)))) == greedy[: first + 1]
 
 
 def test_generation_past_the_context_window_slides_it(tiny_model, tiny_config):
     """The window (64) fills; each slide keeps the last 32 tokens, which a full recompute reproduces."""
     prompt, new, window, keep = [3, 1, 4, 1, 5], 150, tiny_config.block_size, tiny_config.block_size // 2
-    ours = generate(tiny_model, prompt, new, GREEDY)
+    ours = generate(tiny_model, prompt, Decoding(new, temperature=0))
     seq, start = list(prompt), 0
     with torch.no_grad():
         for _ in range(new):
@@ -91,9 +93,9 @@ def test_generation_past_the_context_window_slides_it(tiny_model, tiny_config):
 
 def test_prompt_too_long_is_a_clear_error_or_truncated_on_request(tiny_model):
     with pytest.raises(GptkitError, match="prompt of 70 tokens exceeds the context window of 64"):
-        generate(tiny_model, [1] * 70, 10)
+        generate(tiny_model, [1] * 70, Decoding(10))
     long_prompt = list(range(10, 80))
-    assert generate(tiny_model, long_prompt, 5, GREEDY, truncate_prompt=True) == generate(
-        tiny_model, long_prompt[-64:], 5, GREEDY)
+    assert generate(tiny_model, long_prompt, Decoding(5, temperature=0, truncate_prompt=True)) == generate(
+        tiny_model, long_prompt[-64:], Decoding(5, temperature=0))
     with pytest.raises(GptkitError, match="prompt is empty"):
-        generate(tiny_model, [], 10)
+        generate(tiny_model, [], Decoding(10))

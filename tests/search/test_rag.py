@@ -7,13 +7,16 @@ import torch
 
 from gptkit import GPT
 from gptkit.checkpoint import load_checkpoint
+from gptkit.config import QaSettings
 from gptkit.data import Task
+from gptkit.data.formats import qa_record
 from gptkit.errors import GptkitError
 from gptkit.eval.qa import answer_questions
+from gptkit.generate import Decoding
 from gptkit.search.embed import load_encoder
 from gptkit.search.hybrid import Searcher
 from gptkit.search.index import Index, IndexSettings
-from gptkit.search.rag import _qa_record, answer_from_index, numbered
+from gptkit.search.rag import answer_from_index, numbered
 from tests.conftest import DOCUMENTS
 
 
@@ -33,11 +36,11 @@ def test_an_extractive_answer_is_the_best_span_over_the_retrieved_chunks_and_cit
     config, tokenizer = reader
     torch.manual_seed(1)
     model = GPT(dataclasses.replace(config, pooling="", span_head=True)).eval()
-    task = Task("qa", answer="extract")
+    task = Task("qa", qa=QaSettings(answer="extract"))
     question = "What does yeast release in the dough?"
     answer = answer_from_index(model, tokenizer, task, searcher, question, k=3)
     assert len(answer.retrieved) == 3 and answer.retrieved == searcher.search(question, k=3)
-    spans = answer_questions(model, tokenizer, task, [_qa_record(h.chunk.text, question) for h in answer.retrieved])
+    spans = answer_questions(model, tokenizer, task, [qa_record(h.chunk.text, question) for h in answer.retrieved])
     best = max(range(3), key=lambda i: spans[i].score)
     assert answer.text == spans[best].text and answer.sources == [answer.retrieved[best]]
     assert answer.text in answer.sources[0].chunk.text and answer.score == spans[best].score
@@ -47,8 +50,9 @@ def test_a_generative_reader_gets_the_numbered_chunks_and_cites_them_all(searche
     config, tokenizer = reader
     torch.manual_seed(0)
     model = GPT(dataclasses.replace(config, pooling="", block_size=256)).eval()
-    task = Task("qa", answer="generate")
-    answer = answer_from_index(model, tokenizer, task, searcher, "Why does bread rise?", k=2, max_new_tokens=4)
+    task = Task("qa", qa=QaSettings(answer="generate"))
+    answer = answer_from_index(model, tokenizer, task, searcher, "Why does bread rise?", k=2,
+                               decoding=Decoding(4, temperature=0))
     assert answer.sources == answer.retrieved and len(answer.sources) == 2
     assert numbered(answer.sources).startswith(f"[1] {answer.sources[0].chunk.text}\n\n[2] ")
 
@@ -56,7 +60,8 @@ def test_a_generative_reader_gets_the_numbered_chunks_and_cites_them_all(searche
 def test_sources_that_do_not_fit_the_context_are_dropped_whole(searcher, reader):
     config, tokenizer = reader
     model = GPT(dataclasses.replace(config, pooling="", block_size=40)).eval()
-    answer = answer_from_index(model, tokenizer, Task("completion"), searcher, "rivers", k=4, max_new_tokens=4)
+    answer = answer_from_index(model, tokenizer, Task("completion"), searcher, "rivers", k=4,
+                               decoding=Decoding(4, temperature=0))
     assert 1 <= len(answer.sources) < len(answer.retrieved) == 4
     assert answer.sources == answer.retrieved[: len(answer.sources)]
 

@@ -8,6 +8,7 @@ from gptkit import GPT, GptkitError, ModelConfig, Tokenizer, load_checkpoint, sa
 from gptkit.data import ExampleBatches, Task, read_records
 from gptkit.eval import bleu
 from gptkit.eval.tasks import predict
+from gptkit.generate import Decoding
 from gptkit.lora import load_adapters
 from gptkit.train import finetune
 from gptkit.train.report import read_metrics
@@ -46,9 +47,10 @@ def test_finetuning_learns_a_synthetic_task_far_above_the_untrained_model(task_f
     task = Task.from_dict(ckpt.meta["task"])
     _, val, _ = read_records(task_files[1], task)
     references = [[task.reference(r) for r in val]]
-    trained = bleu(predict(ckpt.model, ckpt.tokenizer, task, val, max_new_tokens=16), references).score
+    trained = bleu(predict(ckpt.model, ckpt.tokenizer, task, val, Decoding(16, temperature=0)), references).score
     torch.manual_seed(0)
-    untrained = bleu(predict(GPT(ckpt.model.config), ckpt.tokenizer, task, val, max_new_tokens=16), references).score
+    untrained = bleu(predict(GPT(ckpt.model.config), ckpt.tokenizer, task, val, Decoding(16, temperature=0)),
+                     references).score
     assert trained > 80 and untrained < 5, (trained, untrained)
     records = read_metrics(tmp_path / "run" / "metrics.jsonl")
     scores = [r["val_bleu"] for r in records if "val_bleu" in r]
@@ -161,7 +163,8 @@ def test_generative_qa_and_summarization_train_through_the_completion_path(tmp_p
     assert not ckpt.model.config.span_head
     task = Task.from_dict(ckpt.meta["task"])
     _, records, _ = read_records(val, task)
-    assert set(score(task, predict(ckpt.model, ckpt.tokenizer, task, records, 8), records)) == {"exact", "f1"}
+    assert set(score(task, predict(ckpt.model, ckpt.tokenizer, task, records, Decoding(8, temperature=0)),
+                     records)) == {"exact", "f1"}
 
     rows = [{"body": f"Memo {i}: the {w} report is due on day {i % 7}. Please send it.", "title": f"{w} report"}
             for i, w in enumerate(["budget", "travel", "sales", "safety"] * 30)]

@@ -12,6 +12,7 @@ import torch
 
 from gptkit import GptkitError, load_checkpoint
 from gptkit.data import Batches
+from gptkit.generate import Decoding
 from gptkit.train import train
 from gptkit.train.report import read_metrics
 from tests.train.conftest import _cli, _losses, _overrides, _run
@@ -147,13 +148,13 @@ def test_bad_runs_are_rejected_before_training(shards, tmp_path, overrides, mess
 
 
 def test_evaluation_samples_with_the_configured_sampling(shards, tmp_path):
-    from gptkit.generate import GREEDY, generate_text
+    from gptkit.generate import generate_text
 
     train(_run(shards, tmp_path / "run", "max_steps=4", "eval_interval=4", "checkpoint_interval=4",
                "sample_tokens=8", "sample_temperature=0"))
     sample = [r["sample"] for r in read_metrics(tmp_path / "run" / "metrics.jsonl") if "sample" in r]
     ckpt = load_checkpoint(tmp_path / "run" / "ckpt-000004")  # the weights the sample came from
-    assert sample == [generate_text(ckpt.model.eval(), ckpt.tokenizer, "", 8, GREEDY)]
+    assert sample == [generate_text(ckpt.model.eval(), ckpt.tokenizer, "", Decoding(8, temperature=0))]
 
 
 def test_a_signal_during_a_step_abandons_it_and_the_resumed_run_is_exact(shards, tmp_path, monkeypatch):
