@@ -10,14 +10,14 @@ import sys
 import traceback
 
 from ..errors import GptkitError
-from . import applications, checkpoints, generation, search, tasks, training
+from . import applications, checkpoints, generation, search, serve, tasks, training
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gptkit", description="Build, train and use GPT-2-style models.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (checkpoints, generation, training, tasks, applications, search):
+    for module in (checkpoints, generation, training, tasks, applications, search, serve):
         module.add_parsers(sub)
     return parser
 

@@ -56,6 +56,7 @@ class Format:
     template: str = ""  # the default prompt template (Python format fields)
     metrics: tuple[str, ...] = ()  # its standard scores: what `eval` reports and task.select may pick
     encoder: bool = False  # texts to embed close together (an encoder's training), not prompts
+    conversation: bool = False  # rows are messages, rendered by a chat template (a chat model)
     spans: bool = False  # answers are spans of a context (a span head may extract them)
     aligned: bool = False  # may come as two aligned text files (a path with {lang})
     label: str = ""  # a number that scores the record's pair (sts)
@@ -207,7 +208,7 @@ ALPACA_TEMPLATE = ("Below is an instruction that describes a task{with_input}. W
 
 # the table; `auto` tries them in this order
 FORMATS: dict[str, Format] = {f.name: f for f in (
-    Format("chat", keys=("messages",), matches=chat.is_chat, normalize=chat.as_chat, check=chat.chat_problem,
+    Format("chat", keys=("messages",), conversation=True, matches=chat.is_chat, normalize=chat.as_chat, check=chat.chat_problem,
            read=lambda row, spec: chat.chat_record(row), prompt=chat.chat_prompt, reference=chat.chat_reference,
            example=chat.chat_example, question=chat.chat_question, texts=chat.chat_texts),
     Format("summarization", ("document", "summary"), source=("document",), target="summary", prefix=" ",

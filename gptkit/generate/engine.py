@@ -28,17 +28,31 @@ from .decoding import Decoding
 from .sampling import Sampling, next_token
 
 
+@dataclass(frozen=True)
+class TokenLogprob:
+    """A generated token's log-probability under the model, and the most likely tokens at that step."""
+
+    logprob: float
+    top: tuple[tuple[int, float], ...]  # (token id, log-probability), most likely first
+
+
 @dataclass(eq=False)
 class Request:
     """One sequence to generate with its decoding settings, and (as it runs) what it has produced.
 
     finish_reason becomes "stop" (a stop id was produced, and is the last of
-    `tokens`; or the caller cancelled) or "length" (max_new_tokens reached).
+    `tokens`; or the caller stopped it at a stop string), "length" (max_new_tokens
+    reached) or "cancelled" (the caller gave up on it, e.g. a client went away).
+    With `logprobs` = k, each new token's log-probability under the model and the
+    k most likely tokens with theirs are kept in `token_logprobs` (OpenAI's
+    `logprobs` / `top_logprobs`).
     """
 
     prompt: list[int]
     decoding: Decoding = Decoding()
+    logprobs: int | None = None
     tokens: list[int] = field(default_factory=list)
+    token_logprobs: list[TokenLogprob] = field(default_factory=list)
     finish_reason: str | None = None
 
     @property
@@ -96,15 +110,15 @@ class Generator:
         self.waiting.append(request)
         return request
 
-    def cancel(self, request: Request) -> None:
-        """Stop a request now (e.g. its text hit a stop string); its slot is freed."""
+    def cancel(self, request: Request, reason: str = "stop") -> None:
+        """Stop a request now (its text hit a stop string: "stop"; its caller left: "cancelled"); its slot is freed."""
         if request in self.waiting:
             self.waiting.remove(request)
         for slot, run in enumerate(self.running):
             if run is not None and run.request is request:
                 self.running[slot] = None
         if not request.done:
-            request.finish_reason = "stop"
+            request.finish_reason = reason
 
     @torch.inference_mode()
     def step(self) -> list[tuple[Request, int]]:
@@ -173,8 +187,10 @@ class Generator:
                 for i, run in enumerate(runs)
             ]
         events = []
-        for run, token in zip(runs, tokens):
+        for i, (run, token) in enumerate(zip(runs, tokens)):
             request = run.request
+            if request.logprobs is not None:
+                request.token_logprobs.append(_logprob(logits[i], token, request.logprobs))
             request.tokens.append(token)
             if run.seen is not None:
                 run.seen[0, token] = True
@@ -184,6 +200,13 @@ class Generator:
                 request.finish_reason = "length"
             events.append((request, token))
         return events
+
+
+def _logprob(logits: torch.Tensor, token: int, k: int) -> TokenLogprob:
+    """The chosen token's log-probability under the model's distribution (V,), and the k most likely."""
+    logprobs = torch.log_softmax(logits.float(), -1)
+    values, ids = logprobs.topk(k) if k else (logprobs[:0], logprobs[:0].long())
+    return TokenLogprob(float(logprobs[token]), tuple(zip(ids.tolist(), values.tolist())))
 
 
 def _window_for(model: GPT, requests: Sequence[Request]) -> int:

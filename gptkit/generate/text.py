@@ -187,6 +187,10 @@ class Chat:
     def prompt(self, text: str) -> str:
         """Add a user message; the conversation so far, ending where the assistant's reply begins."""
         self.messages.append({"role": "user", "content": text})
+        return self.render()
+
+    def render(self) -> str:
+        """The conversation so far, ending where the assistant's reply begins."""
         return render_chat(self.template, self.messages, add_generation_prompt=True, eos_token=self.eos_token)
 
     def reply(self, text: str) -> None:

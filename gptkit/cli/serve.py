@@ -1,0 +1,62 @@
+"""`gptkit serve`: an OpenAI-compatible HTTP API (and a playground page) over one or more checkpoints."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+from ..errors import GptkitError, require_extra
+from .flags import add_model_flags
+
+
+def _cmd_serve(args) -> None:
+    from ..serve import ServeSettings, create_app, load_served
+
+    uvicorn = require_extra("uvicorn", "serve")
+    names = args.name or []
+    if len(names) > len(args.checkpoints):
+        raise GptkitError(f"--name given {len(names)} times for {len(args.checkpoints)} checkpoints")
+    for flag, value in (("--max-batch", args.max_batch), ("--max-queue", args.max_queue), ("--max-n", args.max_n),
+                        ("--port", args.port + 1)):
+        if value < 1:
+            raise GptkitError(f"{flag} must be at least 1, got {value}")
+    served = [load_served(path, names[i] if i < len(names) else "", args.dtype, args.device)
+              for i, path in enumerate(args.checkpoints)]
+    if len({m.name for m in served}) < len(served):
+        raise GptkitError("two checkpoints would be served under the same name: give each one with --name")
+    settings = ServeSettings(args.api_key or os.environ.get("GPTKIT_API_KEY") or None, args.max_batch,
+                             args.max_queue, args.max_n, args.max_tokens, cors_origins=tuple(args.cors or ()))
+    app = create_app(served, settings)
+    for m in served:
+        print(f"serving {m.name} ({m.kind}) from {m.path}", file=sys.stderr)
+    print(f"playground and API on http://{args.host}:{args.port}/ (Ctrl-C or SIGTERM stops)", file=sys.stderr)
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning",
+                            timeout_graceful_shutdown=args.grace)
+    # uvicorn stops gracefully on SIGTERM and then raises it again: here that means "done", exit 0
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("serve", help="serve checkpoints over an OpenAI-compatible HTTP API, with a playground page",
+                       usage="gptkit serve CKPT [CKPT ...] [--host 127.0.0.1] [--port 8000] [--api-key KEY]",
+                       epilog="Routes: /v1/models, /v1/completions, /v1/chat/completions, /v1/embeddings, "
+                              "/v1/answers (extractive QA), /health, /metrics; the playground is at /.")
+    p.add_argument("checkpoints", nargs="+", help="checkpoint directories (or sentence-transformers encoders)")
+    p.add_argument("--name", action="append", help="the model name clients use, one per checkpoint in order "
+                   "(default: the directory's name)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--api-key", help="require 'Authorization: Bearer KEY' (default: $GPTKIT_API_KEY, else open)")
+    p.add_argument("--max-batch", type=int, default=8, help="requests decoded together per model (default 8)")
+    p.add_argument("--max-queue", type=int, default=64, help="requests waiting for a slot before 429 (default 64)")
+    p.add_argument("--max-n", type=int, default=8, help="choices per request (default 8)")
+    p.add_argument("--max-tokens", type=int, help="cap prompt + max_tokens below the context window")
+    p.add_argument("--cors", action="append", help="allow browser requests from this origin (repeatable)")
+    p.add_argument("--grace", type=float, default=30, help="seconds in-flight requests get to finish on SIGTERM")
+    add_model_flags(p)
+    p.set_defaults(func=_cmd_serve)
