@@ -208,7 +208,8 @@ ALPACA_TEMPLATE = ("Below is an instruction that describes a task{with_input}. W
 
 # the table; `auto` tries them in this order
 FORMATS: dict[str, Format] = {f.name: f for f in (
-    Format("chat", keys=("messages",), conversation=True, matches=chat.is_chat, normalize=chat.as_chat, check=chat.chat_problem,
+    Format("chat", keys=("messages",), conversation=True, matches=chat.is_chat, normalize=chat.as_chat,
+           check=chat.chat_problem,
            read=lambda row, spec: chat.chat_record(row), prompt=chat.chat_prompt, reference=chat.chat_reference,
            example=chat.chat_example, question=chat.chat_question, texts=chat.chat_texts),
     Format("summarization", ("document", "summary"), source=("document",), target="summary", prefix=" ",

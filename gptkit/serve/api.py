@@ -87,20 +87,22 @@ def _add_errors(app: FastAPI) -> None:
         return JSONResponse(ApiError(404, f"no route {request.url.path}", code="not_found").body(), status_code=404)
 
 
+def _pick(models: dict[str, ServedModel], name: str, *kinds: str) -> ServedModel:
+    """The served model called `name`, which must be of one of `kinds` (404 unknown, 400 the wrong kind)."""
+    if name not in models:
+        raise ApiError(404, f"model {name!r} is not served here; models: {', '.join(models)}", "model",
+                       "model_not_found")
+    if "chat" in kinds and models[name].kind not in kinds:
+        raise ApiError(400, f"model {name!r} has no chat template (it was not fine-tuned on chat): send its "
+                            f"text to /v1/completions instead", "model")
+    if models[name].kind not in kinds:
+        raise ApiError(400, f"model {name!r} is a {models[name].kind} model; this route needs "
+                            f"{' or '.join(kinds)}", "model")
+    return models[name]
+
+
 def _add_routes(app, models: dict[str, ServedModel], schedulers: dict[str, Scheduler], metrics: Metrics,
                 settings: ServeSettings) -> None:
-    def pick(name: str, *kinds: str) -> ServedModel:
-        if name not in models:
-            raise ApiError(404, f"model {name!r} is not served here; models: {', '.join(models)}", "model",
-                           "model_not_found")
-        if "chat" in kinds and models[name].kind not in kinds:
-            raise ApiError(400, f"model {name!r} has no chat template (it was not fine-tuned on chat): send its "
-                                f"text to /v1/completions instead", "model")
-        if models[name].kind not in kinds:
-            raise ApiError(400, f"model {name!r} is a {models[name].kind} model; this route needs "
-                                f"{' or '.join(kinds)}", "model")
-        return models[name]
-
     @app.get("/health")
     async def health():
         return {"status": "ok", "models": list(models)}
@@ -118,9 +120,15 @@ def _add_routes(app, models: dict[str, ServedModel], schedulers: dict[str, Sched
         return {"object": "list", "data": [{"id": m.name, "object": "model", "created": 0, "owned_by": "gptkit",
                                             "kind": m.kind} for m in models.values()]}
 
+    _add_generation_routes(app, models, schedulers, metrics, settings)
+    _add_reading_routes(app, models, settings)
+
+
+def _add_generation_routes(app, models: dict[str, ServedModel], schedulers: dict[str, Scheduler], metrics: Metrics,
+                           settings: ServeSettings) -> None:
     @app.post("/v1/completions")
     async def completions(body: CompletionRequest):
-        served = pick(body.model, "lm", "chat", "task")
+        served = _pick(models, body.model, "lm", "chat", "task")
         prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
         if len(prompts) != 1:
             raise ApiError(400, "prompt: give one prompt per request (a list of one string is fine)", "prompt")
@@ -130,20 +138,21 @@ def _add_routes(app, models: dict[str, ServedModel], schedulers: dict[str, Sched
 
     @app.post("/v1/chat/completions")
     async def chat(body: ChatRequest):
-        served = pick(body.model, "chat")
+        served = _pick(models, body.model, "chat")
         if not body.messages or body.messages[-1].role == "assistant":
             raise ApiError(400, "messages must not be empty and must end with a user (or system) message",
                            "messages")
         conversation = served.chat()
         conversation.messages = [m.model_dump() for m in body.messages]
-        prompt = conversation.render()
         top = (body.top_logprobs or 0) if body.logprobs else None
-        return await _generate(served, schedulers[served.name], body, prompt, metrics, settings, chat_response,
-                               top, body.max_completion_tokens or body.max_tokens)
+        return await _generate(served, schedulers[served.name], body, conversation.render(), metrics, settings,
+                               chat_response, top, body.max_completion_tokens or body.max_tokens)
 
+
+def _add_reading_routes(app, models: dict[str, ServedModel], settings: ServeSettings) -> None:
     @app.post("/v1/embeddings")
     async def embeddings(body: EmbeddingRequest):
-        served = pick(body.model, "encoder")
+        served = _pick(models, body.model, "encoder")
         texts = [body.input] if isinstance(body.input, str) else body.input
         if not texts or len(texts) > settings.max_inputs or not all(t.strip() for t in texts):
             raise ApiError(400, f"input: give 1 to {settings.max_inputs} non-empty texts", "input")
@@ -160,9 +169,9 @@ def _add_routes(app, models: dict[str, ServedModel], schedulers: dict[str, Sched
         from ..data.formats import qa_record
         from ..eval.qa import answer_questions
 
-        served = pick(body.model, "extractive")
-        span = answer_questions(served.model, served.tokenizer, served.task, [qa_record(body.context,
-                                                                                         body.question)])[0]
+        served = _pick(models, body.model, "extractive")
+        record = qa_record(body.context, body.question)
+        span = answer_questions(served.model, served.tokenizer, served.task, [record])[0]
         return {"id": f"ans-{uuid.uuid4().hex}", "object": "answer", "created": int(time.time()),
                 "model": served.name, "answer": span.text, "start": span.start, "end": span.end,
                 "score": span.score}
