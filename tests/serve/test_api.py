@@ -5,6 +5,7 @@ import concurrent.futures
 
 import numpy as np
 import pytest
+
 from gptkit import Decoding, load_checkpoint
 from gptkit.generate import generate, generate_text
 
@@ -60,8 +61,8 @@ def test_logprobs_are_the_models_and_the_top_alternative_is_the_greedy_choice(cl
     out = client.completions.create(model="lm", prompt="hello", max_tokens=5, temperature=0, logprobs=3)
     lp = out.choices[0].logprobs
     assert len(lp.tokens) == len(lp.token_logprobs) == len(lp.top_logprobs) == 5
-    for token, logprob, top in zip(lp.tokens, lp.token_logprobs, lp.top_logprobs):
-        assert len(top) <= 3 and max(top.values()) == pytest.approx(logprob) and logprob <= 0
+    for logprob, top in zip(lp.token_logprobs, lp.top_logprobs):  # greedy: the chosen token is the likeliest
+        assert 1 <= len(top) <= 3 and all(v <= logprob + 1e-5 for v in top.values()) and logprob <= 0
     chat = client.chat.completions.create(model="chat", messages=[{"role": "user", "content": "hi"}], max_tokens=4,
                                           temperature=0, logprobs=True, top_logprobs=2)
     content = chat.choices[0].logprobs.content
