@@ -63,6 +63,19 @@ class KVCache:
             self._v[:, :, :, :end] = self._v[:, index, :, :end]
         self._lengths = [self._lengths[i] for i in index.tolist()]
 
+    def read(self, slot: int, start: int, end: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Copies of positions [start, end) of a slot's keys and values, each (n_layer, H, end - start, D)."""
+        return self._k[:, slot, :, start:end].clone(), self._v[:, slot, :, start:end].clone()
+
+    def write(self, slot: int, k: torch.Tensor, v: torch.Tensor) -> None:
+        """Fill an empty slot with keys and values (n_layer, H, T, D) of its first T positions (a reused prefix)."""
+        if self._k is None:
+            self._allocate(k)
+        T = k.shape[2]
+        self._k[:, slot, :, :T] = k
+        self._v[:, slot, :, :T] = v
+        self._lengths[slot] = T
+
     def plan(self, B: int, T: int, slots: list[int] | None, device: torch.device) -> Layout:
         """Positions and attention mask for T new tokens of B sequences, given what the slots hold."""
         if slots is None and self.batch_size != B:

@@ -16,6 +16,7 @@ extend past block_size.
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -25,7 +26,11 @@ import torch
 from ..errors import GptkitError
 from ..model import GPT, KVCache
 from .decoding import Decoding
+from .prefix import PrefixCache
 from .sampling import Sampling, next_token
+
+
+_ORDER = itertools.count()
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,7 @@ class Request:
     tokens: list[int] = field(default_factory=list)
     token_logprobs: list[TokenLogprob] = field(default_factory=list)
     finish_reason: str | None = None
+    order: int = field(default_factory=lambda: next(_ORDER))  # submission order: older prompts are read first
 
     @property
     def done(self) -> bool:
@@ -69,6 +75,11 @@ class _Running:
     sampling: Sampling
     generator: torch.Generator | None
     seen: torch.Tensor | None  # (1, V) bool: tokens subject to the repetition penalty
+    fed: int = 0  # prompt tokens in the cache so far
+
+    @property
+    def prefilling(self) -> bool:
+        return self.fed < len(self.request.prompt)
 
 
 class Generator:
@@ -76,10 +87,15 @@ class Generator:
 
     max_len is the window each slot holds (default: the model's block_size);
     a smaller one saves memory: the cache takes n_layer * max_batch * max_len
-    * n_embd * 2 values.
+    * n_embd * 2 values. With `prefill_chunk`, prompts are read in chunks of
+    that many tokens, at most `prefill_budget` prompt tokens a step, so a long
+    prompt does not stall the running sequences (default: each prompt in one
+    pass). A `PrefixCache` (its block is the chunk) lets requests reuse the
+    prefixes of earlier prompts.
     """
 
-    def __init__(self, model: GPT, max_batch: int = 8, max_len: int | None = None):
+    def __init__(self, model: GPT, max_batch: int = 8, max_len: int | None = None, prefill_chunk: int | None = None,
+                 prefill_budget: int | None = None, prefix_cache: PrefixCache | None = None):
         if max_batch < 1:
             raise GptkitError(f"max_batch must be >= 1, got {max_batch}")
         self.model = model
@@ -87,6 +103,9 @@ class Generator:
         self.waiting: deque[Request] = deque()
         self.running: list[_Running | None] = [None] * max_batch
         self.device = model.device
+        self.prefix_cache = prefix_cache
+        self.prefill_chunk = prefix_cache.block if prefix_cache is not None else (prefill_chunk or self.window)
+        self.prefill_budget = max(self.prefill_chunk, prefill_budget or self.prefill_chunk * max_batch)
 
     @property
     def window(self) -> int:
@@ -122,17 +141,18 @@ class Generator:
 
     @torch.inference_mode()
     def step(self) -> list[tuple[Request, int]]:
-        """Admit waiting requests, then produce one token for each running one: [(request, token)]."""
-        decoding = [run for run in self.running if run is not None]
-        events = self._admit() + self._decode(decoding)
+        """Admit waiting requests, read a chunk of each new prompt (a prompt read to its end gives its first
+        token), and produce one token for each running sequence: [(request, token)]."""
+        decoding = [run for run in self.running if run is not None and not run.prefilling]
+        self._admit()
+        events = self._prefill_step() + self._decode(decoding)
         for request, _ in events:
             if request.done:
                 self.cancel(request)
         return events
 
-    def _admit(self) -> list[tuple[Request, int]]:
+    def _admit(self) -> None:
         free = [slot for slot, run in enumerate(self.running) if run is None]
-        joining = []
         while free and self.waiting:
             request = self.waiting.popleft()
             slot = free.pop(0)
@@ -144,16 +164,37 @@ class Generator:
             if sampling.repetition_penalty != 1:
                 seen = torch.zeros(1, self.model.config.vocab_size, dtype=torch.bool, device=self.device)
                 seen[0, request.prompt] = True
-            self.running[slot] = _Running(request, slot, sampling, generator, seen)
-            joining.append(self.running[slot])
-        if not joining:
-            return []
-        logits = self._prefill([run.slot for run in joining], [run.request.prompt for run in joining])
-        return self._sample(joining, logits)
+            self.cache.reset([slot])
+            fed = self.prefix_cache.reuse(request.prompt, self.cache, slot) if self.prefix_cache else 0
+            self.running[slot] = _Running(request, slot, sampling, generator, seen, fed)
 
-    def _prefill(self, slots: list[int], prompts: list[list[int]]) -> torch.Tensor:
-        """Write right-padded prompts into emptied slots in one pass; the logits after each prompt's last token."""
-        self.cache.reset(slots)
+    def _prefill_step(self) -> list[tuple[Request, int]]:
+        """One pass over the next chunk of each prompt being read (oldest first, within the budget)."""
+        runs, chunks = [], []
+        for run in sorted((r for r in self.running if r is not None and r.prefilling), key=_age):
+            end = min(len(run.request.prompt), (run.fed // self.prefill_chunk + 1) * self.prefill_chunk)
+            chunk = run.request.prompt[run.fed : end]
+            width = max([len(chunk), *map(len, chunks)])
+            if chunks and (sum(map(len, chunks)) + len(chunk) > self.prefill_budget
+                           or max(r.fed for r in [*runs, run]) + width > self.window):
+                continue  # its turn comes next step (padded rows must fit the window)
+            runs.append(run)
+            chunks.append(chunk)
+        if not runs:
+            return []
+        logits = self._prefill([run.slot for run in runs], chunks, fresh=False)
+        for run, chunk in zip(runs, chunks):
+            run.fed += len(chunk)
+            if self.prefix_cache is not None:
+                self.prefix_cache.store(run.request.prompt, self.cache, run.slot, run.fed)
+        done = [i for i, run in enumerate(runs) if not run.prefilling]
+        return self._sample([runs[i] for i in done], logits[done]) if done else []
+
+    def _prefill(self, slots: list[int], prompts: list[list[int]], fresh: bool = True) -> torch.Tensor:
+        """Append right-padded token rows to slots (emptied first if fresh) in one pass; the logits after each
+        row's last token."""
+        if fresh:
+            self.cache.reset(slots)
         lengths = [len(p) for p in prompts]
         idx = torch.tensor([p + [0] * (max(lengths) - len(p)) for p in prompts], device=self.device)
         hidden = self.model.hidden_states(idx, self.cache, slots, lengths)  # (B, T, C); padding is not kept
@@ -161,6 +202,7 @@ class Generator:
         return self.model.logits(hidden[torch.arange(len(prompts), device=self.device), last])
 
     def _decode(self, runs: list[_Running]) -> list[tuple[Request, int]]:
+        runs = [run for run in runs if self.running[run.slot] is run]  # not cancelled meanwhile
         if not runs:
             return []
         for run in runs:
@@ -200,6 +242,10 @@ class Generator:
                 request.finish_reason = "length"
             events.append((request, token))
         return events
+
+
+def _age(run: _Running) -> int:
+    return run.request.order
 
 
 def _logprob(logits: torch.Tensor, token: int, k: int) -> TokenLogprob:

@@ -99,3 +99,50 @@ def test_prompt_too_long_is_a_clear_error_or_truncated_on_request(tiny_model):
         tiny_model, long_prompt[-64:], Decoding(5, temperature=0))
     with pytest.raises(GptkitError, match="prompt is empty"):
         generate(tiny_model, [], Decoding(10))
+
+
+def _run(engine, requests):
+    for request in requests:
+        engine.submit(request)
+    while engine.busy:
+        engine.step()
+    return [r.tokens for r in requests]
+
+
+def test_prompts_read_in_chunks_give_the_tokens_of_one_pass(tiny_model):
+    prompts = [list(range(1, 30)), list(range(40, 47)), list(range(50, 71))]
+    greedy = Decoding(10, temperature=0)
+    whole = _run(Generator(tiny_model, 3), [Request(p, greedy) for p in prompts])
+    chunked = _run(Generator(tiny_model, 3, prefill_chunk=8, prefill_budget=8), [Request(p, greedy) for p in prompts])
+    assert chunked == whole == [generate(tiny_model, p, greedy) for p in prompts]
+
+
+def test_running_sequences_get_a_token_every_step_while_a_long_prompt_is_read(tiny_model):
+    engine = Generator(tiny_model, 2, prefill_chunk=4, prefill_budget=4)
+    running = engine.submit(Request([1, 2], Decoding(12, temperature=0)))
+    engine.step()
+    long = engine.submit(Request(list(range(3, 23)), Decoding(3, temperature=0)))  # 20 tokens: 5 chunks
+    for _ in range(5):
+        got = engine.step()
+        assert running in [r for r, _ in got]  # never stalled by the newcomer
+    assert len(long.tokens) == 1 and len(running.tokens) == 6
+
+
+def test_logprobs_are_the_models_log_softmax_with_the_top_alternatives(tiny_model):
+    prompt = [5, 6, 7]
+    request = Request(prompt, Decoding(4, temperature=0), logprobs=3)
+    tokens = _run(Generator(tiny_model, 1), [request])[0]
+    with torch.no_grad():
+        logits = tiny_model(torch.tensor([prompt + tokens[:-1]]))[0, len(prompt) - 1 :]
+    expected = torch.log_softmax(logits.float(), -1)
+    for i, (token, lp) in enumerate(zip(tokens, request.token_logprobs)):
+        assert lp.logprob == pytest.approx(float(expected[i, token]), abs=1e-4)
+        assert [t for t, _ in lp.top] == expected[i].topk(3).indices.tolist() and lp.top[0][0] == token
+
+
+def test_a_cancelled_request_says_so_and_frees_its_slot(tiny_model):
+    engine = Generator(tiny_model, 1)
+    request = engine.submit(Request([1, 2, 3], Decoding(50, temperature=0)))
+    engine.step()
+    engine.cancel(request, "cancelled")
+    assert request.finish_reason == "cancelled" and not engine.busy
