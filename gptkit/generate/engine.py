@@ -29,7 +29,6 @@ from .decoding import Decoding
 from .prefix import PrefixCache
 from .sampling import Sampling, next_token
 
-
 _ORDER = itertools.count()
 
 
