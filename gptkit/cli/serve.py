@@ -25,8 +25,11 @@ def _cmd_serve(args) -> None:
               for i, path in enumerate(args.checkpoints)]
     if len({m.name for m in served}) < len(served):
         raise GptkitError("two checkpoints would be served under the same name: give each one with --name")
+    if args.prefix_cache_mb < 0 or args.prefill_chunk < 1:
+        raise GptkitError("--prefix-cache-mb must be >= 0 and --prefill-chunk >= 1")
     settings = ServeSettings(args.api_key or os.environ.get("GPTKIT_API_KEY") or None, args.max_batch,
-                             args.max_queue, args.max_n, args.max_tokens, cors_origins=tuple(args.cors or ()))
+                             args.max_queue, args.prefill_chunk, args.prefix_cache_mb, args.max_n, args.max_tokens,
+                             cors_origins=tuple(args.cors or ()))
     app = create_app(served, settings)
     for m in served:
         print(f"serving {m.name} ({m.kind}) from {m.path}", file=sys.stderr)
@@ -54,6 +57,10 @@ def add_parsers(sub) -> None:
     p.add_argument("--api-key", help="require 'Authorization: Bearer KEY' (default: $GPTKIT_API_KEY, else open)")
     p.add_argument("--max-batch", type=int, default=8, help="requests decoded together per model (default 8)")
     p.add_argument("--max-queue", type=int, default=64, help="requests waiting for a slot before 429 (default 64)")
+    p.add_argument("--prefill-chunk", type=int, default=64, help="prompt tokens read per pass, so running streams "
+                   "keep flowing while a long prompt is read (default 64)")
+    p.add_argument("--prefix-cache-mb", type=float, default=256, help="memory for the keys and values of shared "
+                   "prompt prefixes (default 256; 0 turns prefix caching off)")
     p.add_argument("--max-n", type=int, default=8, help="choices per request (default 8)")
     p.add_argument("--max-tokens", type=int, help="cap prompt + max_tokens below the context window")
     p.add_argument("--cors", action="append", help="allow browser requests from this origin (repeatable)")

@@ -33,6 +33,8 @@ class ServeSettings:
     api_key: str | None = None  # clients send "Authorization: Bearer KEY"; None = open
     max_batch: int = 8  # requests decoded together, per model
     max_queue: int = 64  # requests waiting for a slot before 429
+    prefill_chunk: int = 64  # prompt tokens read per pass (and the prefix cache's block)
+    prefix_cache_mb: float = 256  # keys and values of shared prompt prefixes kept; 0 = no prefix cache
     max_n: int = 8  # choices per request
     max_tokens: int | None = None  # a cap on prompt + max_tokens below the context window
     max_body_bytes: int = 1 << 20
@@ -49,7 +51,8 @@ def create_app(served: list[ServedModel], settings: ServeSettings = ServeSetting
     async def lifespan(app):
         for m in served:
             if m.generates:
-                schedulers[m.name] = Scheduler(m.model, settings.max_batch, settings.max_queue, metrics.on_step(m.name))
+                schedulers[m.name] = Scheduler(m.model, settings.max_batch, settings.max_queue, settings.prefill_chunk,
+                                               settings.prefix_cache_mb, metrics.on_step(m.name))
         yield
         for scheduler in schedulers.values():
             scheduler.stop()

@@ -21,6 +21,8 @@ class Metrics:
                                 ["model"], registry=r)
         self.waiting = Gauge("gptkit_queue_depth", "requests waiting for a slot", ["model"], registry=r)
         self.running = Gauge("gptkit_running_requests", "requests in the running batch", ["model"], registry=r)
+        self.prefix_hits = Counter("gptkit_prefix_cache_hit_tokens", "prompt tokens reused from the prefix cache",
+                                   ["model"], registry=r)
         self.ttft = Histogram("gptkit_time_to_first_token_seconds", "submit to first token", ["model"],
                               buckets=LATENCY_BUCKETS, registry=r)
         self.itl = Histogram("gptkit_inter_token_latency_seconds", "time between a request's tokens", ["model"],
@@ -29,12 +31,16 @@ class Metrics:
                                   buckets=LATENCY_BUCKETS, registry=r)
 
     def on_step(self, model: str):
-        """The scheduler's per-step callback for `model`: running and waiting requests."""
-        running, waiting = self.running.labels(model), self.waiting.labels(model)
+        """The scheduler's per-step callback for `model`: running and waiting requests, prefix-cache hits."""
+        running, waiting, hits = self.running.labels(model), self.waiting.labels(model), self.prefix_hits.labels(model)
+        seen = [0]
 
-        def update(n_running: int, n_waiting: int) -> None:
-            running.set(n_running)
-            waiting.set(n_waiting)
+        def update(engine) -> None:
+            running.set(sum(r is not None for r in engine.running))
+            waiting.set(len(engine.waiting))
+            if engine.prefix_cache is not None and engine.prefix_cache.hit_tokens > seen[0]:
+                hits.inc(engine.prefix_cache.hit_tokens - seen[0])
+                seen[0] = engine.prefix_cache.hit_tokens
         return update
 
     def render(self) -> bytes:

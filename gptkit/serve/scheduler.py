@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from ..generate import Decoding, Generator, Request
 from ..generate.engine import TokenLogprob
+from ..generate.prefix import PrefixCache
 from ..model import GPT
 
 
@@ -51,11 +52,13 @@ class Job:
 class Scheduler:
     """Continuous batching for one model: `submit` from the event loop, tokens arrive on each Job."""
 
-    def __init__(self, model: GPT, max_batch: int = 8, max_queue: int = 64,
-                 on_step: Callable[[int, int], None] | None = None):
-        self.engine = Generator(model, max_batch)
+    def __init__(self, model: GPT, max_batch: int = 8, max_queue: int = 64, prefill_chunk: int = 64,
+                 prefix_cache_mb: float = 256, on_step: Callable[[Generator], None] | None = None):
+        cache = PrefixCache(prefill_chunk, int(prefix_cache_mb * 2**20)) if prefix_cache_mb > 0 else None
+        self.engine = Generator(model, max_batch, prefill_chunk=prefill_chunk, prefill_budget=4 * prefill_chunk,
+                                prefix_cache=cache)
         self.max_queue = max_queue
-        self.on_step = on_step  # (running, waiting) after each step: the metrics' gauges
+        self.on_step = on_step  # the engine after each step: the metrics' gauges
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
         self._jobs: dict[int, Job] = {}  # id(request) -> job, for the requests the engine holds
         self._pending = 0  # submitted and not yet finished
@@ -106,7 +109,7 @@ class Scheduler:
                 if request.done:
                     self._finish(job)
             if self.on_step is not None:
-                self.on_step(sum(r is not None for r in self.engine.running), len(self.engine.waiting))
+                self.on_step(self.engine)
         for job in list(self._jobs.values()):
             job.request.finish_reason = job.request.finish_reason or "cancelled"
             self._finish(job)

@@ -112,3 +112,17 @@ def test_embeddings_are_the_encoders_vectors_as_floats_or_base64(client, served)
     raw = client.embeddings.create(model="enc", input="a cat sat", encoding_format="base64")
     vector = np.frombuffer(base64.b64decode(raw.data[0].embedding), dtype=np.float32)
     np.testing.assert_allclose(vector, expected[0], atol=1e-5)
+
+
+def test_a_repeated_long_prompt_reuses_its_prefix_and_gets_the_same_tokens(client, served):
+    from .test_metrics import _metric
+
+    prompt = "the quick brown fox jumps over the lazy dog and " * 6  # past one 64-token block
+    ckpt = load_checkpoint(served.paths["lm"])
+    assert len(ckpt.tokenizer.encode(prompt)) > 64
+    expected = generate_text(ckpt.model.eval(), ckpt.tokenizer, prompt, Decoding(8, temperature=0))
+    before = _metric(served, "gptkit_prefix_cache_hit_tokens_total", model="lm")
+    texts = [client.completions.create(model="lm", prompt=prompt, max_tokens=8, temperature=0).choices[0].text
+             for _ in range(2)]
+    assert texts == [expected, expected]
+    assert _metric(served, "gptkit_prefix_cache_hit_tokens_total", model="lm") >= before + 64
