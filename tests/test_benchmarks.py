@@ -13,7 +13,7 @@ RUNS = [[p.name] for p in SCRIPTS] + [["search.py", "--scale"]]
 
 
 KNOWN = ["aeslc.py", "dropout.py", "forward.py", "generate.py", "growth.py", "multi30k.py", "perplexity.py",
-         "prepare.py", "search.py", "shakespeare.py", "squad.py", "train.py"]
+         "prepare.py", "search.py", "serve.py", "shakespeare.py", "squad.py", "train.py"]
 
 
 def test_every_script_is_covered():
