@@ -27,7 +27,7 @@ from ..errors import GptkitError
 from ..model import GPT, KVCache
 from .decoding import Decoding
 from .prefix import PrefixCache
-from .sampling import Sampling, next_token
+from .sampling import Sampling, sample_rows
 
 _ORDER = itertools.count()
 
@@ -223,10 +223,8 @@ class Generator:
         if all(run.sampling.greedy and run.seen is None for run in runs):
             tokens = logits.argmax(-1).tolist()  # one op for the whole batch
         else:
-            tokens = [
-                int(next_token(logits[i : i + 1], run.sampling, run.generator, run.seen))
-                for i, run in enumerate(runs)
-            ]
+            tokens = sample_rows(logits, [r.sampling for r in runs], [r.generator for r in runs],
+                                 [r.seen for r in runs])
         events = []
         for i, (run, token) in enumerate(zip(runs, tokens)):
             request = run.request

@@ -76,3 +76,51 @@ def next_token(logits: torch.Tensor, sampling: Sampling, generator: torch.Genera
         return logits.argmax(-1)
     probs = filter_logits(logits, sampling).softmax(-1)
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+def sample_rows(logits: torch.Tensor, samplings: list[Sampling], generators: list[torch.Generator | None],
+                seen: list[torch.Tensor | None]) -> list[int]:
+    """One token per row of logits (B, V), each row with its own settings, filtered in batched ops.
+
+    A row gets what `next_token` gives it alone: a setting that is off leaves the row's values exactly
+    as they are, so rows never depend on their batch mates. Row i samples with generators[i] (its
+    seed) and is penalized on seen[i] (1, V).
+    """
+    B, V = logits.shape
+    column = lambda values: torch.tensor(values, device=logits.device, dtype=torch.float32)[:, None]  # noqa: E731
+    logits = logits.float()
+    penalties = [s.repetition_penalty if m is not None else 1.0 for s, m in zip(samplings, seen)]
+    if any(p != 1 for p in penalties):
+        marked = torch.cat([m if m is not None else torch.zeros_like(logits[:1], dtype=torch.bool) for m in seen])
+        logits = penalize_repeats(logits, marked, column(penalties))
+    tokens = logits.argmax(-1).tolist()
+    rows = [i for i, s in enumerate(samplings) if not s.greedy]
+    if not rows:
+        return tokens
+    chosen = [samplings[i] for i in rows]
+    probs = _filter_rows(logits[rows], chosen, column).softmax(-1)
+    for j, i in enumerate(rows):
+        tokens[i] = int(torch.multinomial(probs[j : j + 1], 1, generator=generators[i]))
+    return tokens
+
+
+def _filter_rows(logits: torch.Tensor, samplings: list[Sampling], column) -> torch.Tensor:
+    """filter_logits with a temperature, top-k, top-p and min-p per row (off: a value that changes nothing)."""
+    V = logits.shape[-1]
+    logits = logits / column([s.temperature for s in samplings])
+    top_k = [s.top_k if s.top_k is not None and s.top_k < V else V for s in samplings]
+    if min(top_k) < V:
+        index = torch.tensor(top_k, device=logits.device)[:, None] - 1
+        kth = torch.sort(logits, dim=-1, descending=True).values.gather(-1, index)
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    top_p = [s.top_p if s.top_p is not None and s.top_p < 1 else float("inf") for s in samplings]
+    if min(top_p) < 1:
+        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+        probs = sorted_logits.softmax(-1)
+        drop_sorted = (probs.cumsum(-1) - probs) >= column(top_p)
+        logits = logits.masked_fill(drop_sorted.scatter(-1, order, drop_sorted), float("-inf"))
+    min_p = [s.min_p or 0.0 for s in samplings]
+    if max(min_p) > 0:
+        probs = logits.softmax(-1)
+        logits = logits.masked_fill(probs < column(min_p) * probs.amax(-1, keepdim=True), float("-inf"))
+    return logits

@@ -94,3 +94,19 @@ def test_repetition_penalty_matches_transformers():
     seen = torch.zeros(2, 50, dtype=torch.bool).scatter(1, history, True)
     theirs = transformers.RepetitionPenaltyLogitsProcessor(1.3)(history, logits.clone())
     torch.testing.assert_close(penalize_repeats(logits, seen, 1.3), theirs)
+
+
+def test_rows_sampled_together_get_what_each_gets_alone():
+    from gptkit.generate.sampling import sample_rows
+
+    torch.manual_seed(0)
+    logits = torch.randn(5, 300) * 3
+    settings = [Sampling(0.8, top_k=20), Sampling(0), Sampling(1.2, top_p=0.9, min_p=0.02), Sampling(1.0),
+                Sampling(0.7, top_k=50, top_p=0.95, repetition_penalty=1.3)]
+    seen = [None, None, None, None, torch.rand(1, 300) < 0.2]
+    for seed in range(20):
+        gens = [torch.Generator().manual_seed(seed + i) for i in range(5)]
+        together = sample_rows(logits, settings, gens, seen)
+        alone = [int(next_token(logits[i : i + 1], s, torch.Generator().manual_seed(seed + i), seen[i]))
+                 for i, s in enumerate(settings)]
+        assert together == alone
