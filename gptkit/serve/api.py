@@ -25,7 +25,7 @@ from .metrics import Metrics
 from .models import ServedModel
 from .responses import chat_response, completion_response
 from .scheduler import QueueFull, Scheduler
-from .schemas import AnswerRequest, ApiError, ChatRequest, CompletionRequest, EmbeddingRequest
+from .schemas import AnswerRequest, ApiError, ChatRequest, CompletionRequest, EmbeddingRequest, SearchRequest
 
 
 @dataclass(frozen=True)
@@ -166,6 +166,17 @@ def _add_reading_routes(app, models: dict[str, ServedModel], settings: ServeSett
         tokens = sum(len(served.encoder.token_spans(t)) for t in texts)
         return {"object": "list", "data": data, "model": served.name,
                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+
+    @app.post("/v1/search")
+    async def search(body: SearchRequest):
+        served = _pick(models, body.model, "index")
+        if not body.query.strip():
+            raise ApiError(400, "query: give words to search for", "query")
+        hits = served.searcher.search(body.query, k=body.k, mode=body.mode)
+        return {"object": "list", "model": served.name, "data": [
+            {"object": "search_result", "rank": rank, "score": hit.score, "document": hit.chunk.doc,
+             "start": hit.chunk.start, "end": hit.chunk.end, "text": hit.chunk.text}
+            for rank, hit in enumerate(hits, 1)]}
 
     @app.post("/v1/answers")
     async def answers(body: AnswerRequest):

@@ -9,8 +9,8 @@ import json
 from .metrics import Metrics
 
 OPEN_PATHS = ("/", "/health", "/metrics", "/favicon.ico")  # no key needed: the page asks for it itself
-ROUTES = ("/v1/models", "/v1/completions", "/v1/chat/completions", "/v1/embeddings", "/v1/answers", "/health",
-          "/metrics", "/")
+ROUTES = ("/v1/models", "/v1/completions", "/v1/chat/completions", "/v1/embeddings", "/v1/answers", "/v1/search",
+          "/health", "/metrics", "/")
 
 
 class Guard:

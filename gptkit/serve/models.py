@@ -7,6 +7,7 @@
                 summarization, instructions): what `gptkit translate` / `summarize` do
     extractive  /v1/answers: a span of a context, picked by a question-answering span head
     encoder     /v1/embeddings (a gptkit encoder or a sentence-transformers directory)
+    index       /v1/search: an index built by `gptkit index`, searched with the encoder it was built with
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class ServedModel:
     task: Task | None = None
     checkpoint: object | None = None  # the Checkpoint (for its chat template)
     encoder: object | None = None  # a gptkit.search encoder (kind "encoder")
+    searcher: object | None = None  # a gptkit.search Searcher (kind "index")
 
     @property
     def generates(self) -> bool:
@@ -57,6 +59,8 @@ def load_served(path: str | Path, name: str = "", dtype: str = "auto", device: s
     name = name or path.name
     if not path.is_dir():
         raise GptkitError(f"{path}: no such checkpoint directory")
+    if (path / "index.json").is_file():
+        return ServedModel(name, "index", str(path), searcher=_searcher(path, dtype))
     if (path / "modules.json").is_file() or _is_encoder(path):
         from ..search.embed import load_encoder
 
@@ -67,6 +71,18 @@ def load_served(path: str | Path, name: str = "", dtype: str = "auto", device: s
     task = Task.from_dict(ckpt.meta["task"]) if "task" in ckpt.meta else None
     model = for_inference(ckpt.model, dtype).eval()
     return ServedModel(name, _kind(task), str(path), model, ckpt.tokenizer, task, ckpt)
+
+
+def _searcher(path: Path, dtype: str):
+    from ..search.embed import load_encoder
+    from ..search.hybrid import Searcher
+    from ..search.index import Index
+
+    index = Index.load(path)
+    info = index.encoder
+    encoder = None if info is None else load_encoder(info.name, info.pooling if info.kind == "gptkit" else "",
+                                                     info.max_tokens, dtype=dtype)
+    return Searcher(index, encoder)
 
 
 def _is_encoder(path: Path) -> bool:

@@ -103,6 +103,17 @@ class EmbeddingRequest(BaseModel):
     user: str | None = None
 
 
+class SearchRequest(BaseModel):
+    """gptkit's route for an index: the top k chunks for a query."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str
+    query: str = Field(min_length=1)
+    k: int = Field(5, ge=1, le=100)
+    mode: Literal["dense", "bm25", "hybrid"] | None = None
+
+
 class AnswerRequest(BaseModel):
     """gptkit's route for extractive question answering: a span of the context."""
 

@@ -38,3 +38,42 @@ def test_a_task_model_puts_the_input_through_its_stored_template(tmp_path):
 def test_a_missing_directory_is_a_clear_error(tmp_path):
     with pytest.raises(GptkitError, match="no such checkpoint directory"):
         load_served(tmp_path / "nothing")
+
+
+def test_an_index_and_an_extractive_model_answer_their_routes(tmp_path):
+    import httpx
+
+    from gptkit.data.formats import qa_record
+    from gptkit.eval.qa import answer_questions
+    from gptkit.search.embed import load_encoder
+    from gptkit.search.hybrid import Searcher
+    from gptkit.search.index import Index
+    from gptkit.serve import ServeSettings, create_app
+
+    from .conftest import Running, free_port
+
+    lm, _, enc = make_models(tmp_path)
+    docs = [("a", "the cat sat on the mat"), ("b", "the quick brown fox jumps"), ("c", "numbers 1 2 3 repeat")]
+    Index.build(docs, load_encoder(enc, dtype="fp32")).save(tmp_path / "index")
+    served = load_served(lm)
+    torch.manual_seed(1)
+    config = served.model.config
+    save_checkpoint(tmp_path / "qa", GPT(ModelConfig(vocab_size=config.vocab_size, block_size=96, n_layer=1, n_head=2,
+                                                     n_embd=32, span_head=True)), served.tokenizer,
+                    extra={"task": Task("qa").to_dict()})
+    index, qa = load_served(tmp_path / "index", dtype="fp32"), load_served(tmp_path / "qa", dtype="fp32")
+    assert (index.kind, qa.kind) == ("index", "extractive")
+    running = Running(create_app([index, qa], ServeSettings()), free_port())
+    try:
+        found = httpx.post(running.url + "/v1/search", json={"model": "index", "query": "quick fox", "k": 2}).json()
+        expected = Searcher(Index.load(tmp_path / "index"), load_encoder(enc, dtype="fp32")).search("quick fox", k=2)
+        assert [(r["document"], r["rank"]) for r in found["data"]] == [(h.chunk.doc, i + 1) for i, h in
+                                                                       enumerate(expected)]
+        context, question = "The cat sat on the mat near the door.", "Where did the cat sit?"
+        answer = httpx.post(running.url + "/v1/answers", json={"model": "qa", "context": context,
+                                                                "question": question}).json()
+        span = answer_questions(qa.model, qa.tokenizer, qa.task, [qa_record(context, question)])[0]
+        assert (answer["answer"], answer["start"], answer["end"]) == (span.text, span.start, span.end)
+        assert context[answer["start"] : answer["end"]] == answer["answer"]
+    finally:
+        running.stop()
