@@ -9,7 +9,7 @@ trained on tiny Shakespeare (else Python's docs). Each level runs `clients` conc
 clients (threads of one client process, loopback only) that send `requests` x clients requests in
 all, each a ~16-token prompt and --new greedy tokens. Printed per server and level: requests/s,
 aggregate generated tokens/s, p50/p99 time to first token (TTFT) and inter-token latency, errors
-(429s counted apart). Then a shared-prefix workload: a ~400-token system prompt with short
+(429s counted apart). Then a shared-prefix workload: a ~560-token document with short
 questions, gptkit with its prefix cache on and off: mean TTFT.
 """
 
@@ -263,7 +263,7 @@ def main(args) -> None:
 
 
 def shared_prefix(args, ckpt: Path, dtype: str, tokenizer) -> None:
-    """A ~400-token system prompt (one document) with short questions: gptkit with its prefix cache on and off."""
+    """A ~560-token document (a system prompt) with short questions: gptkit with its prefix cache on and off."""
     system = " ".join(prompts(tokenizer, 40 if not args.smoke else 12, seed=1))
     print(f"\n# shared prefix: a {len(tokenizer.encode(system))}-token document + a question, {args.prefix_clients} "
           f"clients, {len(QUESTIONS)} questions each, 8 new tokens")

@@ -133,10 +133,10 @@ def _add_generation_routes(app, models: dict[str, ServedModel], schedulers: dict
     async def completions(body: CompletionRequest):
         served = _pick(models, body.model, "lm", "chat", "task")
         prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
-        if len(prompts) != 1:
-            raise ApiError(400, "prompt: give one prompt per request (a list of one string is fine)", "prompt")
-        text = served.task_prompt(prompts[0]) if served.kind == "task" else prompts[0]
-        return await _generate(served, schedulers[served.name], body, text, metrics, settings, completion_response,
+        if not prompts:
+            raise ApiError(400, "prompt: give a prompt (or a list of them)", "prompt")
+        texts = [served.task_prompt(p) for p in prompts] if served.kind == "task" else prompts
+        return await _generate(served, schedulers[served.name], body, texts, metrics, settings, completion_response,
                                body.logprobs, body.max_tokens)
 
     @app.post("/v1/chat/completions")
@@ -148,7 +148,7 @@ def _add_generation_routes(app, models: dict[str, ServedModel], schedulers: dict
         conversation = served.chat()
         conversation.messages = [m.model_dump() for m in body.messages]
         top = (body.top_logprobs or 0) if body.logprobs else None
-        return await _generate(served, schedulers[served.name], body, conversation.render(), metrics, settings,
+        return await _generate(served, schedulers[served.name], body, [conversation.render()], metrics, settings,
                                chat_response, top, body.max_completion_tokens or body.max_tokens)
 
 
@@ -191,27 +191,28 @@ def _add_reading_routes(app, models: dict[str, ServedModel], settings: ServeSett
                 "score": span.score}
 
 
-async def _generate(served: ServedModel, scheduler: Scheduler, body, prompt_text: str, metrics: Metrics,
+async def _generate(served: ServedModel, scheduler: Scheduler, body, texts: list[str], metrics: Metrics,
                     settings: ServeSettings, respond, logprobs: int | None, max_tokens: int | None):
     """Check the request against the window and limits, then answer it whole or as a stream."""
-    if body.n > settings.max_n:
-        raise ApiError(400, f"n is {body.n}; this server returns at most {settings.max_n} choices", "n")
-    prompt = served.tokenizer.encode(prompt_text) if prompt_text else [served.tokenizer.eot_id]
+    if body.n * len(texts) > settings.max_n:
+        raise ApiError(400, f"n is {body.n} for {len(texts)} prompt(s); this server returns at most "
+                            f"{settings.max_n} choices", "n")
+    prompts = [served.tokenizer.encode(t) if t else [served.tokenizer.eot_id] for t in texts]
     window = min(scheduler.window, settings.max_tokens or scheduler.window)
-    max_tokens = max_tokens or max(1, window - len(prompt))
-    if len(prompt) + max_tokens > window:
-        raise ApiError(400, f"the prompt has {len(prompt)} tokens and max_tokens is {max_tokens}: together above "
+    longest = max(map(len, prompts))
+    max_tokens = max_tokens or max(1, window - longest)
+    if longest + max_tokens > window:
+        raise ApiError(400, f"the prompt has {longest} tokens and max_tokens is {max_tokens}: together above "
                             f"the limit of {window} tokens; shorten the prompt or lower max_tokens", "max_tokens",
                        "context_length_exceeded")
     decoding = body.decoding(max_tokens, served.tokenizer.eot_id)
-    if scheduler.pending + body.n > scheduler.max_queue + scheduler.engine.cache.batch_size:
+    if scheduler.pending + body.n * len(prompts) > scheduler.max_queue + scheduler.engine.cache.batch_size:
         metrics.rejected.labels(served.name).inc()
         raise ApiError(429, "the server is busy: too many requests are queued; retry later", None,
                        "rate_limit_exceeded", "rate_limit_error")
     try:
-        return await respond(served, scheduler, body, prompt, prompt_text, decoding, logprobs, metrics)
+        return await respond(served, scheduler, body, prompts, texts, decoding, logprobs, metrics)
     except QueueFull as e:
         metrics.rejected.labels(served.name).inc()
         raise ApiError(429, f"the server is busy ({e}); retry later", None, "rate_limit_exceeded",
                        "rate_limit_error") from None
-

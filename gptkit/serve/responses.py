@@ -73,12 +73,14 @@ async def _collect(reply: _Reply, deltas: AsyncIterator[Delta], n: int) -> list[
 # -- text completions ---------------------------------------------------------------------
 
 
-async def completion_response(served: ServedModel, scheduler: Scheduler, body, prompt: list[int], prompt_text: str,
-                              decoding: Decoding, logprobs: int | None, metrics: Metrics):
-    reply = _Reply("cmpl", served, len(prompt))
-    deltas = choices(served, scheduler, prompt, decoding, body.n, logprobs, metrics)
-    echo = prompt_text if body.echo else ""
-    offsets = [len(echo)] * body.n
+async def completion_response(served: ServedModel, scheduler: Scheduler, body, prompts: list[list[int]],
+                              texts: list[str], decoding: Decoding, logprobs: int | None, metrics: Metrics):
+    """Choice p * n + j continues prompt p; with echo, each choice's text starts with its prompt."""
+    reply = _Reply("cmpl", served, sum(map(len, prompts)))
+    deltas = choices(served, scheduler, prompts, decoding, body.n, logprobs, metrics)
+    count = len(prompts) * body.n
+    echoes = [texts[i // body.n] if body.echo else "" for i in range(count)]
+    offsets = [len(e) for e in echoes]
 
     def choice(delta: Delta, text: str) -> dict:
         lp = None
@@ -88,11 +90,11 @@ async def completion_response(served: ServedModel, scheduler: Scheduler, body, p
         return {"index": delta.index, "text": text, "logprobs": lp, "finish_reason": delta.finish_reason}
 
     if body.stream:
-        first = [{"choices": [{"index": i, "text": echo, "logprobs": None, "finish_reason": None}
-                              for i in range(body.n)]}] if echo else []
+        first = [{"choices": [{"index": i, "text": echoes[i], "logprobs": None, "finish_reason": None}
+                              for i in range(count)]}] if body.echo else []
         return _stream(reply, "text_completion", deltas, lambda d: choice(d, d.text), body.include_usage, first)
-    whole = await _collect(reply, deltas, body.n)
-    return {**reply.head("text_completion"), "choices": [choice(d, echo + d.text) for d in whole],
+    whole = await _collect(reply, deltas, count)
+    return {**reply.head("text_completion"), "choices": [choice(d, echoes[d.index] + d.text) for d in whole],
             "usage": reply.usage}
 
 
@@ -108,10 +110,10 @@ def _completion_logprobs(served: ServedModel, delta: Delta, offset: int) -> dict
 # -- chat completions ---------------------------------------------------------------------
 
 
-async def chat_response(served: ServedModel, scheduler: Scheduler, body, prompt: list[int], prompt_text: str,
+async def chat_response(served: ServedModel, scheduler: Scheduler, body, prompts: list[list[int]], texts: list[str],
                         decoding: Decoding, logprobs: int | None, metrics: Metrics):
-    reply = _Reply("chatcmpl", served, len(prompt))
-    deltas = choices(served, scheduler, prompt, decoding, body.n, logprobs, metrics)
+    reply = _Reply("chatcmpl", served, len(prompts[0]))
+    deltas = choices(served, scheduler, prompts, decoding, body.n, logprobs, metrics)
 
     def choice(delta: Delta, key: str) -> dict:
         lp = {"content": _chat_logprobs(served, delta)} if logprobs is not None else None

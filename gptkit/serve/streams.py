@@ -1,7 +1,7 @@
 """One generation as text: tokens from the scheduler through a `TextStream` (whole characters, stop
 strings held back and cut), with timing for the metrics; `n` choices run side by side.
 
-    async for delta in choices(served, scheduler, prompt_ids, decoding, n=2, logprobs=5, metrics=m):
+    async for delta in choices(served, scheduler, [prompt_ids], decoding, n=2, logprobs=5, metrics=m):
         delta.index, delta.text, delta.logprobs, delta.finish_reason
 """
 
@@ -63,26 +63,28 @@ async def one_choice(served: ServedModel, scheduler: Scheduler, prompt: list[int
                 metrics.cancelled.labels(served.name).inc()
 
 
-async def choices(served: ServedModel, scheduler: Scheduler, prompt: list[int], decoding: Decoding, n: int = 1,
-                  logprobs: int | None = None, metrics: Metrics | None = None) -> AsyncIterator[Delta]:
-    """n continuations, interleaved as their deltas come (choice i sampled from seed + i)."""
-    if n == 1:
-        async for delta in one_choice(served, scheduler, prompt, decoding, 0, logprobs, metrics):
+async def choices(served: ServedModel, scheduler: Scheduler, prompts: list[list[int]], decoding: Decoding,
+                  n: int = 1, logprobs: int | None = None, metrics: Metrics | None = None) -> AsyncIterator[Delta]:
+    """n continuations of each prompt, interleaved as their deltas come: choice p * n + j continues prompt p,
+    sampled from seed + j (so choice j of a prompt is the same whatever else the request asks)."""
+    if len(prompts) * n == 1:
+        async for delta in one_choice(served, scheduler, prompts[0], decoding, 0, logprobs, metrics):
             yield delta
         return
     merged: asyncio.Queue = asyncio.Queue()
 
-    async def run(i: int) -> None:
-        seeded = decoding if decoding.seed is None else replace(decoding, seed=decoding.seed + i)
+    async def run(index: int) -> None:
+        j = index % n
+        seeded = decoding if decoding.seed is None else replace(decoding, seed=decoding.seed + j)
         try:
-            async for delta in one_choice(served, scheduler, prompt, seeded, i, logprobs, metrics):
+            async for delta in one_choice(served, scheduler, prompts[index // n], seeded, index, logprobs, metrics):
                 await merged.put(delta)
         finally:
             await merged.put(None)
 
-    tasks = [asyncio.create_task(run(i)) for i in range(n)]
+    tasks = [asyncio.create_task(run(i)) for i in range(len(prompts) * n)]
     try:
-        for _ in range(n):
+        for _ in tasks:
             while (delta := await merged.get()) is not None:
                 yield delta
     finally:

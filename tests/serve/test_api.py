@@ -126,3 +126,12 @@ def test_a_repeated_long_prompt_reuses_its_prefix_and_gets_the_same_tokens(clien
              for _ in range(2)]
     assert texts == [expected, expected]
     assert _metric(served, "gptkit_prefix_cache_hit_tokens_total", model="lm") >= before + 64
+
+
+def test_a_list_of_prompts_gets_n_choices_each_in_order(client):
+    prompts = ["hello world", "a cat sat"]
+    out = client.completions.create(model="lm", prompt=prompts, max_tokens=6, temperature=0, n=2)
+    alone = [client.completions.create(model="lm", prompt=p, max_tokens=6, temperature=0).choices[0].text
+             for p in prompts]
+    texts = [c.text for c in sorted(out.choices, key=lambda c: c.index)]
+    assert texts == [alone[0], alone[0], alone[1], alone[1]]

@@ -77,3 +77,28 @@ def test_an_index_and_an_extractive_model_answer_their_routes(tmp_path):
         assert context[answer["start"] : answer["end"]] == answer["answer"]
     finally:
         running.stop()
+
+
+def test_a_translation_model_completes_its_input_through_the_stored_template(tmp_path):
+    import httpx
+
+    from gptkit import Decoding, load_checkpoint
+    from gptkit.generate import generate_text
+    from gptkit.serve import ServeSettings, create_app
+
+    from .conftest import Running, free_port
+
+    lm = make_models(tmp_path)[0]
+    tok = load_served(lm).tokenizer
+    torch.manual_seed(2)
+    save_checkpoint(tmp_path / "mt", GPT(ModelConfig(vocab_size=tok.vocab_size, block_size=96, n_layer=1, n_head=2,
+                                                     n_embd=32)), tok, extra={"task": Task("translation").to_dict()})
+    running = Running(create_app([load_served(tmp_path / "mt", dtype="fp32")], ServeSettings()), free_port())
+    try:
+        body = {"model": "mt", "prompt": "a red bike", "max_tokens": 6, "temperature": 0, "echo": True}
+        text = httpx.post(running.url + "/v1/completions", json=body).json()["choices"][0]["text"]
+        ckpt = load_checkpoint(tmp_path / "mt")
+        rendered = "English: a red bike\nGerman:"
+        assert text == rendered + generate_text(ckpt.model.eval(), tok, rendered, Decoding(6, temperature=0))
+    finally:
+        running.stop()

@@ -15,7 +15,7 @@ def _run(served, prompt, decoding, n=1):
     async def collect():
         scheduler = Scheduler(served.model, max_batch=4)
         try:
-            return [d async for d in choices(served, scheduler, prompt, decoding, n)]
+            return [d async for d in choices(served, scheduler, [prompt], decoding, n)]
         finally:
             scheduler.stop()
     return asyncio.run(collect())
