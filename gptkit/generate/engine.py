@@ -20,6 +20,7 @@ import itertools
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Literal
 
 import torch
 
@@ -90,11 +91,13 @@ class Generator:
     that many tokens, at most `prefill_budget` prompt tokens a step, so a long
     prompt does not stall the running sequences (default: each prompt in one
     pass). A `PrefixCache` (its block is the chunk) lets requests reuse the
-    prefixes of earlier prompts.
+    prefixes of earlier prompts. `at_window="stop"` ends a sequence that fills
+    its slot with finish_reason "length" instead of sliding the window.
     """
 
     def __init__(self, model: GPT, max_batch: int = 8, max_len: int | None = None, prefill_chunk: int | None = None,
-                 prefill_budget: int | None = None, prefix_cache: PrefixCache | None = None):
+                 prefill_budget: int | None = None, prefix_cache: PrefixCache | None = None,
+                 at_window: Literal["slide", "stop"] = "slide"):
         if max_batch < 1:
             raise GptkitError(f"max_batch must be >= 1, got {max_batch}")
         self.model = model
@@ -103,6 +106,7 @@ class Generator:
         self.running: list[_Running | None] = [None] * max_batch
         self.device = model.device
         self.prefix_cache = prefix_cache
+        self.at_window = at_window  # a sequence that fills its slot: slide the window, or end with "length"
         self.prefill_chunk = prefix_cache.block if prefix_cache is not None else (prefill_chunk or self.window)
         self.prefill_budget = max(self.prefill_chunk, prefill_budget or self.prefill_chunk * max_batch)
 
@@ -202,16 +206,27 @@ class Generator:
 
     def _decode(self, runs: list[_Running]) -> list[tuple[Request, int]]:
         runs = [run for run in runs if self.running[run.slot] is run]  # not cancelled meanwhile
+        for run in [run for run in runs if self.cache.length(run.slot) == self.window]:
+            if self.at_window == "stop":
+                self.cancel(run.request, "length")
+                runs.remove(run)
+            else:
+                self._slide(run)
         if not runs:
             return []
-        for run in runs:
-            if self.cache.length(run.slot) == self.window:
-                self._slide(run)
-        slots = [run.slot for run in runs]
-        idx = torch.tensor([[run.request.tokens[-1]] for run in runs], device=self.device)
-        every_slot = slots == list(range(self.cache.batch_size))  # the cheapest layout: no gather
-        hidden = self.model.hidden_states(idx, self.cache, None if every_slot else slots)
-        return self._sample(runs, self.model.logits(hidden[:, -1]))
+        # every slot takes part (the others with a token the cache does not keep): attention then reads the
+        # cache in place, instead of gathering the running slots' keys and values in every layer
+        fed = {run.slot: run.request.tokens[-1] for run in runs}
+        self.cache.reset([slot for slot, run in enumerate(self.running) if run is None])
+        if any(self.cache.length(s) == self.window for s in range(self.cache.batch_size) if s not in fed):
+            slots = list(fed)  # a slot not decoding is full (a prompt that fills it): no room for a passenger
+            hidden = self.model.hidden_states(torch.tensor([[t] for t in fed.values()], device=self.device),
+                                              self.cache, slots)
+            return self._sample(runs, self.model.logits(hidden[:, -1]))
+        idx = torch.tensor([[fed.get(slot, 0)] for slot in range(self.cache.batch_size)], device=self.device)
+        kept = [int(slot in fed) for slot in range(self.cache.batch_size)]
+        hidden = self.model.hidden_states(idx, self.cache, None, kept)
+        return self._sample(runs, self.model.logits(hidden[[run.slot for run in runs], -1]))
 
     def _slide(self, run: _Running) -> None:
         """The slot is full: rebuild it from the last half of the window (the newest token is fed next)."""

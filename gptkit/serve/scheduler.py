@@ -56,7 +56,7 @@ class Scheduler:
                  prefix_cache_mb: float = 256, on_step: Callable[[Generator], None] | None = None):
         cache = PrefixCache(prefill_chunk, int(prefix_cache_mb * 2**20)) if prefix_cache_mb > 0 else None
         self.engine = Generator(model, max_batch, prefill_chunk=prefill_chunk, prefill_budget=4 * prefill_chunk,
-                                prefix_cache=cache)
+                                prefix_cache=cache, at_window="stop")
         self.max_queue = max_queue
         self.on_step = on_step  # the engine after each step: the metrics' gauges
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
@@ -106,8 +106,8 @@ class Scheduler:
                 job = self._jobs[id(request)]
                 logprob = request.token_logprobs[-1] if request.logprobs is not None else None
                 job.loop.call_soon_threadsafe(job.events.put_nowait, (token, logprob))
-                if request.done:
-                    self._finish(job)
+            for job in [job for job in self._jobs.values() if job.request.done]:  # with a token, or at the window
+                self._finish(job)
             if self.on_step is not None:
                 self.on_step(self.engine)
         for job in list(self._jobs.values()):

@@ -146,3 +146,15 @@ def test_a_cancelled_request_says_so_and_frees_its_slot(tiny_model):
     engine.step()
     engine.cancel(request, "cancelled")
     assert request.finish_reason == "cancelled" and not engine.busy
+
+
+def test_a_sequence_that_fills_its_slot_ends_with_length_when_asked(tiny_model):
+    engine = Generator(tiny_model, 2, max_len=10, at_window="stop")
+    short = engine.submit(Request([1, 2, 3, 4], Decoding(50, temperature=0)))
+    full = engine.submit(Request(list(range(1, 11)), Decoding(5, temperature=0)))  # fills its slot at once
+    while engine.busy:
+        engine.step()
+    assert short.finish_reason == full.finish_reason == "length"
+    assert len(short.tokens) == 10 - 4 + 1 and len(full.tokens) == 1  # the last token read a full window
+    roomy = generate(tiny_model, [1, 2, 3, 4], Decoding(12, temperature=0))  # a window of 16: no end
+    assert short.tokens == roomy[: len(short.tokens)]
