@@ -214,12 +214,14 @@ class Generator:
                 self._slide(run)
         if not runs:
             return []
-        # every slot takes part (the others with a token the cache does not keep): attention then reads the
-        # cache in place, instead of gathering the running slots' keys and values in every layer
+        # at least half full: every slot takes part (the others with a token the cache does not keep), so
+        # attention reads the cache in place instead of gathering the running slots' keys and values in every
+        # layer; below that the gather is the cheaper of the two (fewer rows through every matmul)
         fed = {run.slot: run.request.tokens[-1] for run in runs}
         self.cache.reset([slot for slot, run in enumerate(self.running) if run is None])
-        if any(self.cache.length(s) == self.window for s in range(self.cache.batch_size) if s not in fed):
-            slots = list(fed)  # a slot not decoding is full (a prompt that fills it): no room for a passenger
+        if 2 * len(fed) < self.cache.batch_size or any(
+                self.cache.length(s) == self.window for s in range(self.cache.batch_size) if s not in fed):
+            slots = list(fed)  # (a slot not decoding may be full: a prompt that fills it has no room for a passenger)
             hidden = self.model.hidden_states(torch.tensor([[t] for t in fed.values()], device=self.device),
                                               self.cache, slots)
             return self._sample(runs, self.model.logits(hidden[:, -1]))
