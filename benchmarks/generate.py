@@ -1,19 +1,23 @@
-"""Generation speed: gptkit vs transformers' `generate`, same weights, side by side.
+"""Decoding speed: gptkit vs transformers' `generate` vs CTranslate2, same weights, side by side.
 
     python benchmarks/generate.py [--batches 1,8] [--prompts 32,512] [--new 128] [--dtypes fp32,bf16,int8]
+                                  [--engines gptkit,transformers,ctranslate2] [--repeats 3] [--json]
     python benchmarks/generate.py --quality CKPT [--text ../shared/data/tinyshakespeare.txt]
 
-A 124M-shaped GPT-2 with random weights; every case is greedy, runs to exactly
---new tokens, and is timed twice: once for 1 new token (time to first token,
-TTFT: the prefill) and once for all of them; decode tokens/s is
-batch * (new - 1) / (full - TTFT). gptkit and transformers alternate within
-each case. int8 is gptkit's int8 weights (transformers has no CPU int8 path
-for GPT-2). bf16 on a CPU without AMX/AVX512-BF16 is emulated and very slow,
-so it is left out there unless asked for.
+A 124M-shaped GPT-2 (12 x 768, 50257 tokens) with random weights. Every case is greedy,
+runs to exactly --new tokens, and is timed twice: for 1 new token (time to first token,
+TTFT: the prefill) and for all of them; decode tokens/s is batch * (new - 1) / (full - TTFT),
+best of --repeats. Each engine runs in its own process (CTranslate2's thread pool spins
+after a call and slows anything sharing its process), one after the other for every case.
+transformers has no CPU int8 path for GPT-2 and CTranslate2 no CPU bf16, so those cells are
+left out; bf16 on a CPU without AMX/AVX512-BF16 is emulated and very slow, so it is left out
+there unless asked for. CTranslate2 (`pip install ctranslate2`) loads a conversion of
+gptkit's own `export-hf` directory.
 
-The reference line is the memory-bandwidth bound at batch 1: each decoded
-token reads every weight once, so tokens/s <= bandwidth / model bytes (the
-bandwidth is measured here by summing a 1 GB tensor).
+The reference is the memory-bandwidth bound at batch 1: each decoded token reads every
+weight once, so tokens/s <= bandwidth / model bytes (the bandwidth is measured here by
+summing a 1 GB tensor). --json prints the rows as a JSON list (engine, dtype, batch,
+prompt, decode_tok_s, ttft_s, bound_tok_s).
 
 --quality CKPT reports what int8 (and bf16) cost in quality: perplexity of a
 trained checkpoint on the last 10% of --text, for each dtype.
@@ -23,49 +27,28 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import math
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from gptkit import GPT, ModelConfig, load_checkpoint, to_hf  # noqa: E402
-from gptkit.generate import GREEDY_DECODING, generate_batch  # noqa: E402
+from gptkit import GPT, ModelConfig, load_checkpoint, save_checkpoint, to_hf  # noqa: E402
+from gptkit.generate import Decoding, generate_batch  # noqa: E402
 from gptkit.quantize import for_inference  # noqa: E402
 from gptkit.runtime import fast_bf16  # noqa: E402
+
+CT2_TYPES = {"fp32": "float32", "int8": "int8"}  # CTranslate2's CPU compute types for gptkit's dtype names
 
 
 def as_dtype(model: GPT, name: str) -> GPT:
     return for_inference(copy.deepcopy(model), name)
-
-
-def time_ours(model, prompts, new: int) -> float:
-    start = time.perf_counter()
-    out = generate_batch(model, prompts, replace(GREEDY_DECODING, max_new_tokens=new))
-    assert all(len(o) == new for o in out)
-    return time.perf_counter() - start
-
-
-def time_theirs(model, prompts, new: int) -> float:
-    idx = torch.tensor(prompts)
-    start = time.perf_counter()
-    with torch.inference_mode():
-        out = model.generate(idx, attention_mask=torch.ones_like(idx), max_new_tokens=new, min_new_tokens=new,
-                             do_sample=False, pad_token_id=0)
-    assert out.shape[1] == idx.shape[1] + new
-    return time.perf_counter() - start
-
-
-def measure(timer, model, prompts, new: int, repeats: int) -> tuple[float, float]:
-    """(TTFT seconds, decode tokens/s), best of `repeats`."""
-    ttft = min(timer(model, prompts, 1) for _ in range(repeats))
-    full = min(timer(model, prompts, new) for _ in range(repeats))
-    return ttft, len(prompts) * (new - 1) / max(full - ttft, 1e-9)
 
 
 def bandwidth(numel: int = 256 * 2**20) -> float:
@@ -86,54 +69,134 @@ def model_bytes(model: GPT, name: str) -> int:
     return n * {"fp32": 4, "bf16": 2, "int8": 1}[name]
 
 
-def speed(args) -> None:
-    import transformers
+# -- one arm: an engine and a dtype in a process of its own -----------------------------------
 
-    transformers.logging.set_verbosity_error()
+
+def _timer(engine: str, folder: Path, dtype: str):
+    """A function (prompts, new) -> seconds that generates exactly `new` greedy tokens per prompt."""
+    if engine == "gptkit":
+        model = for_inference(load_checkpoint(folder / "gptkit").model, dtype)
+
+        def run(prompts, new):
+            start = time.perf_counter()
+            out = generate_batch(model, prompts, Decoding(new, temperature=0))
+            assert all(len(o) == new for o in out)
+            return time.perf_counter() - start
+        return run
+    if engine == "transformers":
+        import transformers
+
+        transformers.logging.set_verbosity_error()
+        hf = transformers.GPT2LMHeadModel.from_pretrained(folder / "hf", attn_implementation="sdpa").eval()
+        hf = hf.to(torch.bfloat16 if dtype == "bf16" else torch.float32)
+
+        def run(prompts, new):
+            idx = torch.tensor(prompts)
+            start = time.perf_counter()
+            with torch.inference_mode():
+                out = hf.generate(idx, attention_mask=torch.ones_like(idx), max_new_tokens=new, min_new_tokens=new,
+                                  do_sample=False, pad_token_id=0)
+            assert out.shape[1] == idx.shape[1] + new
+            return time.perf_counter() - start
+        return run
+    import ctranslate2
+
+    generator = ctranslate2.Generator(str(folder / f"ct2-{dtype}"), device="cpu", compute_type=CT2_TYPES[dtype],
+                                      intra_threads=torch.get_num_threads())
+
+    def run(prompts, new):
+        tokens = [[f"t{i}" for i in p] for p in prompts]
+        start = time.perf_counter()
+        out = generator.generate_batch(tokens, max_length=new, min_length=new, sampling_topk=1, end_token=[],
+                                       include_prompt_in_result=False)
+        assert all(len(r.sequences_ids[0]) == new for r in out)
+        return time.perf_counter() - start
+    return run
+
+
+def arm_main(args) -> None:
+    """--arm ENGINE: time every case of one engine and dtype; print one JSON row per case."""
+    spec = json.loads(args.arm)
+    run = _timer(spec["engine"], Path(spec["folder"]), spec["dtype"])
+    for batch, length in spec["cases"]:
+        prompts = torch.randint(0, spec["vocab"] - 1, (batch, length),
+                                generator=torch.Generator().manual_seed(batch * 1000 + length)).tolist()
+        run(prompts, 2)  # warm-up
+        ttft = min(run(prompts, 1) for _ in range(spec["repeats"]))
+        full = min(run(prompts, spec["new"]) for _ in range(spec["repeats"]))
+        print(json.dumps({"batch": batch, "prompt": length, "ttft_s": ttft,
+                          "decode_tok_s": batch * (spec["new"] - 1) / max(full - ttft, 1e-9)}), flush=True)
+
+
+# -- the parent: the weights, the arms, the table --------------------------------------------
+
+
+def _prepare(folder: Path, args, engines: list[str], dtypes: list[str]) -> GPT:
+    """The random-weight model as a gptkit checkpoint, a transformers directory and CTranslate2 conversions."""
     torch.manual_seed(0)
     config = ModelConfig(vocab_size=args.vocab, block_size=1024, n_layer=args.layers, n_head=args.heads,
                          n_embd=args.embd)
-    ours = GPT(config).eval()
-    with tempfile.TemporaryDirectory() as d:
-        to_hf(ours, None, d)
-        theirs = transformers.GPT2LMHeadModel.from_pretrained(d, attn_implementation="sdpa").eval()
+    model = GPT(config).eval()
+    save_checkpoint(folder / "gptkit", model)
+    to_hf(model, None, folder / "hf")
+    if "ctranslate2" in engines:
+        import transformers
+        from ctranslate2.converters import TransformersConverter
+        from tokenizers import Tokenizer, models
+
+        # CTranslate2 reads a vocabulary from the tokenizer: one made-up token per id
+        words = Tokenizer(models.WordLevel({f"t{i}": i for i in range(args.vocab)}, unk_token="t0"))
+        eot = f"t{args.vocab - 1}"
+        transformers.PreTrainedTokenizerFast(tokenizer_object=words, unk_token="t0", bos_token=eot,
+                                             eos_token=eot).save_pretrained(folder / "hf")
+        for name in (d for d in dtypes if d in CT2_TYPES):
+            TransformersConverter(str(folder / "hf")).convert(str(folder / f"ct2-{name}"),
+                                                             quantization=CT2_TYPES[name], force=True)
+    return model
+
+
+def _runs(engine: str, dtype: str) -> bool:
+    return not (engine == "transformers" and dtype == "int8") and not (engine == "ctranslate2" and dtype == "bf16")
+
+
+def speed(args) -> None:
+    engines = args.engines.split(",")
     dtypes = args.dtypes.split(",") if args.dtypes else ["fp32", "int8"] + (["bf16"] if fast_bf16(
         torch.device("cpu")) else [])
-    bw = bandwidth(2**20 if args.smoke else 256 * 2**20)
-    print(f"# generate: {ours.num_params() / 1e6:.1f}M params, greedy, {args.new} new tokens, torch "
-          f"{torch.__version__}, transformers {transformers.__version__}, {torch.get_num_threads()} threads")
-    print(f"# memory bandwidth {bw / 1e9:.1f} GB/s -> batch-1 bound: " + ", ".join(
-        f"{n} {bw / model_bytes(ours, n):.0f} tokens/s" for n in ("fp32", "bf16", "int8")))
-    print("| dtype | batch | prompt | TTFT gptkit ms | TTFT transformers ms | decode tok/s gptkit | "
-          "decode tok/s transformers | decode speed-up |")
+    cases = [(int(b), int(p)) for b in args.batches.split(",") for p in args.prompts.split(",")]
+    rows = []
+    with tempfile.TemporaryDirectory() as d:
+        model = _prepare(Path(d), args, engines, dtypes)
+        bw = bandwidth(2**20 if args.smoke else 256 * 2**20)
+        for dtype in dtypes:
+            for engine in (e for e in engines if _runs(e, dtype)):
+                spec = {"engine": engine, "folder": d, "dtype": dtype, "cases": cases, "new": args.new,
+                        "repeats": args.repeats, "vocab": args.vocab}
+                out = subprocess.run([sys.executable, __file__, "--arm", json.dumps(spec)], capture_output=True,
+                                     text=True)
+                if out.returncode != 0:
+                    sys.exit(f"the {engine} {dtype} arm failed:\n{out.stderr[-3000:]}")
+                bound = bw / model_bytes(model, dtype)
+                rows += [{"engine": engine, "dtype": dtype, **json.loads(line), "bound_tok_s": bound}
+                         for line in out.stdout.splitlines() if line.startswith("{")]
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return
+    _table(rows, model, bw)
+
+
+def _table(rows: list[dict], model: GPT, bw: float) -> None:
+    print(f"# generate: {model.num_params() / 1e6:.1f}M params, greedy, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads; memory bandwidth {bw / 1e9:.1f} GB/s")
+    print("| dtype | batch | prompt | engine | TTFT ms | decode tok/s | share of the batch-1 bound | gptkit vs it |")
     print("|---|---|---|---|---|---|---|---|")
-    results = []  # (who, batch, prompt, dtype, decode tok/s, TTFT s)
-    for name in dtypes:
-        mine = as_dtype(ours, name)
-        hf = None if name == "int8" else copy.deepcopy(theirs).to(mine.wte.weight.dtype)
-        for batch in map(int, args.batches.split(",")):
-            for length in map(int, args.prompts.split(",")):
-                prompts = torch.randint(0, config.vocab_size, (batch, length)).tolist()
-                time_ours(mine, prompts, 2)  # warm-up
-                a_ttft, a_tps = measure(time_ours, mine, prompts, args.new, args.repeats)
-                results.append(("gptkit", batch, length, name, a_tps, a_ttft))
-                cells = ["n/a", "n/a", "n/a"]
-                if hf is not None:
-                    time_theirs(hf, prompts, 2)
-                    b_ttft, b_tps = measure(time_theirs, hf, prompts, args.new, args.repeats)
-                    results.append(("transformers", batch, length, name, b_tps, b_ttft))
-                    cells = [f"{b_ttft * 1e3:.0f}", f"{b_tps:.1f}", f"{a_tps / b_tps:.2f}x"]
-                print(f"| {name} | {batch} | {length} | {a_ttft * 1e3:.0f} | {cells[0]} | {a_tps:.1f} | {cells[1]} | "
-                      f"{cells[2]} |", flush=True)
-    print("\nbest dtype of each, decode tokens/s (TTFT):")
-    for batch, length in sorted({(r[1], r[2]) for r in results}):
-        ours_best, theirs_best = (
-            max((r for r in results if r[:3] == (who, batch, length)), key=lambda r: r[4])
-            for who in ("gptkit", "transformers")
-        )
-        print(f"- batch {batch}, prompt {length}: gptkit {ours_best[3]} {ours_best[4]:.1f} "
-              f"({ours_best[5] * 1e3:.0f} ms) vs transformers {theirs_best[3]} {theirs_best[4]:.1f} "
-              f"({theirs_best[5] * 1e3:.0f} ms): {ours_best[4] / theirs_best[4]:.2f}x")
+    for r in rows:
+        ours = next(o for o in rows if o["engine"] == "gptkit" and all(o[k] == r[k] for k in
+                                                                       ("dtype", "batch", "prompt")))
+        share = f"{r['decode_tok_s'] / r['bound_tok_s']:.0%}" if r["batch"] == 1 else "-"
+        versus = "" if r["engine"] == "gptkit" else f"{ours['decode_tok_s'] / r['decode_tok_s']:.2f}x"
+        print(f"| {r['dtype']} | {r['batch']} | {r['prompt']} | {r['engine']} | {r['ttft_s'] * 1e3:.0f} | "
+              f"{r['decode_tok_s']:.1f} | {share} | {versus} |")
 
 
 def quality(args) -> None:
@@ -168,7 +231,10 @@ def main() -> None:
     p.add_argument("--prompts", default="32,512")
     p.add_argument("--new", type=int, default=128)
     p.add_argument("--dtypes", default="", help="default: fp32,int8, plus bf16 where the CPU is fast at it")
-    p.add_argument("--repeats", type=int, default=1, help="timed runs per case (the best counts)")
+    p.add_argument("--engines", default="gptkit,transformers,ctranslate2")
+    p.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
+    p.add_argument("--arm", help=argparse.SUPPRESS)
+    p.add_argument("--repeats", type=int, default=3, help="timed runs per case (the best counts)")
     p.add_argument("--layers", type=int, default=12)
     p.add_argument("--embd", type=int, default=768)
     p.add_argument("--heads", type=int, default=12)
@@ -180,8 +246,11 @@ def main() -> None:
     p.add_argument("--smoke", action="store_true",
                    help="a tiny run that only checks the script works (seconds; its figures mean nothing)")
     args = p.parse_args()
+    if args.arm:
+        arm_main(args)
+        return
     if args.smoke:
-        args.layers, args.embd, args.heads, args.vocab, args.new = 1, 16, 2, 256, 4
+        args.layers, args.embd, args.heads, args.vocab, args.new, args.repeats = 1, 16, 2, 256, 4, 1
         args.batches, args.prompts, args.dtypes = "1,2", "8", "fp32,int8"
     if args.quality:
         quality(args)
@@ -190,6 +259,11 @@ def main() -> None:
         import transformers  # noqa: F401
     except ImportError:
         sys.exit("this benchmark needs transformers: pip install 'gptkit[hf]'")
+    try:
+        import ctranslate2  # noqa: F401
+    except ImportError:
+        args.engines = ",".join(e for e in args.engines.split(",") if e != "ctranslate2")
+        print("# ctranslate2 is not installed (pip install ctranslate2): its arm is left out", file=sys.stderr)
     speed(args)
 
 
