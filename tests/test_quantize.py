@@ -69,3 +69,21 @@ def test_auto_picks_bf16_only_where_the_cpu_computes_it_fast(tiny_model, monkeyp
     assert for_inference(_copy(tiny_model), "auto").dtype == dtype
     with pytest.raises(GptkitError, match="unknown dtype 'int4'"):
         for_inference(tiny_model, "int4")
+
+
+@pytest.mark.skipif(not torch.ops.mkldnn._is_mkldnn_bf16_supported(), reason="no oneDNN bf16 on this CPU")
+def test_packed_bf16_gives_the_plain_bf16_logits_and_greedy_tokens(trained_model):
+    from gptkit.quantize import PackedLinear
+
+    model, pattern = trained_model
+    packed = for_inference(_copy(model), "bf16")
+    assert isinstance(packed.blocks[0].attn.qkv, PackedLinear) and isinstance(packed.lm_head, PackedLinear)
+    plain = _copy(model).to(torch.bfloat16)  # the same weights through the ordinary bf16 matmul
+    idx = torch.tensor([pattern])
+    with torch.no_grad():
+        got, expected = packed(idx).float(), plain(idx).float()
+    assert (got - expected).abs().max() <= 0.05 * expected.abs().max()
+    greedy = Decoding(30, temperature=0)
+    assert generate(packed, pattern[:8], greedy) == generate(plain, pattern[:8], greedy)
+    assert generate_batch(packed, [pattern[:8], pattern[2:5]], Decoding(10, temperature=0)) == [
+        generate(packed, p, Decoding(10, temperature=0)) for p in (pattern[:8], pattern[2:5])]
