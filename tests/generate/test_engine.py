@@ -158,3 +158,28 @@ def test_a_sequence_that_fills_its_slot_ends_with_length_when_asked(tiny_model):
     assert len(short.tokens) == 10 - 4 + 1 and len(full.tokens) == 1  # the last token read a full window
     roomy = generate(tiny_model, [1, 2, 3, 4], Decoding(12, temperature=0))  # a window of 16: no end
     assert short.tokens == roomy[: len(short.tokens)]
+
+
+def _recomputed(model, prompt: list[int], n: int) -> list[int]:
+    """Greedy tokens by running the whole sequence through the model at every step (no cache)."""
+    seq = list(prompt)
+    with torch.no_grad():
+        for _ in range(n):
+            seq.append(int(model(torch.tensor([seq]))[0, -1].argmax()))
+    return seq[len(prompt):]
+
+
+@pytest.mark.parametrize("max_batch", [1, 8])
+def test_the_engine_under_churn_gives_the_tokens_of_full_recompute(tiny_model, max_batch):
+    torch.manual_seed(0)
+    lengths, news = [3, 17, 1, 9, 30, 5, 12, 2, 21, 7], [12, 4, 20, 9, 3, 15, 6, 18, 10, 8]
+    prompts = [torch.randint(0, 320, (n,)).tolist() for n in lengths]
+    engine = Generator(tiny_model, max_batch, prefill_chunk=8, prefill_budget=16)
+    requests, step = [], 0
+    while len(requests) < len(prompts) or engine.busy:  # a new request every other step: slots join and leave
+        if len(requests) < len(prompts) and step % 2 == 0:
+            i = len(requests)
+            requests.append(engine.submit(Request(prompts[i], Decoding(news[i], temperature=0))))
+        engine.step()
+        step += 1
+    assert [r.tokens for r in requests] == [_recomputed(tiny_model, p, n) for p, n in zip(prompts, news)]
