@@ -191,6 +191,7 @@ class CausalSelfAttention(nn.Module):
         self.proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
         self.resid_dropout = Dropout(config.dropout)
 
+    # --8<-- [start:attention]
     def forward(self, x: torch.Tensor, cache: KVCache | None, layout: Layout) -> torch.Tensor:
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=2)  # each (B, T, C)
@@ -203,6 +204,7 @@ class CausalSelfAttention(nn.Module):
         )  # (B, H, T, D)
         y = y.transpose(1, 2).reshape(B, T, C)
         return self.resid_dropout(self.proj(y))
+    # --8<-- [end:attention]
 
 
 class MLP(nn.Module):

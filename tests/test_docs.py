@@ -1,0 +1,45 @@
+"""The documentation: every page has a Chinese twin with the same headings, and the "How it works" pages'
+Python examples run (so they cannot rot) and print what the pages say they print."""
+
+import contextlib
+import io
+import re
+from pathlib import Path
+
+import pytest
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+ENGLISH = sorted(p for p in DOCS.glob("*.md") if not p.name.endswith(".zh.md"))
+TEACHING = ["attention"]  # pages whose examples the suite runs
+
+
+def _headings(path: Path) -> list[int]:
+    text = re.sub(r"```.*?```", "", path.read_text(encoding="utf-8"), flags=re.S)
+    return [len(m.group(1)) for m in re.finditer(r"^(#+) ", text, re.M)]
+
+
+@pytest.mark.parametrize("page", ENGLISH, ids=lambda p: p.name)
+def test_every_page_has_a_chinese_twin_with_the_same_headings(page):
+    twin = page.with_name(page.stem + ".zh.md")
+    assert twin.is_file(), f"{page.name} has no Chinese twin {twin.name}"
+    assert _headings(twin) == _headings(page), f"{twin.name}'s headings differ from {page.name}'s"
+
+
+def _python_blocks(path: Path) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", path.read_text(encoding="utf-8"), re.S)
+
+
+@pytest.mark.parametrize("page", [DOCS / f"{name}{suffix}.md" for name in TEACHING for suffix in ("", ".zh")],
+                         ids=lambda p: p.name)
+def test_the_examples_of_a_teaching_page_run_and_print_what_it_says(page):
+    blocks = [b for b in _python_blocks(page) if not b.startswith("--8<--")]
+    assert blocks, f"{page.name} has no runnable example"
+    text = page.read_text(encoding="utf-8")
+    for block in blocks:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            exec(compile(block, str(page), "exec"), {"__name__": "__docs__"})
+        for line in out.getvalue().splitlines():
+            if "std" in line:  # the pages quote these lines
+                shown = " ".join(line.split())  # the page folds runs of spaces
+                assert shown in " ".join(text.split()), f"{page.name} does not show {shown!r}"

@@ -1,0 +1,77 @@
+"""The documentation site, built with `mkdocs build --strict` and opened in headless Chromium: the home
+page and a Chinese page render, the language switcher goes to the twin, and search finds the
+self-attention page in English and in Chinese."""
+
+import functools
+import http.server
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+pytest.importorskip("mkdocs")
+webdriver = pytest.importorskip("selenium.webdriver")
+if not (shutil.which("chromium") and shutil.which("chromedriver")):
+    pytest.skip("needs Debian's chromium and chromium-driver", allow_module_level=True)
+
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    out = tmp_path_factory.mktemp("site")
+    build = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(out)], cwd=ROOT,
+                           capture_output=True, text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+    assert build.returncode == 0, build.stderr[-3000:]
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(out))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), type("Quiet", (handler.func,), {
+        "log_message": lambda *a: None}))
+    server.RequestHandlerClass = functools.partial(server.RequestHandlerClass, directory=str(out))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium")
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1200,900"):
+        options.add_argument(flag)
+    browser = webdriver.Chrome(service=webdriver.ChromeService(shutil.which("chromedriver")), options=options)
+    yield browser, f"http://127.0.0.1:{server.server_address[1]}"
+    browser.quit()
+    server.shutdown()
+
+
+def _search(browser, query: str) -> list[str]:
+    wait = WebDriverWait(browser, 30)
+    browser.execute_script("document.querySelector('[data-md-toggle=search]').click()")  # open the search box
+    box = browser.find_element(By.CSS_SELECTOR, "input.md-search__input")
+    wait.until(lambda b: box.is_displayed())
+    box.send_keys(query)
+    wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, ".md-search-result__item a"))
+    links = browser.find_elements(By.CSS_SELECTOR, ".md-search-result__item a")
+    return [urlsplit(a.get_attribute("href")).path.rstrip("/") for a in links]  # the pages, without ?h= and #
+
+
+def test_the_site_renders_switches_language_and_finds_attention_in_both(site, tmp_path):
+    browser, url = site
+    browser.get(url + "/")
+    assert browser.find_element(By.TAG_NAME, "h1").text == "gptkit"
+    browser.get(url + "/attention/")
+    twin = browser.find_element(By.CSS_SELECTOR, "a[hreflang='zh']").get_attribute("href")
+    browser.get(twin)  # the language switcher's link
+    assert browser.current_url.rstrip("/").endswith("/zh/attention")
+    assert "自注意力" in browser.find_element(By.TAG_NAME, "h1").text
+    browser.get(url + "/")
+    found = _search(browser, "attention")
+    assert "/attention" in found, found
+    browser.get(url + "/zh/")
+    found = _search(browser, "注意力")
+    assert "/zh/attention" in found, found
+    shot = Path(os.environ.get("GPTKIT_DOCS_SCREENSHOT", tmp_path / "site.png"))
+    browser.save_screenshot(str(shot))
+    assert shot.read_bytes()[:4] == b"\x89PNG"
