@@ -62,6 +62,8 @@ def test_the_site_renders_switches_language_and_finds_attention_in_both(site, tm
     browser.get(url + "/")
     assert browser.find_element(By.TAG_NAME, "h1").text == "gptkit"
     browser.get(url + "/attention/")
+    WebDriverWait(browser, 30).until(lambda b: b.find_elements(By.CSS_SELECTOR, ".katex-display"))  # math typeset
+    assert "def forward" in browser.find_element(By.CSS_SELECTOR, "pre").text  # the code, included from the source
     twin = browser.find_element(By.CSS_SELECTOR, "a[hreflang='zh']").get_attribute("href")
     browser.get(twin)  # the language switcher's link
     assert browser.current_url.rstrip("/").endswith("/zh/attention")
