@@ -207,6 +207,7 @@ class CausalSelfAttention(nn.Module):
     # --8<-- [end:attention]
 
 
+# --8<-- [start:block]
 class MLP(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -230,6 +231,7 @@ class Block(nn.Module):
     def forward(self, x: torch.Tensor, cache: KVCache | None, layout: Layout) -> torch.Tensor:
         x = x + self.attn(self.ln_1(x), cache, layout)
         return x + self.mlp(self.ln_2(x))
+# --8<-- [end:block]
 
 
 class GPT(nn.Module):
