@@ -11,6 +11,7 @@ import pytest
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 ENGLISH = sorted(p for p in DOCS.glob("*.md") if not p.name.endswith(".zh.md"))
 TEACHING = ["tokenization", "gpt", "attention", "sampling"]  # pages whose examples the suite runs
+QUOTED = ("std", "Error", "perplexity", "merges", "tokens", "大语言模型", "T=", "top_", "min_p")  # printed lines the pages show
 
 
 def _headings(path: Path) -> list[int]:
@@ -40,7 +41,7 @@ def test_the_examples_of_a_teaching_page_run_and_print_what_it_says(page):
         with contextlib.redirect_stdout(out):
             exec(compile(block, str(page), "exec"), {"__name__": "__docs__"})
         for line in out.getvalue().splitlines():
-            if any(w in line for w in ("std", "Error", "perplexity", "merges", "tokens", "大语言模型", "T=", "top_", "min_p")):  # quoted lines
+            if any(w in line for w in QUOTED):  # lines the page shows
                 shown = " ".join(line.split())  # the page folds runs of spaces
                 folded = " ".join(text.split())  # a table row may show the values without the line's label
                 assert shown in folded or shown.split(" ", 1)[-1] in folded, f"{page.name} does not show {shown!r}"
