@@ -11,7 +11,8 @@ import pytest
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 ENGLISH = sorted(p for p in DOCS.glob("*.md") if not p.name.endswith(".zh.md"))
 TEACHING = ["tokenization", "gpt", "attention", "sampling"]  # pages whose examples the suite runs
-QUOTED = ("std", "Error", "perplexity", "merges", "tokens", "大语言模型", "T=", "top_", "min_p")  # printed lines the pages show
+# printed lines that the pages show, checked against the page
+QUOTED = ("std", "Error", "perplexity", "merges", "tokens", "大语言模型", "T=", "top_", "min_p")
 
 
 def _headings(path: Path) -> list[int]:
