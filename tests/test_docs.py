@@ -10,9 +10,10 @@ import pytest
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 ENGLISH = sorted(p for p in DOCS.glob("*.md") if not p.name.endswith(".zh.md"))
-TEACHING = ["tokenization", "gpt", "attention", "sampling"]  # pages whose examples the suite runs
+TEACHING = ["tokenization", "gpt", "attention", "learning", "sampling"]  # pages whose examples the suite runs
 # printed lines that the pages show, checked against the page
-QUOTED = ("std", "Error", "perplexity", "merges", "tokens", "大语言模型", "T=", "top_", "min_p")
+QUOTED = ("std", "Error", "perplexity", "merges", "tokens", "大语言模型", "T=", "top_", "min_p", "step ", "cosine",
+          "wsd")
 
 
 def _headings(path: Path) -> list[int]:
@@ -44,5 +45,5 @@ def test_the_examples_of_a_teaching_page_run_and_print_what_it_says(page):
         for line in out.getvalue().splitlines():
             if any(w in line for w in QUOTED):  # lines the page shows
                 shown = " ".join(line.split())  # the page folds runs of spaces
-                folded = " ".join(text.split())  # a table row may show the values without the line's label
+                folded = " ".join(text.replace("|", " ").split())  # a table row may show the values, label apart
                 assert shown in folded or shown.split(" ", 1)[-1] in folded, f"{page.name} does not show {shown!r}"
