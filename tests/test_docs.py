@@ -11,10 +11,10 @@ import pytest
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 ENGLISH = sorted(p for p in DOCS.glob("*.md") if not p.name.endswith(".zh.md"))
 # the pages whose examples the suite runs
-TEACHING = ["tokenization", "gpt", "attention", "learning", "growing", "sampling"]
+TEACHING = ["tokenization", "gpt", "attention", "learning", "growing", "sampling", "applications"]
 # printed lines that the pages show, checked against the page
 QUOTED = ("std", "Error", "perplexity", "merges", "tokens", "大语言模型", "T=", "top_", "min_p", "step ", "cosine",
-          "wsd", "logit change")
+          "wsd", "logit change", "(3, 0.0")
 
 
 def _headings(path: Path) -> list[int]:
