@@ -1,5 +1,6 @@
 import pytest
 
+from gptkit import Tokenizer
 from gptkit.data import PrepareConfig
 from tests.conftest import SAMPLE_TEXT
 
@@ -12,3 +13,10 @@ def corpus(tmp_path):
     paragraphs = [f"Paragraph {i}: " + SAMPLE_TEXT[i % 4] for i in range(200)]
     path.write_text("\n\n".join(paragraphs) + "\n")
     return path
+
+
+@pytest.fixture(scope="session")
+def tokenizer() -> Tokenizer:
+    """A small BPE trained on one English -> German example (test_formats and test_qa train their own)."""
+    texts = ["English: a man rides a red bike\nGerman: ein Mann fährt ein rotes Fahrrad"] * 20
+    return Tokenizer.train_bpe(texts, vocab_size=320)

@@ -3,16 +3,10 @@
 
 import pytest
 
-from gptkit import GptkitError, Tokenizer
+from gptkit import GptkitError
 from gptkit.config import TranslationSettings
 from gptkit.data import Record, Task
 from gptkit.data.chat import CHAT_TEMPLATE
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    texts = ["English: a man rides a red bike\nGerman: ein Mann fährt ein rotes Fahrrad"] * 20
-    return Tokenizer.train_bpe(texts, vocab_size=320)
 
 
 def test_chat_template_round_trip_marks_every_assistant_turn(tokenizer):

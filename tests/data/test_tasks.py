@@ -1,16 +1,8 @@
 """Records into prompts and examples: targets on the completion, source cut first."""
 
 
-import pytest
 
-from gptkit import Tokenizer
 from gptkit.data import Record, Task
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    texts = ["English: a man rides a red bike\nGerman: ein Mann fährt ein rotes Fahrrad"] * 20
-    return Tokenizer.train_bpe(texts, vocab_size=320)
 
 
 def test_examples_put_targets_on_the_completion_and_end_of_text_only(tokenizer):
