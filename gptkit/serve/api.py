@@ -206,7 +206,7 @@ async def _generate(served: ServedModel, scheduler: Scheduler, body, texts: list
                             f"the limit of {window} tokens; shorten the prompt or lower max_tokens", "max_tokens",
                        "context_length_exceeded")
     decoding = body.decoding(max_tokens, served.tokenizer.eot_id)
-    if scheduler.pending + body.n * len(prompts) > scheduler.max_queue + scheduler.engine.cache.batch_size:
+    if scheduler.room() < body.n * len(prompts):  # all of the request's choices, before streaming starts
         metrics.rejected.labels(served.name).inc()
         raise ApiError(429, "the server is busy: too many requests are queued; retry later", None,
                        "rate_limit_exceeded", "rate_limit_error")

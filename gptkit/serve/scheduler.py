@@ -75,11 +75,14 @@ class Scheduler:
     def pending(self) -> int:
         return self._pending
 
+    def room(self) -> int:
+        """How many more requests it takes now: free slots plus free places in the queue."""
+        return self.engine.cache.batch_size + self.max_queue - self._pending
+
     def submit(self, prompt: list[int], decoding: Decoding, logprobs: int | None = None) -> Job:
         """Queue a generation; raises QueueFull when max_queue requests already wait for a slot."""
         with self._lock:
-            waiting = self._pending - self.engine.cache.batch_size
-            if waiting >= self.max_queue:
+            if self.room() < 1:
                 raise QueueFull(f"{self._pending} requests are in flight and the queue holds {self.max_queue}")
             self._pending += 1
         job = Job(Request(list(prompt), decoding, logprobs), asyncio.get_running_loop())
