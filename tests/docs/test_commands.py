@@ -1,0 +1,129 @@
+"""The "Use" pages' shell commands run as written, in page order, in one workspace (`workspace.py`):
+`../shared/data` holds tiny stand-ins, and training and fine-tuning get tiny-model defaults that the
+page's own `key=value` settings still override. A page whose command fails, or whose Chinese twin shows
+other commands, fails its test."""
+
+import os
+import re
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.docs.workspace import write_checkpoints, write_shared_data, write_user_files
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+# in the site's order: a page may use what an earlier one wrote (runs/tiny, runs/squad, runs/embed, ...)
+PAGES = ["start", "data", "training", "growth", "generation", "finetuning", "lora", "translation", "qa",
+         "summarization", "search", "serving", "eval", "audit", "checkpoints", "runs"]
+NOT_HERE = re.compile(r"^(pip install|make |git clone|cd gptkit|source |curl -L)")  # set-up and downloads
+TINY = "device=cpu dtype=fp32 max_steps=2 warmup_steps=1 eval_interval=2 checkpoint_interval=2 eval_batches=1 " \
+       "batch_size=2"
+TINY_MODEL = "n_layer=1 n_head=2 n_embd=32"
+TINY_TASK = "task.vocab_size=300 val_examples=4 select_examples=4"
+
+
+def blocks(page: Path, lang: str) -> list[str]:
+    return re.findall(rf"```{lang}\n(.*?)```", page.read_text(encoding="utf-8"), re.S)
+
+
+def commands(block: str) -> list[str]:
+    """The block's command lines, continuations joined, comments and blank lines dropped."""
+    joined = re.sub(r"\\\n\s*", "", block)
+    lines = [re.sub(r"\s+#\s.*$", "", line).strip() for line in joined.splitlines()]
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def _tiny(line: str) -> str:
+    """Tiny-model defaults go right after the subcommand, so that the page's own settings win."""
+    def insert(match):
+        extra = TINY + ("" if "init=" in line else " " + TINY_MODEL)
+        extra += " " + TINY_TASK if match.group(1) == "finetune" else ""
+        return f"gptkit {match.group(1)} {extra}"
+    line = re.sub(r"^gptkit (train|finetune)\b", insert, line)
+    return re.sub(r"^gptkit (generate|translate|summarize|ask)\b", r"gptkit \1 --max-new-tokens 8", line)
+
+
+def script(page: Path, port: int) -> str:
+    """The page as one shell script: its files written, its commands run in order, a server stopped."""
+    lines = ["set -eo pipefail -x", f"PORT={port}", "trap 'kill %1 2>/dev/null || true' EXIT"]
+    for block in blocks(page, "toml"):  # a block that starts with `# NAME` is a file the commands read
+        name = re.match(r"# ([\w.-]+\.toml)\n", block)
+        if name:
+            lines.append(f"cat > {name.group(1)} <<'EOF'\n{block}EOF")
+    for command in (c for b in blocks(page, "bash") for c in commands(b)):
+        if NOT_HERE.match(command):
+            continue
+        command = re.sub(r"^curl ", "curl -sSf ", _tiny(command)).replace("127.0.0.1:8000", "127.0.0.1:$PORT")
+        if command.startswith("gptkit serve"):  # runs in the background until the page is done
+            command += " --port $PORT > serve.log 2>&1 &\nfor _ in $(seq 300); do " \
+                       "curl -sf 127.0.0.1:$PORT/v1/models > /dev/null && break; sleep 0.2; done"
+        lines.append(command)
+    return "\n".join(lines) + "\n"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    """The pages run in order; each test then reports its own page's outcome."""
+    root = tmp_path_factory.mktemp("reader")
+    write_shared_data(root / "shared" / "data")
+    work = root / "gptkit"
+    work.mkdir()
+    write_user_files(work)
+    shutil.copytree(root / "shared" / "data" / "multi30k", work / "data" / "multi30k")  # as start.md downloads it
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+
+    def run(command: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["bash", "-c", command], cwd=work, env=env, capture_output=True, text=True,
+                              stdin=subprocess.DEVNULL, timeout=600)
+
+    outcomes = {}
+    for name in PAGES:
+        outcomes[name] = run(script(DOCS / f"{name}.md", _free_port()))
+        if name == "start":  # its model is the reader's base model from here on
+            for command in _checkpoint_commands():
+                done = run(command)
+                assert done.returncode == 0, f"{command}\n{done.stderr[-3000:]}"
+    return outcomes
+
+
+def _checkpoint_commands() -> list[str]:
+    recorded = []
+    write_checkpoints(recorded.append)
+    return recorded
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_the_commands_of_a_use_page_run_as_written(workspace, name):
+    done = workspace[name]
+    assert done.returncode == 0, f"docs/{name}.md: a command failed\n{done.stderr[-4000:]}"
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_a_chinese_page_shows_the_same_commands(name):
+    english, chinese = DOCS / f"{name}.md", DOCS / f"{name}.zh.md"
+    assert [commands(b) for b in blocks(chinese, "bash")] == [commands(b) for b in blocks(english, "bash")]
+
+
+def test_the_tiny_defaults_leave_the_page_the_last_word():
+    line = _tiny("gptkit finetune --config squad-qa init=runs/base/best max_steps=100")
+    assert line.index("max_steps=2") < line.index("max_steps=100") and TINY_MODEL not in line
+    assert shlex.split(_tiny("gptkit train --config tiny"))[2:4] == ["device=cpu", "dtype=fp32"]
+
+
+def test_a_page_with_a_wrong_command_fails(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text("```bash\ngptkit info runs/none/best --no-such-flag\ngptkit --help\n```\n")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run(["bash", "-c", script(page, 1)], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.returncode == 2 and "--no-such-flag" in done.stderr
