@@ -4,6 +4,8 @@ Python examples run (so they cannot rot) and print what the pages say they print
 import contextlib
 import io
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -48,3 +50,22 @@ def test_the_examples_of_a_teaching_page_run_and_print_what_it_says(page):
                 shown = " ".join(line.split())  # the page folds runs of spaces
                 folded = " ".join(text.replace("|", " ").split())  # a table row may show the values, label apart
                 assert shown in folded or shown.split(" ", 1)[-1] in folded, f"{page.name} does not show {shown!r}"
+
+
+def test_every_picture_is_named_on_the_page_that_says_how_to_draw_it():
+    recipes = (DOCS / "contributing.md").read_text(encoding="utf-8")
+    pictures = [p for p in DOCS.rglob("*.png") if "assets" not in p.parts]
+    assert pictures
+    assert [p.name for p in pictures if p.name not in recipes] == []
+
+
+@pytest.mark.parametrize("command", [["pipeline.py", "--out", "{out}/pipeline.png"],
+                                     ["attention_map.py", "--steps", "5", "--out", "{out}/attention.png"],
+                                     ["training_curves.py", "--steps", "20", "--out", "{out}"],
+                                     ["benchmark_charts.py", "--out", "{out}"]], ids=lambda c: c[0])
+def test_the_picture_scripts_draw(tmp_path, command):
+    pytest.importorskip("matplotlib")
+    args = [a.format(out=tmp_path) for a in command]
+    subprocess.run([sys.executable, str(DOCS / "scripts" / args[0]), *args[1:]], check=True, capture_output=True,
+                   timeout=300)
+    assert list(tmp_path.glob("*.png"))
