@@ -57,6 +57,11 @@ def _search(browser, query: str) -> list[str]:
     return [urlsplit(a.get_attribute("href")).path.rstrip("/") for a in links]  # the pages, without ?h= and #
 
 
+def test_a_chinese_font_is_installed_for_the_chinese_pages():
+    fonts = subprocess.run(["fc-list", ":lang=zh", "family"], capture_output=True, text=True).stdout
+    assert fonts.strip(), "no Chinese font: the Chinese pages would show boxes (apt-get install fonts-wqy-microhei)"
+
+
 def test_the_site_renders_switches_language_and_finds_attention_in_both(site, tmp_path):
     browser, url = site
     browser.get(url + "/")
