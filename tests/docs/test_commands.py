@@ -1,7 +1,7 @@
-"""The "Use" pages' shell commands run as written, in page order, in one workspace (`workspace.py`):
-`../shared/data` holds tiny stand-ins, and training and fine-tuning get tiny-model defaults that the
-page's own `key=value` settings still override. A page whose command fails, or whose Chinese twin shows
-other commands, fails its test."""
+"""The "Use" pages' shell commands and Python examples run as written, in page order, in one workspace
+(`workspace.py`): `../shared/data` holds tiny stand-ins, and training and fine-tuning get tiny-model
+defaults that the page's own settings still override. A page whose command or example fails, or whose
+Chinese twin shows other code, fails its test."""
 
 import os
 import re
@@ -38,6 +38,28 @@ def commands(block: str) -> list[str]:
     return [line for line in lines if line and not line.startswith("#")]
 
 
+def runnable(block: str) -> bool:
+    """An example starts with its imports; any other Python block is an excerpt of the package."""
+    return re.match(r"(from|import) ", block) is not None
+
+
+def code(block: str) -> list[str]:
+    """A Python block's lines without comments (the Chinese twin translates those)."""
+    lines = [re.sub(r"\s+#\s.*$", "", line).rstrip() for line in block.splitlines()]
+    return [line for line in lines if line.strip() and not line.lstrip().startswith("#")]
+
+
+# the same defaults for a page's Python examples, through load_config
+TINY_PYTHON = f"""import gptkit.config
+_load = gptkit.config.load_config
+def load_config(cls, path=None, overrides=()):
+    extra = "{TINY}".split() + ([] if any(o.startswith("init=") for o in overrides) else "{TINY_MODEL}".split())
+    extra += "{TINY_TASK}".split() if cls.__name__ == "FinetuneConfig" else []
+    return _load(cls, path, [*extra, *overrides])
+gptkit.config.load_config = load_config
+"""
+
+
 def _tiny(line: str) -> str:
     """Tiny-model defaults go right after the subcommand, so that the page's own settings win."""
     def insert(match):
@@ -63,6 +85,9 @@ def script(page: Path, port: int) -> str:
             command += " --port $PORT > serve.log 2>&1 &\nfor _ in $(seq 300); do " \
                        "curl -sf 127.0.0.1:$PORT/v1/models > /dev/null && break; sleep 0.2; done"
         lines.append(command)
+    for i, block in enumerate(b for b in blocks(page, "python") if runnable(b)):
+        block = block.replace("127.0.0.1:8000", f"127.0.0.1:{port}")
+        lines.append(f"cat > example_{i}.py <<'EOF'\n{TINY_PYTHON}{block}EOF\npython example_{i}.py")
     return "\n".join(lines) + "\n"
 
 
@@ -113,6 +138,7 @@ def test_the_commands_of_a_use_page_run_as_written(workspace, name):
 def test_a_chinese_page_shows_the_same_commands(name):
     english, chinese = DOCS / f"{name}.md", DOCS / f"{name}.zh.md"
     assert [commands(b) for b in blocks(chinese, "bash")] == [commands(b) for b in blocks(english, "bash")]
+    assert [code(b) for b in blocks(chinese, "python")] == [code(b) for b in blocks(english, "python")]
 
 
 def test_the_tiny_defaults_leave_the_page_the_last_word():

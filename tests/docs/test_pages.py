@@ -69,3 +69,22 @@ def test_the_picture_scripts_draw(tmp_path, command):
     subprocess.run([sys.executable, str(DOCS / "scripts" / args[0]), *args[1:]], check=True, capture_output=True,
                    timeout=300)
     assert list(tmp_path.glob("*.png"))
+
+
+def _excerpts():
+    """The Python blocks of the other pages that are not examples (which start with their imports and
+    run in tests/docs/test_commands.py) but lines shown from the package."""
+    for page in ENGLISH:
+        for block in _python_blocks(page) if page.stem not in TEACHING else ():
+            if not re.match(r"(from|import) |--8<--", block):
+                yield pytest.param(block, id=f"{page.name}:{block.splitlines()[0][:40]}")
+
+
+@pytest.mark.parametrize("block", list(_excerpts()))
+def test_an_excerpt_shows_the_lines_of_the_file_it_names(block):
+    names = re.findall(r"gptkit/[\w/]+\.py", block)
+    assert names, "an excerpt names its source file in a comment, e.g. # gptkit/model.py"
+    source = " ".join(" ".join((DOCS.parent / name).read_text(encoding="utf-8").split()) for name in names)
+    for line in block.splitlines():
+        line = " ".join(re.sub(r"(^|\s)#\s.*$", "", line).split())
+        assert line in ("", "...") or line in source, f"{line!r} is not in {', '.join(names)}"

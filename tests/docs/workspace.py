@@ -114,6 +114,10 @@ def write_user_files(work: Path) -> None:
             (work / folder / f"{title}.txt").write_text(context + "\n")
     (work / "lines.txt").write_text("".join(c + "\n" for _, c, _, _ in FACTS))
     (work / "sentences.en").write_text("".join(en + "\n" for en, _ in PAIRS[:3]))
+    (work / "valid.txt").write_text(SHAKESPEARE * 5)
+    for split in ("train", "val"):  # finetuning.md's Python example reads them from the working directory
+        for lang, side in (("en", 0), ("de", 1)):
+            _gz(work / f"{split}.{lang}.gz", "".join(p[side] + "\n" for p in PAIRS * 4))
 
 
 def write_checkpoints(run) -> None:
