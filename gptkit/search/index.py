@@ -110,7 +110,7 @@ def read_corpus(sources: Iterable[str], text_field: str = "text", id_field: str 
     """(id, text) per document. JSONL rows give their `id_field` (else FILE#LINE) and put their `title_field`
     on a line before the text (as BEIR); other formats come from the corpus readers, ids FILE#N."""
     options = dataclasses.replace(options or ReadOptions(), text_field=text_field)
-    sources = [str(s) for s in sources]
+    sources, skipped = [str(s) for s in sources], []
     for path in expand_sources(sources, options.include):
         name = Path(path).name
         if name.removesuffix(".gz").endswith(".jsonl"):
@@ -124,7 +124,10 @@ def read_corpus(sources: Iterable[str], text_field: str = "text", id_field: str 
         if stats.skipped_binary and path in sources:
             raise GptkitError(f"{path} is a binary file, not text; leave it out of the index")
         if stats.skipped_binary:
-            log.warning("skipped binary file %s", path)
+            skipped.append(path)
+    if skipped:  # one line, however many images a docs folder holds
+        log.warning("skipped %d binary file(s): %s%s", len(skipped), ", ".join(skipped[:3]),
+                    ", ..." if len(skipped) > 3 else "")
 
 
 def _jsonl_documents(path: str, text_field: str, id_field: str, title_field: str) -> Iterator[tuple[str, str]]:

@@ -141,3 +141,12 @@ def test_settings_and_empty_sources_are_checked(tmp_path):
         IndexSettings(chunk_tokens=4, overlap=4)
     with pytest.raises(GptkitError, match="no documents"):
         Index.build([], None)
+
+
+def test_binary_files_in_a_folder_are_left_out_with_one_warning(tmp_path, caplog):
+    (tmp_path / "page.md").write_text("A page of text.")
+    for i in range(5):
+        (tmp_path / f"picture{i}.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00" * 50)
+    assert [doc for doc, _ in read_corpus([str(tmp_path)])] == ["page.md#1"]
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and warnings[0].startswith("skipped 5 binary file(s): ") and warnings[0].endswith(", ...")
