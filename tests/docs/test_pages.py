@@ -88,3 +88,13 @@ def test_an_excerpt_shows_the_lines_of_the_file_it_names(block):
     for line in block.splitlines():
         line = " ".join(re.sub(r"(^|\s)#\s.*$", "", line).split())
         assert line in ("", "...") or line in source, f"{line!r} is not in {', '.join(names)}"
+
+
+def test_a_line_break_inside_chinese_text_does_not_become_a_space():
+    sys.path.insert(0, str(DOCS / "hooks"))
+    from chinese import join_chinese_lines
+
+    page = "没法整体画出来；但可以画\n一个切面：过最终权重\n  的平面。\n\n新段落，\nSee 英文 words\nstay apart.\n" \
+           "```python\nx = 1  # 中文\n# 注释\n```\n"
+    joined = "没法整体画出来；但可以画一个切面：过最终权重的平面。\n\n新段落，\nSee 英文 words\nstay apart.\n"
+    assert join_chinese_lines(page) == joined + "```python\nx = 1  # 中文\n# 注释\n```\n"

@@ -73,6 +73,8 @@ def test_the_site_renders_switches_language_and_finds_attention_in_both(site, tm
     browser.get(twin)  # the language switcher's link
     assert browser.current_url.rstrip("/").endswith("/zh/attention")
     assert "自注意力" in browser.find_element(By.TAG_NAME, "h1").text
+    browser.get(url + "/zh/learning/")  # a sentence wrapped across two source lines shows no gap
+    assert "但可以画一个切面" in browser.find_element(By.TAG_NAME, "article").text
     browser.get(url + "/")
     found = _search(browser, "attention")
     assert "/attention" in found, found
