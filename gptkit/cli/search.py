@@ -53,12 +53,14 @@ def _cmd_embed(args) -> None:
 
 
 def _cmd_index(args) -> None:
+    from ..data.corpus import ReadOptions
     from ..search.index import Index, IndexSettings, read_corpus
 
     if args.chunk_tokens < 0 or args.overlap < 0 or (args.chunk_tokens and args.overlap >= args.chunk_tokens):
         raise GptkitError(f"--chunk-tokens must be >= 0 (0: each document whole) and --overlap in "
                           f"[0, --chunk-tokens), got {args.chunk_tokens} and {args.overlap}")
-    documents = read_corpus(args.docs, args.text_field, args.id_field, args.title_field)
+    documents = read_corpus(args.docs, args.text_field, args.id_field, args.title_field,
+                            ReadOptions(include=tuple(args.include or ())))
     start = time.perf_counter()
     if args.add:
         index = Index.load(args.out)
@@ -223,6 +225,7 @@ def _add_index(sub) -> None:
     p.add_argument("--language", default="auto", choices=choices(IndexSettings, "language"),
                    help="BM25 analysis: English stemming and stop words, or Chinese words (jieba)")
     p.add_argument("--no-bm25", action="store_true", help="vectors only")
+    p.add_argument("--include", action="append", help="glob for files in directories (repeatable), e.g. '*.md'")
     p.add_argument("--text-field", default="text")
     p.add_argument("--id-field", default="_id")
     p.add_argument("--title-field", default="title")

@@ -50,6 +50,18 @@ def test_index_search_and_add(cli, encoder_checkpoint, corpus, tmp_path):
     assert "already exists" in cli("index", corpus / "corpus.jsonl", "--out", index, code=2).err
 
 
+def test_index_include_picks_the_files_of_a_folder(cli, tmp_path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "rivers.md").write_text("The river floods every spring.\n")
+    (tmp_path / "docs" / "rivers.zh.md").write_text("这条河每年春天都会泛滥。\n")
+    (tmp_path / "docs" / "notes.txt").write_text("Rivers are not in the index.\n")
+    assert cli("index", tmp_path / "docs", "--include", "*.md", "--out", tmp_path / "all").out.startswith("2 chunks")
+    assert cli("index", tmp_path / "docs", "--include", "*[!h].md", "--out", tmp_path / "english").out.startswith(
+        "1 chunks")
+    hits = cli("search", tmp_path / "english", "river floods", "--json").out
+    assert '"rivers.md#1"' in hits and "rivers.zh.md" not in hits and "notes.txt" not in hits
+
+
 def test_search_mistakes_are_one_line_errors(cli, encoder_checkpoint, corpus, tmp_path):
     err = cli("search", tmp_path / "missing", "q", code=2).err
     assert err.count("\n") == 1 and "not a search index" in err
