@@ -108,10 +108,11 @@ def write_user_files(work: Path) -> None:
     (work / "email.txt").write_text(EMAILS[0][0] + "\n")
     (work / "news.jsonl").write_text(_jsonl({"document": b, "summary": s} for b, s in EMAILS * 5))
     (work / "pairs.jsonl").write_text(_jsonl({"query": q, "positive": c} for _, c, q, _ in FACTS * 5))
-    for folder, facts in (("docs", FACTS[:3]), ("more-docs", FACTS[3:])):
-        (work / folder).mkdir()
+    for folder, facts, suffix in (("docs", FACTS[:3], ".md"), ("more-docs", FACTS[3:], ".txt")):
+        (work / folder).mkdir()  # docs/ as in a clone: Markdown pages, and a picture that is not text
         for title, context, _, _ in facts:
-            (work / folder / f"{title}.txt").write_text(context + "\n")
+            (work / folder / f"{title}{suffix}").write_text(context + "\n")
+    (work / "docs" / "pipeline.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
     (work / "lines.txt").write_text("".join(c + "\n" for _, c, _, _ in FACTS))
     (work / "sentences.en").write_text("".join(en + "\n" for en, _ in PAIRS[:3]))
     (work / "valid.txt").write_text(SHAKESPEARE * 5)
