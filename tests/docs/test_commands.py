@@ -7,14 +7,15 @@ import os
 import re
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.docs.workspace import write_checkpoints, write_shared_data, write_user_files
+from tests.docs.test_pages import blocks, runnable
+from tests.docs.workspace import CHECKPOINT_COMMANDS, write_shared_data, write_user_files
+from tests.serve.conftest import free_port
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 # in the site's order: a page may use what an earlier one wrote (runs/tiny, runs/squad, runs/embed, ...)
@@ -27,20 +28,11 @@ TINY_MODEL = "n_layer=1 n_head=2 n_embd=32"
 TINY_TASK = "task.vocab_size=300 val_examples=4 select_examples=4"
 
 
-def blocks(page: Path, lang: str) -> list[str]:
-    return re.findall(rf"```{lang}\n(.*?)```", page.read_text(encoding="utf-8"), re.S)
-
-
 def commands(block: str) -> list[str]:
     """The block's command lines, continuations joined, comments and blank lines dropped."""
     joined = re.sub(r"\\\n\s*", "", block)
     lines = [re.sub(r"\s+#\s.*$", "", line).strip() for line in joined.splitlines()]
     return [line for line in lines if line and not line.startswith("#")]
-
-
-def runnable(block: str) -> bool:
-    """An example starts with its imports; any other Python block is an excerpt of the package."""
-    return re.match(r"(from|import) ", block) is not None
 
 
 def code(block: str) -> list[str]:
@@ -91,10 +83,9 @@ def script(page: Path, port: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _shell_env() -> dict:
+    """This interpreter's `gptkit` and `python` first on the PATH, as an activated .venv puts them."""
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
 
 
 @pytest.fixture(scope="module")
@@ -106,26 +97,19 @@ def workspace(tmp_path_factory):
     work.mkdir()
     write_user_files(work)
     shutil.copytree(root / "shared" / "data" / "multi30k", work / "data" / "multi30k")  # as start.md downloads it
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
 
     def run(command: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["bash", "-c", command], cwd=work, env=env, capture_output=True, text=True,
+        return subprocess.run(["bash", "-c", command], cwd=work, env=_shell_env(), capture_output=True, text=True,
                               stdin=subprocess.DEVNULL, timeout=600)
 
     outcomes = {}
     for name in PAGES:
-        outcomes[name] = run(script(DOCS / f"{name}.md", _free_port()))
+        outcomes[name] = run(script(DOCS / f"{name}.md", free_port()))
         if name == "start":  # its model is the reader's base model from here on
-            for command in _checkpoint_commands():
+            for command in CHECKPOINT_COMMANDS:
                 done = run(command)
                 assert done.returncode == 0, f"{command}\n{done.stderr[-3000:]}"
     return outcomes
-
-
-def _checkpoint_commands() -> list[str]:
-    recorded = []
-    write_checkpoints(recorded.append)
-    return recorded
 
 
 @pytest.mark.parametrize("name", PAGES)
@@ -150,6 +134,6 @@ def test_the_tiny_defaults_leave_the_page_the_last_word():
 def test_a_page_with_a_wrong_command_fails(tmp_path):
     page = tmp_path / "page.md"
     page.write_text("```bash\ngptkit info runs/none/best --no-such-flag\ngptkit --help\n```\n")
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    done = subprocess.run(["bash", "-c", script(page, 1)], cwd=tmp_path, env=env, capture_output=True, text=True)
+    done = subprocess.run(["bash", "-c", script(page, 1)], cwd=tmp_path, env=_shell_env(), capture_output=True,
+                          text=True)
     assert done.returncode == 2 and "--no-such-flag" in done.stderr

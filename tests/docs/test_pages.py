@@ -31,17 +31,23 @@ def test_every_page_has_a_chinese_twin_with_the_same_headings(page):
     assert _headings(twin) == _headings(page), f"{twin.name}'s headings differ from {page.name}'s"
 
 
-def _python_blocks(path: Path) -> list[str]:
-    return re.findall(r"```python\n(.*?)```", path.read_text(encoding="utf-8"), re.S)
+def blocks(page: Path, lang: str) -> list[str]:
+    """The page's fenced code blocks in `lang`."""
+    return re.findall(rf"```{lang}\n(.*?)```", page.read_text(encoding="utf-8"), re.S)
+
+
+def runnable(block: str) -> bool:
+    """An example starts with its imports; any other Python block is an excerpt of the package."""
+    return re.match(r"(from|import) ", block) is not None
 
 
 @pytest.mark.parametrize("page", [DOCS / f"{name}{suffix}.md" for name in TEACHING for suffix in ("", ".zh")],
                          ids=lambda p: p.name)
 def test_the_examples_of_a_teaching_page_run_and_print_what_it_says(page):
-    blocks = [b for b in _python_blocks(page) if not b.startswith("--8<--")]
-    assert blocks, f"{page.name} has no runnable example"
+    examples = [b for b in blocks(page, "python") if not b.startswith("--8<--")]
+    assert examples, f"{page.name} has no runnable example"
     text = page.read_text(encoding="utf-8")
-    for block in blocks:
+    for block in examples:
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
             exec(compile(block, str(page), "exec"), {"__name__": "__docs__"})
@@ -75,8 +81,8 @@ def _excerpts():
     """The Python blocks of the other pages that are not examples (which start with their imports and
     run in tests/docs/test_commands.py) but lines shown from the package."""
     for page in ENGLISH:
-        for block in _python_blocks(page) if page.stem not in TEACHING else ():
-            if not re.match(r"(from|import) |--8<--", block):
+        for block in blocks(page, "python") if page.stem not in TEACHING else ():
+            if not runnable(block) and not block.startswith("--8<--"):
                 yield pytest.param(block, id=f"{page.name}:{block.splitlines()[0][:40]}")
 
 

@@ -121,12 +121,12 @@ def write_user_files(work: Path) -> None:
             _gz(work / f"{split}.{lang}.gz", "".join(p[side] + "\n" for p in PAIRS * 4))
 
 
-def write_checkpoints(run) -> None:
-    """The checkpoints a reader of the "Use" pages already has, made from the base model that
-    start.md trained: a chat model, and copies under the names the pages use.
-    `run(command)` runs a shell command in the workspace."""
-    run("gptkit finetune format=chat data=my_instructions.jsonl init=runs/base/best out_dir=runs/chat "
-        "max_steps=2 eval_interval=2 checkpoint_interval=2 batch_size=2 warmup_steps=1 val_examples=4")
-    run("mkdir -p runs/demo && cp -r runs/base runs/demo/train && cp -r runs/base runs/squad-lm")
-    run("cp -r runs/chat runs/alpaca-chat")
-    run("gptkit export-hf runs/base/best path/to/gpt2")
+# The checkpoints a reader of the "Use" pages already has, made from the base model that start.md
+# trained: a chat model, and copies under the names the pages use (shell commands, run in the workspace).
+CHECKPOINT_COMMANDS = [
+    "gptkit finetune format=chat data=my_instructions.jsonl init=runs/base/best out_dir=runs/chat "
+    "max_steps=2 eval_interval=2 checkpoint_interval=2 batch_size=2 warmup_steps=1 val_examples=4",
+    "mkdir -p runs/demo && cp -r runs/base runs/demo/train && cp -r runs/base runs/squad-lm",
+    "cp -r runs/chat runs/alpaca-chat",
+    "gptkit export-hf runs/base/best path/to/gpt2",
+]
