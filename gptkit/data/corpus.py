@@ -53,6 +53,11 @@ class ReadStats:
     invalid_utf8_documents: int = 0  # documents in which undecodable bytes were replaced by U+FFFD
 
 
+def skipped_binary_warning(paths: list[str]) -> str:
+    """One line, however many pictures and fonts a folder holds."""
+    return f"skipped {len(paths)} binary file(s): {', '.join(paths[:3])}{', ...' if len(paths) > 3 else ''}"
+
+
 def expand_sources(sources: Iterable[str], include: tuple[str, ...] = ()) -> list[str]:
     """Resolve sources to a sorted list of files (directories recursively) and builtin names."""
     files: list[str] = []

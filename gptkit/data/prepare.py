@@ -31,7 +31,7 @@ from ..files import writing
 from ..tokenizer import PIECE_CHARS, Tokenizer, split_between_words
 from ..validate import check_fields, require
 from .clean import CleanConfig, Cleaner
-from .corpus import ReadOptions, ReadStats, expand_sources, read_documents, source_fingerprint
+from .corpus import ReadOptions, ReadStats, expand_sources, read_documents, skipped_binary_warning, source_fingerprint
 from .shards import MANIFEST_VERSION, SPLITS, read_manifest_or_none
 
 log = logging.getLogger(__name__)
@@ -133,8 +133,8 @@ def _manifest(key: str, dtype: type, tokenizer: Tokenizer, writers: dict, inputs
 
 
 def _log_read_problems(stats: ReadStats) -> None:
-    for path in stats.skipped_binary:
-        log.warning("skipped binary file %s", path)
+    if stats.skipped_binary:
+        log.warning(skipped_binary_warning(stats.skipped_binary))
     if stats.invalid_utf8_documents:
         log.warning("%d documents had invalid UTF-8; bad bytes were replaced by U+FFFD",
                     stats.invalid_utf8_documents)

@@ -31,7 +31,7 @@ from typing import Literal
 import numpy as np
 
 from ..atomic import atomic_directory, read_version
-from ..data.corpus import ReadOptions, ReadStats, expand_sources, read_documents
+from ..data.corpus import ReadOptions, ReadStats, expand_sources, read_documents, skipped_binary_warning
 from ..errors import GptkitError, require_extra
 from ..eval.retrieval import beir_text, json_lines
 from ..files import writing
@@ -125,9 +125,8 @@ def read_corpus(sources: Iterable[str], text_field: str = "text", id_field: str 
             raise GptkitError(f"{path} is a binary file, not text; leave it out of the index")
         if stats.skipped_binary:
             skipped.append(path)
-    if skipped:  # one line, however many images a docs folder holds
-        log.warning("skipped %d binary file(s): %s%s", len(skipped), ", ".join(skipped[:3]),
-                    ", ..." if len(skipped) > 3 else "")
+    if skipped:
+        log.warning(skipped_binary_warning(skipped))
 
 
 def _jsonl_documents(path: str, text_field: str, id_field: str, title_field: str) -> Iterator[tuple[str, str]]:

@@ -146,3 +146,16 @@ def test_a_huge_document_is_written_as_one_document_with_the_same_ids(tmp_path, 
     starts = np.flatnonzero(ids == bpe_tokenizer.eot_id) + 1
     documents = np.split(ids, starts[:-1])
     assert sum(len(d) == len(expected) and d.tolist() == expected for d in documents) == 1
+
+
+def test_binary_files_in_a_folder_are_skipped_with_one_warning(tmp_path, caplog):
+    (tmp_path / "in").mkdir()
+    for i in range(20):
+        (tmp_path / "in" / f"doc{i}.txt").write_text(f"Document {i}: " + SAMPLE_TEXT[i % 4])
+    for i in range(4):
+        (tmp_path / "in" / f"font{i}.woff2").write_bytes(b"wOF2\x00\x01" * 40)
+    manifest = prepare([str(tmp_path / "in")], tmp_path / "out", PrepareConfig(vocab_size=300, val_fraction=0.2))
+    assert len(manifest["read"]["skipped_binary"]) == 4
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert [w for w in warnings if "binary" in w] == [
+        "skipped 4 binary file(s): " + ", ".join(str(tmp_path / "in" / f"font{i}.woff2") for i in range(3)) + ", ..."]
