@@ -5,6 +5,7 @@ Train one on a corpus, or load GPT-2's own files; save/load as `tokenizer.json`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -18,6 +19,7 @@ from tokenizers import Tokenizer as _Backend
 from .errors import GptkitError
 
 EOT = "<|endoftext|>"
+_MARK = 0xF0000  # Unicode's supplementary private use area: the marks `literal` puts in for special spellings
 PIECE_CHARS = 1 << 16  # encode_long's piece size: the tokenizer's working memory stays a few MB
 _WORD_START = re.compile(r"(?<=\S) (?=\S)")  # a space that starts a pre-token of its own (" word")
 
@@ -115,6 +117,59 @@ class Tokenizer:
 
     def encode(self, text: str) -> list[int]:
         return self.backend.encode(text, add_special_tokens=False).ids
+
+    def encode_text(self, text: str) -> list[int]:
+        """The ids of text from a user: a special token's spelling (say "<|endoftext|>") is ordinary text."""
+        return self._plain.encode(text, add_special_tokens=False).ids
+
+    def literal(self, text: str) -> str:
+        """`text` with each special token's spelling swapped for a private mark, to be put into a template:
+        `encode_rendered` turns the marks back into that spelling, encoded as ordinary text."""
+        if not self._special_spelling.search(text):
+            return text
+        return self._special_spelling.sub(lambda m: self._marks[m.group(0)], text)
+
+    def encode_rendered(self, text: str) -> list[int]:
+        """The ids of a rendered template: special tokens where the template wrote them; text that went in
+        through `literal` is ordinary text. Without marks this is `encode(text)`."""
+        ids: list[int] = []
+        start = 0
+        for m in self._special_spelling.finditer(text):
+            ids += self.encode_text(self._unmark(text[start : m.start()])) if start < m.start() else []
+            ids.append(self.backend.token_to_id(m.group(0)))
+            start = m.end()
+        return ids + (self.encode_text(self._unmark(text[start:])) if start < len(text) else [])
+
+    @functools.cached_property
+    def longest_token(self) -> int:
+        """The most characters one token spells (added tokens left out): with normalizers aside, a text of
+        L characters is at least L / longest_token tokens, a bound that costs nothing to check."""
+        added = {t.content for t in self.backend.get_added_tokens_decoder().values()}
+        return max((len(s) for s in self.backend.get_vocab() if s not in added), default=1)
+
+    @functools.cached_property
+    def _plain(self) -> _Backend:
+        plain = _Backend.from_str(self.backend.to_str())
+        plain.encode_special_tokens = True
+        return plain
+
+    @functools.cached_property
+    def _special_spelling(self) -> re.Pattern:
+        """The added tokens' spellings, longest first (what `tokenizers` matches before splitting text)."""
+        spellings = sorted((t.content for t in self.backend.get_added_tokens_decoder().values()), key=len,
+                           reverse=True)
+        return re.compile("|".join(map(re.escape, spellings)) or "(?!)")
+
+    @functools.cached_property
+    def _marks(self) -> dict[str, str]:
+        added = sorted(t.content for t in self.backend.get_added_tokens_decoder().values())
+        return {spelling: chr(_MARK + i) for i, spelling in enumerate(added)}
+
+    def _unmark(self, text: str) -> str:
+        if not any(_MARK <= ord(c) < _MARK + len(self._marks) for c in text):
+            return text
+        spelling = {mark: s for s, mark in self._marks.items()}
+        return "".join(spelling.get(c, c) for c in text)
 
     def encode_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
         """The ids and, per id, the [start, end) character span of `text` it came from.

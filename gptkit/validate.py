@@ -74,7 +74,10 @@ def _matches(value: Any, hint: Any) -> bool:
     if hint is float:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if origin is tuple:
-        return isinstance(value, tuple) and all(_matches(v, typing.get_args(hint)[0]) for v in value)
+        args = typing.get_args(hint)
+        if len(args) == 2 and args[1] is Ellipsis:  # tuple[X, ...]: any length
+            return isinstance(value, tuple) and all(_matches(v, args[0]) for v in value)
+        return isinstance(value, tuple) and len(value) == len(args) and all(map(_matches, value, args))
     return hint is Any or not isinstance(hint, type) or isinstance(value, hint)
 
 

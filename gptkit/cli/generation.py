@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 from ..errors import GptkitError
@@ -60,7 +59,7 @@ def _complete(model, tokenizer, prompt: str, decoding, num_samples: int, echo: b
             print(f"--- sample {i + 1} ---")
         sys.stdout.write(prompt if echo else "")
         pieces = []
-        seeded = decoding if decoding.seed is None else replace(decoding, seed=decoding.seed + i)
+        seeded = decoding.seed_offset(i)
         for piece in stream_text(model, tokenizer, prompt, seeded):
             pieces.append(piece)
             sys.stdout.write(piece)

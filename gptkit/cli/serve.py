@@ -12,8 +12,10 @@ from .flags import add_model_flags
 
 def _cmd_serve(args) -> None:
     from ..serve import ServeSettings, create_app, load_served
+    from ..serve.http import HttpLimits, uvicorn_config
 
     uvicorn = require_extra("uvicorn", "serve")
+    limits = HttpLimits(args.header_timeout, args.keep_alive, args.max_connections)
     names = args.name or []
     if len(names) > len(args.checkpoints):
         raise GptkitError(f"--name given {len(names)} times for {len(args.checkpoints)} checkpoints")
@@ -34,7 +36,7 @@ def _cmd_serve(args) -> None:
     for m in served:
         print(f"serving {m.name} ({m.kind}) from {m.path}", file=sys.stderr)
     print(f"playground and API on http://{args.host}:{args.port}/ (Ctrl-C or SIGTERM stops)", file=sys.stderr)
-    config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning",
+    config = uvicorn_config(app, args.host, args.port, limits, log_level="warning",
                             timeout_graceful_shutdown=args.grace)
     # uvicorn stops gracefully on SIGTERM and then raises it again: here that means "done", exit 0
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
@@ -48,7 +50,8 @@ def add_parsers(sub) -> None:
     p = sub.add_parser("serve", help="serve checkpoints over an OpenAI-compatible HTTP API, with a playground page",
                        usage="gptkit serve CKPT [CKPT ...] [--host 127.0.0.1] [--port 8000] [--api-key KEY]",
                        epilog="Routes: /v1/models, /v1/completions, /v1/chat/completions, /v1/embeddings, "
-                              "/v1/answers (extractive QA), /health, /metrics; the playground is at /.")
+                              "/v1/answers (extractive QA), /v1/search, /health, /metrics; the playground is at /. "
+                              "On a network, put it behind a reverse proxy that ends TLS and limits rates per key.")
     p.add_argument("checkpoints", nargs="+", help="checkpoint directories (or sentence-transformers encoders)")
     p.add_argument("--name", action="append", help="the model name clients use, one per checkpoint in order "
                    "(default: the directory's name)")
@@ -65,5 +68,11 @@ def add_parsers(sub) -> None:
     p.add_argument("--max-tokens", type=int, help="cap prompt + max_tokens below the context window")
     p.add_argument("--cors", action="append", help="allow browser requests from this origin (repeatable)")
     p.add_argument("--grace", type=float, default=30, help="seconds in-flight requests get to finish on SIGTERM")
+    p.add_argument("--header-timeout", type=float, default=10, help="seconds a client has to send a request's "
+                   "head, from connecting or from the previous response; then it is disconnected (default 10)")
+    p.add_argument("--keep-alive", type=float, default=5, help="seconds an idle keep-alive connection stays open "
+                   "(default 5)")
+    p.add_argument("--max-connections", type=int, default=512, help="connections open at once; one more is "
+                   "answered 503 and closed (default 512)")
     add_model_flags(p)
     p.set_defaults(func=_cmd_serve)

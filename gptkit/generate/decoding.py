@@ -4,7 +4,7 @@
     generate_text(model, tokenizer, "Once upon a time", decoding)
 
 The fields mean what they mean in Hugging Face `generate` and OpenAI's API:
-`temperature` 0 is greedy decoding, `num_beams` > 1 is beam search, `stop`
+`temperature` 0 (or below 1e-5) is greedy decoding, `num_beams` > 1 is beam search, `stop`
 strings end the text (and are not shown), `seed` makes sampling reproducible.
 The engine's `Request`, `generate_batch`, `complete_texts`, `predict`, the CLI and
 the server all take this one object; `dataclasses.replace(decoding, seed=1)`
@@ -13,12 +13,12 @@ makes a variant.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 from ..errors import GptkitError
 from ..validate import check_fields, require
-from .sampling import SAMPLING_RANGES, Sampling
+from .sampling import SAMPLING_RANGES, Sampling, check_logit_bias
 
 MAX_BEAMS = 64  # transformers users rarely go past 16; every beam is a row of the batch
 
@@ -36,6 +36,7 @@ class Decoding:
     stop: tuple[str, ...] = ()  # text that ends the generation (not shown)
     stop_ids: tuple[int, ...] = ()  # ids that end it (the last token; text adds end-of-text)
     seed: int | None = None  # seeds the sampling of this one generation
+    logit_bias: tuple[tuple[int, float], ...] = ()  # (token id, bias in [-100, 100]) added to its logit; a dict too
     num_beams: int = 1  # > 1: beam search (deterministic; the sampling settings are not used)
     length_penalty: float = 1.0  # beam search: scores are log p / length ** length_penalty
     early_stopping: bool = False  # beam search: stop as soon as num_beams hypotheses are finished
@@ -46,6 +47,8 @@ class Decoding:
         for name in ("stop", "stop_ids"):  # a list is the natural way to write them; the value stays frozen
             if isinstance(getattr(self, name), list):
                 object.__setattr__(self, name, tuple(getattr(self, name)))
+        if isinstance(self.logit_bias, dict):
+            object.__setattr__(self, "logit_bias", tuple(sorted(self.logit_bias.items())))
         check_fields(self, "decoding")
         if not 1 <= self.num_beams <= MAX_BEAMS:
             raise GptkitError(f"decoding: num_beams must be between 1 and {MAX_BEAMS} (at most {MAX_BEAMS}: every "
@@ -56,15 +59,24 @@ class Decoding:
                 **SAMPLING_RANGES)
         if any(t < 0 for t in self.stop_ids):
             raise GptkitError(f"decoding: stop_ids must be token ids (>= 0), got {self.stop_ids}")
+        check_logit_bias(self.logit_bias, "decoding")
+        if self.logit_bias and self.beam:
+            raise GptkitError("decoding: logit_bias applies to sampling and greedy decoding, not to beam search")
 
     @cached_property
     def sampling(self) -> Sampling:
         """The token-picking settings, as the sampler takes them."""
-        return Sampling(self.temperature, self.top_k, self.top_p, self.min_p, self.repetition_penalty)
+        return Sampling(self.temperature, self.top_k, self.top_p, self.min_p, self.repetition_penalty,
+                        self.logit_bias)
 
     @property
     def greedy(self) -> bool:
-        return self.temperature == 0
+        """Argmax decoding: temperature 0, or one below MIN_TEMPERATURE (see `sampling`)."""
+        return self.sampling.greedy
+
+    def seed_offset(self, i: int) -> Decoding:
+        """The decoding of the i-th of several samples: seeded from seed + i (mod 2**64, so any seed works)."""
+        return self if self.seed is None or i == 0 else replace(self, seed=(self.seed + i) % 2**64)
 
     @property
     def beam(self) -> bool:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import itertools
 from collections import deque
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
@@ -118,17 +118,26 @@ class Generator:
     def busy(self) -> bool:
         return bool(self.waiting) or any(r is not None for r in self.running)
 
-    def submit(self, request: Request) -> Request:
-        """Queue a request; it joins the batch at the next step with a free slot."""
+    def check(self, request: Request) -> None:
+        """Raise a GptkitError if the engine cannot run this request (checked by `submit`; callers that must
+        answer before queueing, like the server, call it first)."""
         if not request.prompt:
             raise GptkitError("the prompt is empty: give at least one token")
-        if len(request.prompt) > self.window:
-            if not request.decoding.truncate_prompt:
-                raise GptkitError(
-                    f"prompt of {len(request.prompt)} tokens exceeds the context window of {self.window}: "
-                    f"shorten it, or ask to keep its last {self.window} tokens (truncate_prompt / --truncate)"
-                )
-            request.prompt = request.prompt[-self.window :]
+        if len(request.prompt) > self.window and not request.decoding.truncate_prompt:
+            raise GptkitError(
+                f"prompt of {len(request.prompt)} tokens exceeds the context window of {self.window}: "
+                f"shorten it, or ask to keep its last {self.window} tokens (truncate_prompt / --truncate)"
+            )
+        V = self.model.config.vocab_size
+        if not all(0 <= t < V for t in request.prompt):
+            raise GptkitError(f"the prompt holds a token id outside the vocabulary [0, {V})")
+        if any(t >= V for t in request.decoding.stop_ids) or any(t >= V for t, _ in request.decoding.logit_bias):
+            raise GptkitError(f"stop_ids and logit_bias must name token ids below the vocabulary size {V}")
+
+    def submit(self, request: Request) -> Request:
+        """Queue a request; it joins the batch at the next step with a free slot."""
+        self.check(request)
+        request.prompt = request.prompt[-self.window :]
         self.waiting.append(request)
         return request
 
@@ -237,7 +246,7 @@ class Generator:
         self._prefill([run.slot], [context])
 
     def _sample(self, runs: list[_Running], logits: torch.Tensor) -> list[tuple[Request, int]]:
-        if all(run.sampling.greedy and run.seen is None for run in runs):
+        if all(run.sampling.greedy and run.seen is None and not run.sampling.logit_bias for run in runs):
             tokens = logits.argmax(-1).tolist()  # one op for the whole batch
         else:
             tokens = sample_rows(logits, [r.sampling for r in runs], [r.generator for r in runs],
@@ -269,6 +278,14 @@ def _logprob(logits: torch.Tensor, token: int, k: int) -> TokenLogprob:
     return TokenLogprob(float(logprobs[token]), tuple(zip(ids.tolist(), values.tolist())))
 
 
+@torch.inference_mode()
+def prompt_logprobs(model: GPT, prompt: list[int], k: int) -> list[TokenLogprob | None]:
+    """Each prompt token's log-probability given the tokens before it, with the k likeliest there (OpenAI's
+    echo + logprobs); None for the first token, which nothing predicts. The prompt must fit the window."""
+    logits = model.logits(model.hidden_states(torch.tensor([prompt], device=model.device)))[0, :-1]  # (T-1, V)
+    return [None] + [_logprob(row, token, k) for row, token in zip(logits, prompt[1:])]
+
+
 def _window_for(model: GPT, requests: Sequence[Request]) -> int:
     """Cache length for these requests: all they can reach, capped at the context window."""
     return min(model.config.block_size, max(len(r.prompt) + r.decoding.max_new_tokens for r in requests))
@@ -295,9 +312,7 @@ def generate_batch(model: GPT, prompts: Sequence[list[int]], decoding: Decoding 
 
     With a seed, prompt i samples from seed + i, so its output does not depend on its batch mates.
     """
-    seed = decoding.seed
-    requests = [Request(list(p), decoding if seed is None else replace(decoding, seed=seed + i))
-                for i, p in enumerate(prompts)]
+    requests = [Request(list(p), decoding.seed_offset(i)) for i, p in enumerate(prompts)]
     if not requests:
         return []
     engine = Generator(model, max_batch or len(requests), _window_for(model, requests))

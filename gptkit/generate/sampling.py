@@ -1,7 +1,13 @@
-"""Picking the next token from logits: temperature, top-k, top-p, min-p and the repetition penalty.
+"""Picking the next token from logits: repetition penalty, logit bias, temperature, top-k, top-p and min-p.
 
 Applied in the order of transformers' logits processors, so the same settings
 keep the same tokens as `model.generate` in transformers.
+
+Every value the ranges accept samples a token, never an error (float32 turns 1e-300 into 0):
+- a temperature below MIN_TEMPERATURE is greedy decoding (as in vLLM): dividing by it overflows;
+- top-p and min-p always keep the most likely token, however small p is;
+- the repetition penalty lies in [0.01, 100], so penalized logits stay finite;
+- a logit bias lies in [-100, 100] (OpenAI's range) and is added before the temperature.
 """
 
 from __future__ import annotations
@@ -10,10 +16,14 @@ from dataclasses import dataclass
 
 import torch
 
+from ..errors import GptkitError
 from ..validate import check_fields, require
 
 # NaN fails every range
-SAMPLING_RANGES = dict(temperature=">= 0", top_k=">= 1", top_p="(0, 1]", min_p="[0, 1]", repetition_penalty="> 0")
+SAMPLING_RANGES = dict(temperature=">= 0", top_k=">= 1", top_p="(0, 1]", min_p="[0, 1]",
+                       repetition_penalty="[0.01, 100]")
+MIN_TEMPERATURE = 1e-5  # below it, sampling is greedy decoding
+MAX_LOGIT_BIAS = 100.0
 
 
 @dataclass(frozen=True)
@@ -29,14 +39,37 @@ class Sampling:
     top_p: float | None = None  # keep the smallest set whose probability reaches p
     min_p: float | None = None  # keep tokens at least min_p times as likely as the top one
     repetition_penalty: float = 1.0  # > 1 discourages tokens already in the prompt or output (CTRL)
+    logit_bias: tuple[tuple[int, float], ...] = ()  # (token id, bias) added to its logit (OpenAI's logit_bias)
 
     def __post_init__(self):
         check_fields(self, "sampling")
         require(self, "sampling", **SAMPLING_RANGES)
+        check_logit_bias(self.logit_bias, "sampling")
 
     @property
     def greedy(self) -> bool:
-        return self.temperature == 0
+        return self.temperature < MIN_TEMPERATURE
+
+
+def check_logit_bias(bias: tuple[tuple[int, float], ...], section: str) -> None:
+    for token, value in bias:
+        if token < 0 or not -MAX_LOGIT_BIAS <= value <= MAX_LOGIT_BIAS:
+            raise GptkitError(f"{section}: logit_bias maps token ids (>= 0) to values in [-{MAX_LOGIT_BIAS:g}, "
+                              f"{MAX_LOGIT_BIAS:g}], got {token}: {value!r}")
+
+
+def bias_logits(logits: torch.Tensor, biases: list[tuple[tuple[int, float], ...]]) -> torch.Tensor:
+    """logits (B, V) with row i's (token, bias) pairs added; a token id past the vocabulary is an error."""
+    if not any(biases):
+        return logits
+    V = logits.shape[-1]
+    if any(token >= V for bias in biases for token, _ in bias):
+        raise GptkitError(f"logit_bias names a token id past the vocabulary of {V}")
+    added = torch.zeros_like(logits)
+    for i, bias in enumerate(biases):
+        for token, value in bias:
+            added[i, token] += value
+    return logits + added
 
 
 GREEDY = Sampling(temperature=0)
@@ -58,7 +91,7 @@ def filter_logits(logits: torch.Tensor, sampling: Sampling) -> torch.Tensor:
         sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
         probs = sorted_logits.softmax(-1)
         # drop a token when the ones before it already reach top_p (the first always stays)
-        drop_sorted = (probs.cumsum(-1) - probs) >= sampling.top_p
+        drop_sorted = _keep_first((probs.cumsum(-1) - probs) >= sampling.top_p)
         drop = drop_sorted.scatter(-1, order, drop_sorted)
         logits = logits.masked_fill(drop, float("-inf"))
     if sampling.min_p:
@@ -72,6 +105,7 @@ def next_token(logits: torch.Tensor, sampling: Sampling, generator: torch.Genera
     """Pick one token per row of logits (B, V) -> (B,). `seen` marks tokens for the repetition penalty."""
     if seen is not None and sampling.repetition_penalty != 1:
         logits = penalize_repeats(logits.float(), seen, sampling.repetition_penalty)
+    logits = bias_logits(logits, [sampling.logit_bias] * logits.shape[0])
     if sampling.greedy:
         return logits.argmax(-1)
     probs = filter_logits(logits, sampling).softmax(-1)
@@ -93,6 +127,7 @@ def sample_rows(logits: torch.Tensor, samplings: list[Sampling], generators: lis
     if any(p != 1 for p in penalties):
         marked = torch.cat([m if m is not None else torch.zeros_like(logits[:1], dtype=torch.bool) for m in seen])
         logits = penalize_repeats(logits, marked, column(penalties))
+    logits = bias_logits(logits, [s.logit_bias for s in samplings])
     tokens = logits.argmax(-1).tolist()
     rows = [i for i, s in enumerate(samplings) if not s.greedy]
     if not rows:
@@ -117,10 +152,16 @@ def _filter_rows(logits: torch.Tensor, samplings: list[Sampling], column) -> tor
     if min(top_p) < 1:
         sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
         probs = sorted_logits.softmax(-1)
-        drop_sorted = (probs.cumsum(-1) - probs) >= column(top_p)
+        drop_sorted = _keep_first((probs.cumsum(-1) - probs) >= column(top_p))
         logits = logits.masked_fill(drop_sorted.scatter(-1, order, drop_sorted), float("-inf"))
     min_p = [s.min_p or 0.0 for s in samplings]
     if max(min_p) > 0:
         probs = logits.softmax(-1)
         logits = logits.masked_fill(probs < column(min_p) * probs.amax(-1, keepdim=True), float("-inf"))
     return logits
+
+
+def _keep_first(drop_sorted: torch.Tensor) -> torch.Tensor:
+    """A drop mask over sorted tokens that never drops the most likely one (top_p may round to 0 in float32)."""
+    drop_sorted[..., 0] = False
+    return drop_sorted

@@ -62,8 +62,7 @@ def complete_texts(model: GPT, tokenizer: Tokenizer, prompts: Sequence[str], dec
         if decoding.beam:
             outputs = [_best_beam(model, tokenizer, p, decoding) for p in chunk]
         else:
-            seeded = ending if ending.seed is None else replace(ending, seed=ending.seed + start)
-            outputs = generate_batch(model, [prompt_ids(tokenizer, p) for p in chunk], seeded)
+            outputs = generate_batch(model, [prompt_ids(tokenizer, p) for p in chunk], ending.seed_offset(start))
         for tokens in outputs:
             yield tokenizer.decode(without_eot(tokenizer, tokens))
 

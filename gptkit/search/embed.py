@@ -34,7 +34,7 @@ from ..model import GPT, sentence_vectors
 from ..quantize import for_inference
 from ..runtime import autocast
 from ..tokenizer import Tokenizer
-from ..train.contrastive import collate, text_ids
+from ..train.contrastive import collate, encoder_ids, text_ids
 
 DEFAULT_MAX_TOKENS = 256
 
@@ -59,12 +59,17 @@ class EncoderInfo:
 
 
 @torch.no_grad()
-def embed(model: GPT, tokenizer: Tokenizer, texts: Sequence[str], pooling: str = "", max_tokens: int = 0,
-          batch_size: int = 32) -> np.ndarray:
-    """Unit-length embeddings (N, C) of `texts`, float32; pooling "" = the model's own, else mean."""
+def embed(model: GPT, tokenizer: Tokenizer, texts: Sequence[str | list[int]], pooling: str = "",
+          max_tokens: int = 0, batch_size: int = 32) -> np.ndarray:
+    """Unit-length embeddings (N, C) of `texts` (or of texts' token ids), float32; pooling "" = the model's own,
+    else mean."""
     pooling = pooling or model.config.pooling or "mean"
     max_tokens = min(max_tokens or DEFAULT_MAX_TOKENS, model.config.block_size)
-    ids = [text_ids(tokenizer, text, max_tokens) for text in texts]
+    V = model.config.vocab_size
+    if any(not isinstance(t, str) and not all(0 <= i < V for i in t) for t in texts):
+        raise GptkitError(f"token ids must lie in the encoder's vocabulary [0, {V})")
+    ids = [text_ids(tokenizer, t, max_tokens) if isinstance(t, str)
+           else encoder_ids(list(t), tokenizer.eot_id, max_tokens) for t in texts]
     out = np.zeros((len(ids), model.config.n_embd), dtype=np.float32)
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))  # length buckets: neighbours pad little
     for start in range(0, len(order), batch_size):
@@ -131,6 +136,8 @@ class SentenceTransformerEncoder:
                                 int(self.model.max_seq_length), int(dim), str(path))
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if not all(isinstance(t, str) for t in texts):
+            raise GptkitError("this sentence-transformers encoder takes text, not token ids")
         vectors = self.model.encode(list(texts), batch_size=self.batch_size, convert_to_numpy=True,
                                     normalize_embeddings=True, show_progress_bar=False)
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.info.dim)

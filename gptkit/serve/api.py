@@ -1,8 +1,11 @@
 """The HTTP API: OpenAI's routes (models, completions, chat completions, embeddings), gptkit's
-/v1/answers for extractive QA, /health, /metrics and the playground at /.
+/v1/answers for extractive QA and /v1/search, /health, /metrics and the playground at /.
 
     app = create_app([load_served("runs/chat/best")], ServeSettings(api_key="secret"))
-    uvicorn.run(app, host="127.0.0.1", port=8000)
+    uvicorn.run(app, host="127.0.0.1", port=8000)       # or gptkit.serve.http.run(app, ...) with its limits
+
+Model work never runs on the event loop: generation runs in each model's engine thread, and
+tokenizing, embedding, searching and extractive answers in worker threads.
 """
 
 from __future__ import annotations
@@ -11,21 +14,21 @@ import base64
 import time
 import uuid
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 
 import numpy as np
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import FastAPI
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 
-from ..errors import GptkitError
+from .errors import ApiError, add_error_handlers
+from .generation import add_generation_routes
 from .guard import Guard
 from .metrics import Metrics
 from .models import ServedModel
-from .responses import chat_response, completion_response
-from .scheduler import QueueFull, Scheduler
-from .schemas import AnswerRequest, ApiError, ChatRequest, CompletionRequest, EmbeddingRequest, SearchRequest
+from .scheduler import Scheduler
+from .schemas import AnswerRequest, EmbeddingRequest, SearchRequest
 
 
 @dataclass(frozen=True)
@@ -42,77 +45,76 @@ class ServeSettings:
     cors_origins: tuple[str, ...] = ()
 
 
+@dataclass
+class ServerState:
+    """What the routes share: the served models by name, their schedulers, the metrics and the settings."""
+
+    models: dict[str, ServedModel]
+    settings: ServeSettings
+    metrics: Metrics = field(default_factory=Metrics)
+    schedulers: dict[str, Scheduler] = field(default_factory=dict)
+
+    def pick(self, name: str, *kinds: str) -> ServedModel:
+        """The served model called `name`, which must be of one of `kinds` (404 unknown, 400 the wrong kind)."""
+        if name not in self.models:
+            raise ApiError(404, f"model {name!r} is not served here; models: {', '.join(self.models)}", "model",
+                           "model_not_found")
+        kind = self.models[name].kind
+        if kind in kinds:
+            return self.models[name]
+        if kinds == ("chat",) and kind in ("lm", "task"):
+            raise ApiError(400, f"model {name!r} has no chat template (it was not fine-tuned on chat): send its "
+                                f"text to /v1/completions instead", "model")
+        raise ApiError(400, f"model {name!r} is a {kind} model; this route needs {' or '.join(kinds)}", "model")
+
+    def stopped(self) -> list[str]:
+        return [name for name, scheduler in self.schedulers.items() if not scheduler.alive]
+
+
 def create_app(served: list[ServedModel], settings: ServeSettings = ServeSettings()) -> FastAPI:
-    models = {m.name: m for m in served}
-    metrics = Metrics()
-    schedulers: dict[str, Scheduler] = {}
+    state = ServerState({m.name: m for m in served}, settings)
 
     @asynccontextmanager
     async def lifespan(app):
         for m in served:
             if m.generates:
-                schedulers[m.name] = Scheduler(m.model, settings.max_batch, settings.max_queue, settings.prefill_chunk,
-                                               settings.prefix_cache_mb, metrics.on_step(m.name))
+                state.schedulers[m.name] = Scheduler(
+                    m.model, settings.max_batch, settings.max_queue, settings.prefill_chunk, settings.prefix_cache_mb,
+                    state.metrics.on_step(m.name), state.metrics.engine_errors.labels(m.name).inc)
         yield
-        for scheduler in schedulers.values():
+        for scheduler in state.schedulers.values():
             scheduler.stop()
 
     app = FastAPI(title="gptkit", lifespan=lifespan, docs_url=None, redoc_url=None)
-    app.state.schedulers, app.state.metrics = schedulers, metrics
-    _add_errors(app)
-    _add_routes(app, models, schedulers, metrics, settings)
-    if settings.cors_origins:
+    app.state.schedulers, app.state.metrics = state.schedulers, state.metrics
+    add_error_handlers(app)
+    _add_routes(app, state)
+    add_generation_routes(app, state)
+    _add_reading_routes(app, state)
+    app.add_middleware(Guard, metrics=state.metrics, api_key=settings.api_key, max_body_bytes=settings.max_body_bytes)
+    if settings.cors_origins:  # outside the guard: a browser's preflight carries no key and must still be answered
         from fastapi.middleware.cors import CORSMiddleware
 
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["*"],
                            allow_headers=["*"])
-    app.add_middleware(Guard, metrics=metrics, api_key=settings.api_key, max_body_bytes=settings.max_body_bytes)
     return app
 
 
-def _add_errors(app: FastAPI) -> None:
-    @app.exception_handler(ApiError)
-    async def api_error(request: Request, e: ApiError):
-        return JSONResponse(e.body(), status_code=e.status)
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, e: RequestValidationError):
-        first = e.errors()[0]
-        param = ".".join(str(p) for p in first["loc"] if p != "body") or None
-        return JSONResponse(ApiError(400, f"{param}: {first['msg']}", param).body(), status_code=400)
-
-    @app.exception_handler(GptkitError)
-    async def user_error(request: Request, e: GptkitError):
-        return JSONResponse(ApiError(400, str(e)).body(), status_code=400)
-
-    @app.exception_handler(404)
-    async def not_found(request: Request, e):
-        return JSONResponse(ApiError(404, f"no route {request.url.path}", code="not_found").body(), status_code=404)
+def _model_card(m: ServedModel) -> dict:
+    return {"id": m.name, "object": "model", "created": 0, "owned_by": "gptkit", "kind": m.kind}
 
 
-def _pick(models: dict[str, ServedModel], name: str, *kinds: str) -> ServedModel:
-    """The served model called `name`, which must be of one of `kinds` (404 unknown, 400 the wrong kind)."""
-    if name not in models:
-        raise ApiError(404, f"model {name!r} is not served here; models: {', '.join(models)}", "model",
-                       "model_not_found")
-    if "chat" in kinds and models[name].kind not in kinds:
-        raise ApiError(400, f"model {name!r} has no chat template (it was not fine-tuned on chat): send its "
-                            f"text to /v1/completions instead", "model")
-    if models[name].kind not in kinds:
-        raise ApiError(400, f"model {name!r} is a {models[name].kind} model; this route needs "
-                            f"{' or '.join(kinds)}", "model")
-    return models[name]
-
-
-def _add_routes(app, models: dict[str, ServedModel], schedulers: dict[str, Scheduler], metrics: Metrics,
-                settings: ServeSettings) -> None:
+def _add_routes(app, state: ServerState) -> None:
     @app.get("/health")
     async def health():
-        return {"status": "ok", "models": list(models)}
+        stopped = state.stopped()
+        if stopped:  # a model whose engine stopped answers nothing: a load balancer should stop sending here
+            return JSONResponse({"status": "unhealthy", "stopped": stopped, "models": list(state.models)}, 503)
+        return {"status": "ok", "models": list(state.models)}
 
     @app.get("/metrics")
     async def prometheus():
-        return Response(metrics.render(), media_type="text/plain; version=0.0.4")
+        return Response(state.metrics.render(), media_type="text/plain; version=0.0.4")
 
     @app.get("/", response_class=HTMLResponse)
     async def playground():
@@ -120,59 +122,41 @@ def _add_routes(app, models: dict[str, ServedModel], schedulers: dict[str, Sched
 
     @app.get("/v1/models")
     async def list_models():
-        return {"object": "list", "data": [{"id": m.name, "object": "model", "created": 0, "owned_by": "gptkit",
-                                            "kind": m.kind} for m in models.values()]}
+        return {"object": "list", "data": [_model_card(m) for m in state.models.values()]}
 
-    _add_generation_routes(app, models, schedulers, metrics, settings)
-    _add_reading_routes(app, models, settings)
-
-
-def _add_generation_routes(app, models: dict[str, ServedModel], schedulers: dict[str, Scheduler], metrics: Metrics,
-                           settings: ServeSettings) -> None:
-    @app.post("/v1/completions")
-    async def completions(body: CompletionRequest):
-        served = _pick(models, body.model, "lm", "chat", "task")
-        prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
-        if not prompts:
-            raise ApiError(400, "prompt: give a prompt (or a list of them)", "prompt")
-        texts = [served.task_prompt(p) for p in prompts] if served.kind == "task" else prompts
-        return await _generate(served, schedulers[served.name], body, texts, metrics, settings, completion_response,
-                               body.logprobs, body.max_tokens)
-
-    @app.post("/v1/chat/completions")
-    async def chat(body: ChatRequest):
-        served = _pick(models, body.model, "chat")
-        if not body.messages or body.messages[-1].role == "assistant":
-            raise ApiError(400, "messages must not be empty and must end with a user (or system) message",
-                           "messages")
-        conversation = served.chat()
-        conversation.messages = [m.model_dump() for m in body.messages]
-        top = (body.top_logprobs or 0) if body.logprobs else None
-        return await _generate(served, schedulers[served.name], body, [conversation.render()], metrics, settings,
-                               chat_response, top, body.max_completion_tokens or body.max_tokens)
+    @app.get("/v1/models/{name:path}")
+    async def retrieve_model(name: str):
+        if name not in state.models:
+            raise ApiError(404, f"model {name!r} is not served here; models: {', '.join(state.models)}", "model",
+                           "model_not_found")
+        return _model_card(state.models[name])
 
 
-def _add_reading_routes(app, models: dict[str, ServedModel], settings: ServeSettings) -> None:
+def _add_reading_routes(app, state: ServerState) -> None:
     @app.post("/v1/embeddings")
     async def embeddings(body: EmbeddingRequest):
-        served = _pick(models, body.model, "encoder")
-        texts = [body.input] if isinstance(body.input, str) else body.input
-        if not texts or len(texts) > settings.max_inputs or not all(t.strip() for t in texts):
-            raise ApiError(400, f"input: give 1 to {settings.max_inputs} non-empty texts", "input")
-        vectors = served.encoder.embed(texts).astype(np.float32)
+        served = state.pick(body.model, "encoder")
+        one = isinstance(body.input, str) or (body.input and isinstance(body.input[0], int))
+        inputs = [body.input] if one else body.input
+        limit = state.settings.max_inputs
+        if not inputs or len(inputs) > limit or not all(t.strip() if isinstance(t, str) else t for t in inputs):
+            raise ApiError(400, f"input: give 1 to {limit} non-empty texts (or lists of token ids)", "input")
+        if body.dimensions is not None and body.dimensions != served.encoder.info.dim:
+            raise ApiError(400, f"dimensions: this encoder's vectors have {served.encoder.info.dim} dimensions; "
+                                f"gptkit does not shorten them", "dimensions", "unsupported_parameter")
+        vectors, tokens = await run_in_threadpool(_embed, served, inputs)
         data = [{"object": "embedding", "index": i,
                  "embedding": base64.b64encode(v.tobytes()).decode() if body.encoding_format == "base64"
                  else v.tolist()} for i, v in enumerate(vectors)]
-        tokens = sum(len(served.encoder.token_spans(t)) for t in texts)
         return {"object": "list", "data": data, "model": served.name,
                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
 
     @app.post("/v1/search")
     async def search(body: SearchRequest):
-        served = _pick(models, body.model, "index")
+        served = state.pick(body.model, "index")
         if not body.query.strip():
             raise ApiError(400, "query: give words to search for", "query")
-        hits = served.searcher.search(body.query, k=body.k, mode=body.mode)
+        hits = await run_in_threadpool(served.searcher.search, body.query, body.k, body.mode)
         return {"object": "list", "model": served.name, "data": [
             {"object": "search_result", "rank": rank, "score": hit.score, "document": hit.chunk.doc,
              "start": hit.chunk.start, "end": hit.chunk.end, "text": hit.chunk.text}
@@ -180,39 +164,21 @@ def _add_reading_routes(app, models: dict[str, ServedModel], settings: ServeSett
 
     @app.post("/v1/answers")
     async def answers(body: AnswerRequest):
-        from ..data.formats import qa_record
-        from ..eval.qa import answer_questions
-
-        served = _pick(models, body.model, "extractive")
-        record = qa_record(body.context, body.question)
-        span = answer_questions(served.model, served.tokenizer, served.task, [record])[0]
+        served = state.pick(body.model, "extractive")
+        span = await run_in_threadpool(_answer, served, body.context, body.question)
         return {"id": f"ans-{uuid.uuid4().hex}", "object": "answer", "created": int(time.time()),
                 "model": served.name, "answer": span.text, "start": span.start, "end": span.end,
                 "score": span.score}
 
 
-async def _generate(served: ServedModel, scheduler: Scheduler, body, texts: list[str], metrics: Metrics,
-                    settings: ServeSettings, respond, logprobs: int | None, max_tokens: int | None):
-    """Check the request against the window and limits, then answer it whole or as a stream."""
-    if body.n * len(texts) > settings.max_n:
-        raise ApiError(400, f"n is {body.n} for {len(texts)} prompt(s); this server returns at most "
-                            f"{settings.max_n} choices", "n")
-    prompts = [served.tokenizer.encode(t) if t else [served.tokenizer.eot_id] for t in texts]
-    window = min(scheduler.window, settings.max_tokens or scheduler.window)
-    longest = max(map(len, prompts))
-    max_tokens = max_tokens or max(1, window - longest)
-    if longest + max_tokens > window:
-        raise ApiError(400, f"the prompt has {longest} tokens and max_tokens is {max_tokens}: together above "
-                            f"the limit of {window} tokens; shorten the prompt or lower max_tokens", "max_tokens",
-                       "context_length_exceeded")
-    decoding = body.decoding(max_tokens, served.tokenizer.eot_id)
-    if scheduler.room() < body.n * len(prompts):  # all of the request's choices, before streaming starts
-        metrics.rejected.labels(served.name).inc()
-        raise ApiError(429, "the server is busy: too many requests are queued; retry later", None,
-                       "rate_limit_exceeded", "rate_limit_error")
-    try:
-        return await respond(served, scheduler, body, prompts, texts, decoding, logprobs, metrics)
-    except QueueFull as e:
-        metrics.rejected.labels(served.name).inc()
-        raise ApiError(429, f"the server is busy ({e}); retry later", None, "rate_limit_exceeded",
-                       "rate_limit_error") from None
+def _embed(served: ServedModel, inputs: list) -> tuple[np.ndarray, int]:
+    vectors = served.encoder.embed(inputs).astype(np.float32)
+    tokens = sum(len(served.encoder.token_spans(t)) if isinstance(t, str) else len(t) for t in inputs)
+    return vectors, tokens
+
+
+def _answer(served: ServedModel, context: str, question: str):
+    from ..data.formats import qa_record
+    from ..eval.qa import answer_questions
+
+    return answer_questions(served.model, served.tokenizer, served.task, [qa_record(context, question)])[0]

@@ -19,6 +19,8 @@ class Metrics:
                                  ["model"], registry=r)
         self.rejected = Counter("gptkit_rejected_requests", "requests refused with 429: the queue was full",
                                 ["model"], registry=r)
+        self.engine_errors = Counter("gptkit_engine_errors", "engine steps that failed (their requests got an "
+                                     "error; the engine went on)", ["model"], registry=r)
         self.waiting = Gauge("gptkit_queue_depth", "requests waiting for a slot", ["model"], registry=r)
         self.running = Gauge("gptkit_running_requests", "requests in the running batch", ["model"], registry=r)
         self.prefix_hits = Counter("gptkit_prefix_cache_hit_tokens", "prompt tokens reused from the prefix cache",

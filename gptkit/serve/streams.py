@@ -1,7 +1,8 @@
-"""One generation as text: tokens from the scheduler through a `TextStream` (whole characters, stop
-strings held back and cut), with timing for the metrics; `n` choices run side by side.
+"""Generations as text: each job's tokens from the scheduler through a `TextStream` (whole characters,
+stop strings held back and cut), with timing for the metrics; a request's choices run side by side.
 
-    async for delta in choices(served, scheduler, [prompt_ids], decoding, n=2, logprobs=5, metrics=m):
+    jobs = scheduler.submit_all(requests)             # admitted (or refused) before any reply goes out
+    async for delta in choices(served, scheduler, jobs, metrics=m):
         delta.index, delta.text, delta.logprobs, delta.finish_reason
 """
 
@@ -10,13 +11,17 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
-from ..generate import Decoding, TextStream
+from ..generate import TextStream
 from ..generate.engine import TokenLogprob
 from .metrics import Metrics
 from .models import ServedModel
-from .scheduler import Scheduler
+from .scheduler import Job, Scheduler
+
+
+class EngineFailed(Exception):
+    """The engine failed on a step this choice was in: the reply ends with an error (500, or an error event)."""
 
 
 @dataclass
@@ -30,11 +35,10 @@ class Delta:
     finish_reason: str | None = None
 
 
-async def one_choice(served: ServedModel, scheduler: Scheduler, prompt: list[int], decoding: Decoding,
-                     index: int = 0, logprobs: int | None = None, metrics: Metrics | None = None
-                     ) -> AsyncIterator[Delta]:
-    """The continuation of `prompt` as deltas; the job is cancelled if the caller stops listening."""
-    job = scheduler.submit(prompt, decoding, logprobs)
+async def one_choice(served: ServedModel, scheduler: Scheduler, job: Job, index: int = 0,
+                     metrics: Metrics | None = None) -> AsyncIterator[Delta]:
+    """The continuation of the job's prompt as deltas; the job is cancelled if the caller stops listening."""
+    decoding = job.request.decoding
     text = TextStream(served.tokenizer, decoding.stop)
     clock = _Clock(served.name, metrics, job.submitted)
     pending = Delta(index)
@@ -52,44 +56,56 @@ async def one_choice(served: ServedModel, scheduler: Scheduler, prompt: list[int
             if pending.text:
                 yield pending
                 pending = Delta(index)
+        if job.error is not None:
+            raise EngineFailed(job.error)
         pending.text += text.finish()
         pending.finish_reason = "stop" if text.stopped else (job.finish_reason or "stop")
         yield pending
     finally:
-        clock.done(job.request.tokens, len(prompt))
+        clock.done(job.request.tokens, len(job.request.prompt))
         if not job.request.done:
             scheduler.cancel(job)
             if metrics is not None:
                 metrics.cancelled.labels(served.name).inc()
 
 
-async def choices(served: ServedModel, scheduler: Scheduler, prompts: list[list[int]], decoding: Decoding,
-                  n: int = 1, logprobs: int | None = None, metrics: Metrics | None = None) -> AsyncIterator[Delta]:
-    """n continuations of each prompt, interleaved as their deltas come: choice p * n + j continues prompt p,
-    sampled from seed + j (so choice j of a prompt is the same whatever else the request asks)."""
-    if len(prompts) * n == 1:
-        async for delta in one_choice(served, scheduler, prompts[0], decoding, 0, logprobs, metrics):
+async def choices(served: ServedModel, scheduler: Scheduler, jobs: list[Job],
+                  metrics: Metrics | None = None) -> AsyncIterator[Delta]:
+    """Each job's deltas (choice i is jobs[i]), interleaved as they come. Every job is cancelled if the
+    caller stops listening, and an engine failure in any of them ends the whole reply (EngineFailed)."""
+    if len(jobs) == 1:
+        async for delta in one_choice(served, scheduler, jobs[0], 0, metrics):
             yield delta
         return
     merged: asyncio.Queue = asyncio.Queue()
 
     async def run(index: int) -> None:
-        j = index % n
-        seeded = decoding if decoding.seed is None else replace(decoding, seed=decoding.seed + j)
         try:
-            async for delta in one_choice(served, scheduler, prompts[index // n], seeded, index, logprobs, metrics):
+            async for delta in one_choice(served, scheduler, jobs[index], index, metrics):
                 await merged.put(delta)
+        except EngineFailed as e:
+            await merged.put(e)
         finally:
             await merged.put(None)
 
-    tasks = [asyncio.create_task(run(i)) for i in range(len(prompts) * n)]
+    tasks = [asyncio.create_task(run(i)) for i in range(len(jobs))]
     try:
         for _ in tasks:
-            while (delta := await merged.get()) is not None:
-                yield delta
+            while (item := await merged.get()) is not None:
+                if isinstance(item, EngineFailed):
+                    raise item
+                yield item
     finally:
         for task in tasks:
             task.cancel()
+        cancel_unfinished(scheduler, jobs)
+
+
+def cancel_unfinished(scheduler: Scheduler, jobs: list[Job]) -> None:
+    """Free the slots of jobs whose reply nobody reads any more (a no-op for finished ones)."""
+    for job in jobs:
+        if not job.request.done:
+            scheduler.cancel(job)
 
 
 class _Clock:

@@ -37,9 +37,14 @@ Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
 def text_ids(tokenizer: Tokenizer, text: str, max_tokens: int) -> list[int]:
     """What an encoder reads for `text`: its first tokens, then end-of-text (which last-token pooling reads)."""
-    if tokenizer.eot_id is None:
-        return tokenizer.encode(text)[:max_tokens] or [0]  # a text needs one position to pool
-    return tokenizer.encode(text)[: max_tokens - 1] + [tokenizer.eot_id]
+    return encoder_ids(tokenizer.encode(text), tokenizer.eot_id, max_tokens)
+
+
+def encoder_ids(ids: list[int], eot_id: int | None, max_tokens: int) -> list[int]:
+    """What an encoder reads for a text's ids: the first ones, then end-of-text when the tokenizer has one."""
+    if eot_id is None:
+        return ids[:max_tokens] or [0]  # a text needs one position to pool
+    return ids[: max_tokens - 1] + [eot_id]
 
 
 def collate(texts: Sequence[list[int]], device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:

@@ -3,7 +3,7 @@
 import asyncio
 from dataclasses import replace
 
-from gptkit.generate import Decoding
+from gptkit.generate import Decoding, Request
 from gptkit.serve import load_served
 from gptkit.serve.scheduler import Scheduler
 from gptkit.serve.streams import choices
@@ -15,7 +15,8 @@ def _run(served, prompt, decoding, n=1):
     async def collect():
         scheduler = Scheduler(served.model, max_batch=4)
         try:
-            return [d async for d in choices(served, scheduler, [prompt], decoding, n)]
+            jobs = scheduler.submit_all([Request(prompt, decoding.seed_offset(j)) for j in range(n)])
+            return [d async for d in choices(served, scheduler, jobs)]
         finally:
             scheduler.stop()
     return asyncio.run(collect())
