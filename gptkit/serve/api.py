@@ -86,7 +86,7 @@ def create_app(served: list[ServedModel], settings: ServeSettings = ServeSetting
             scheduler.stop()
 
     app = FastAPI(title="gptkit", lifespan=lifespan, docs_url=None, redoc_url=None)
-    app.state.schedulers, app.state.metrics = state.schedulers, state.metrics
+    app.state.schedulers, app.state.metrics, app.state.served = state.schedulers, state.metrics, state.models
     add_error_handlers(app)
     _add_routes(app, state)
     add_generation_routes(app, state)

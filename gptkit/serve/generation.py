@@ -33,7 +33,7 @@ def add_generation_routes(app, state) -> None:
         if not body.prompt:
             raise ApiError(400, "prompt: give a prompt (or a list of them)", "prompt")
         scheduler = state.schedulers[served.name]
-        if isinstance(body.prompt[0], int) or isinstance(body.prompt[0], list):  # token ids, one prompt or more
+        if isinstance(body.prompt[0], (int, list)):  # token ids: one prompt, or a list of them
             prompts = [body.prompt] if isinstance(body.prompt[0], int) else body.prompt
             return await _generate(state, served, body, http, [list(p) for p in prompts], body.logprobs,
                                    body.max_tokens, completion_response)

@@ -37,8 +37,11 @@ def free_port() -> int:
 class Running:
     """uvicorn in a thread of the test process; `url` is its base."""
 
-    def __init__(self, app, port: int):
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    def __init__(self, app, port: int, limits=None):
+        from gptkit.serve.http import HttpLimits, uvicorn_config
+
+        self.server = uvicorn.Server(uvicorn_config(app, "127.0.0.1", port, limits or HttpLimits(),
+                                                    log_level="warning"))
         self.server.install_signal_handlers = lambda: None  # not the main thread
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
@@ -71,3 +74,27 @@ def served(tmp_path_factory):
 def client(served):
     openai = pytest.importorskip("openai")
     return openai.OpenAI(base_url=served.url + "/v1", api_key="sesame", max_retries=0, timeout=60)
+
+
+def serve(paths, limits=None, **settings) -> Running:
+    """A server of its own for a test that changes its settings or its engine; stop() it."""
+    from gptkit.serve import ServeSettings, create_app, load_served
+
+    app = create_app([load_served(p, dtype="fp32") for p in paths], ServeSettings(**settings))
+    return Running(app, free_port(), limits)
+
+
+class Gate:
+    """Holds a scheduler's engine still until `open()`: requests queue up but no step runs."""
+
+    def __init__(self, scheduler):
+        self.event, self.engine = threading.Event(), scheduler.engine
+        self.step = self.engine.step
+        self.engine.step = self._step
+
+    def _step(self):
+        assert self.event.wait(60), "the gate was never opened"
+        return self.step()
+
+    def open(self):
+        self.event.set()
