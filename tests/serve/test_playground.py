@@ -1,8 +1,9 @@
 """The playground page in a real browser (Debian's chromium + chromium-driver, through Selenium)."""
 
+import itertools
 import os
 import shutil
-import time
+import threading
 from pathlib import Path
 
 import pytest
@@ -27,14 +28,16 @@ def page(tmp_path):
     app = create_app([load_served(p, dtype="fp32") for p in paths[:2]], ServeSettings(max_batch=2))
     running = Running(app, free_port())
     engine = app.state.schedulers["lm"].engine
-    step = engine.step
-    engine.step = lambda: time.sleep(0.03) or step()  # slow enough to watch, and to press stop in time
+    step, steps, stopped = engine.step, itertools.count(), threading.Event()
+    # after 10 steps the engine waits for the stop button: the stop lands well before max_tokens, however slow
+    engine.step = lambda: (next(steps) < 10 or stopped.wait(60)) and step()
     options = webdriver.ChromeOptions()
     options.binary_location = shutil.which("chromium")
     for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1200,800"):
         options.add_argument(flag)
     browser = webdriver.Chrome(service=webdriver.ChromeService(shutil.which("chromedriver")), options=options)
     browser.get(running.url + "/")
+    browser.stopped = stopped
     yield browser
     browser.quit()
     running.stop()
@@ -52,6 +55,7 @@ def test_the_playground_streams_shades_tokens_shows_alternatives_and_stops(page,
     assert "tokens/s" in page.find_element(By.ID, "status").text
     page.find_element(By.ID, "stop").click()
     wait.until(lambda b: "stopped" in b.find_element(By.ID, "status").text)
+    page.stopped.set()
     tokens = page.find_elements(By.CSS_SELECTOR, "#output .tok")
     assert 5 <= len(tokens) < 90  # stopped before max_tokens
     assert page.find_element(By.CSS_SELECTOR, "#output .prompt").text == "hello world"

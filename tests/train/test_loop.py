@@ -74,8 +74,7 @@ def test_a_second_training_run_on_the_same_out_dir_is_refused(shards, tmp_path):
         second = subprocess.run([*_cli(sys.executable, "-m", "gptkit"), *_overrides(shards, tmp_path / "run")],
                                 capture_output=True, text=True, timeout=120)
         steps_before = len(_losses(tmp_path / "run"))
-        time.sleep(0.5)
-        assert len(_losses(tmp_path / "run")) > steps_before  # the first run goes on undisturbed
+        _wait_for(lambda: len(_losses(tmp_path / "run")) > steps_before, first)  # the first run goes on undisturbed
     finally:
         first.kill()
         first.wait()
