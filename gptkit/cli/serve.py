@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 
 from ..errors import GptkitError, require_extra
 from .flags import add_model_flags
@@ -13,6 +14,7 @@ from .flags import add_model_flags
 def _cmd_serve(args) -> None:
     from ..serve import ServeSettings, create_app, load_served
     from ..serve.http import HttpLimits, uvicorn_config
+    from ..serve.scheduler import EngineLoop
 
     uvicorn = require_extra("uvicorn", "serve")
     limits = HttpLimits(args.header_timeout, args.keep_alive, args.max_connections)
@@ -32,18 +34,43 @@ def _cmd_serve(args) -> None:
     settings = ServeSettings(args.api_key or os.environ.get("GPTKIT_API_KEY") or None, args.max_batch,
                              args.max_queue, args.prefill_chunk, args.prefix_cache_mb, args.max_n, args.max_tokens,
                              cors_origins=tuple(args.cors or ()))
-    app = create_app(served, settings)
+    engine = EngineLoop()
+    app = create_app(served, settings, engine)
     for m in served:
         print(f"serving {m.name} ({m.kind}) from {m.path}", file=sys.stderr)
     print(f"playground and API on http://{args.host}:{args.port}/ (Ctrl-C or SIGTERM stops)", file=sys.stderr)
-    config = uvicorn_config(app, args.host, args.port, limits, log_level="warning",
-                            timeout_graceful_shutdown=args.grace)
-    # uvicorn stops gracefully on SIGTERM and then raises it again: here that means "done", exit 0
-    previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    server = uvicorn.Server(uvicorn_config(app, args.host, args.port, limits, log_level="warning",
+                                          timeout_graceful_shutdown=args.grace))
+    _run(server, engine)
+
+
+def _run(server, engine) -> None:
+    """uvicorn in a thread, the engines in the main thread (PyTorch's kernels are fastest there); SIGTERM or
+    Ctrl-C stops admitting requests, lets in-flight ones finish, and the app's shutdown ends the engine loop."""
+
+    def serve() -> None:
+        try:
+            server.run()
+        except SystemExit:  # uvicorn could not start (the port is taken): it said why; the check below tells
+            pass
+        finally:
+            engine.stop()
+
+    def shut_down(signum, frame) -> None:
+        server.force_exit = server.should_exit  # a second Ctrl-C: stop now
+        server.should_exit = True
+
+    previous = {sig: signal.signal(sig, shut_down) for sig in (signal.SIGTERM, signal.SIGINT)}
+    thread = threading.Thread(target=serve, name="gptkit-http")
     try:
-        uvicorn.Server(config).run()
+        thread.start()
+        engine.run()
+        thread.join()
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if not server.started:
+        raise GptkitError("the server did not start (is the port already in use? see the message above)")
 
 
 def add_parsers(sub) -> None:

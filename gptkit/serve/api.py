@@ -27,7 +27,7 @@ from .generation import add_generation_routes
 from .guard import Guard
 from .metrics import Metrics
 from .models import ServedModel
-from .scheduler import Scheduler
+from .scheduler import EngineLoop, Scheduler
 from .schemas import AnswerRequest, EmbeddingRequest, SearchRequest
 
 
@@ -71,19 +71,25 @@ class ServerState:
         return [name for name, scheduler in self.schedulers.items() if not scheduler.alive]
 
 
-def create_app(served: list[ServedModel], settings: ServeSettings = ServeSettings()) -> FastAPI:
+def create_app(served: list[ServedModel], settings: ServeSettings = ServeSettings(),
+               engine: EngineLoop | None = None) -> FastAPI:
+    """The app for these models. Their engines step on `engine`, a loop its caller runs (`gptkit serve` runs it
+    in the main thread, where PyTorch is fastest); by default a loop of the app's own, in a thread that starts
+    and stops with the app. Either way the loop stops when the app shuts down."""
     state = ServerState({m.name: m for m in served}, settings)
+    loop = engine or EngineLoop()
+    for m in served:
+        if m.generates:
+            state.schedulers[m.name] = loop.add(
+                m.model, settings.max_batch, settings.max_queue, settings.prefill_chunk, settings.prefix_cache_mb,
+                state.metrics.on_step(m.name), state.metrics.engine_errors.labels(m.name).inc)
 
     @asynccontextmanager
     async def lifespan(app):
-        for m in served:
-            if m.generates:
-                state.schedulers[m.name] = Scheduler(
-                    m.model, settings.max_batch, settings.max_queue, settings.prefill_chunk, settings.prefix_cache_mb,
-                    state.metrics.on_step(m.name), state.metrics.engine_errors.labels(m.name).inc)
+        if engine is None:
+            loop.start()
         yield
-        for scheduler in state.schedulers.values():
-            scheduler.stop()
+        loop.stop()
 
     app = FastAPI(title="gptkit", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.schedulers, app.state.metrics, app.state.served = state.schedulers, state.metrics, state.models

@@ -136,14 +136,17 @@ async def until_disconnected(request: Request, work: Awaitable):
     task = asyncio.ensure_future(work)
     watch = asyncio.ensure_future(_disconnect(request))
     try:
-        await asyncio.wait({task, watch}, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait({task, watch}, return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:  # the handler itself is cancelled (the server shuts down)
+        task.cancel()
+        raise
     finally:
         watch.cancel()
-        if not task.done():
-            task.cancel()
-    if task.cancelled():
-        raise ClientGone()
-    return task.result()
+    if task in done:
+        return task.result()
+    task.cancel()  # its jobs are cancelled as the cancellation unwinds it
+    await asyncio.gather(task, return_exceptions=True)
+    raise ClientGone()
 
 
 async def _disconnect(request: Request) -> None:

@@ -1,6 +1,7 @@
-"""One engine loop per model: a thread that owns a `Generator`, and the asyncio side that talks to it.
+"""The engine loop: one thread that steps every served model's `Generator`, and, per model, the `Scheduler`
+the asyncio side talks to.
 
-    scheduler = Scheduler(model, max_batch=8, max_queue=64)
+    scheduler = Scheduler(model, max_batch=8, max_queue=64)   # with a loop (a thread) of its own
     [job] = scheduler.submit_all([Request(prompt_ids, decoding, logprobs=5)])  # QueueFull: no room for all
     async for token, logprob in job:                           # each new token as the engine makes it
         ...
@@ -8,14 +9,20 @@
     scheduler.cancel(job)                                      # e.g. the client went away: its slot is freed
     result = await scheduler.call(fn)                          # other model work, run in the engine thread
 
+    loop = EngineLoop()                                        # several models, one loop; run() in the main
+    schedulers = [loop.add(m) for m in models]                 # thread (`gptkit serve` does), or start() one
+    loop.run()                                                 # until loop.stop()
+
 Requests join the running batch between decode steps (continuous batching) and leave it
-the moment they finish, so a short request never waits for a long one. The engine runs
-in its own thread (PyTorch releases the GIL), so the event loop keeps serving while it
-computes; every change to the engine happens in that thread, through its inbox.
+the moment they finish, so a short request never waits for a long one. The loop runs in its
+own thread (PyTorch releases the GIL), so the event loop keeps serving while it computes;
+every change to an engine happens in that thread, through the loop's inbox. Run in the
+process's main thread, PyTorch's OpenMP kernels are faster than in any other (1.4x a decode
+step of a 92M model here), so `gptkit serve` gives the loop the main thread and uvicorn another.
 
 A request never stops the engine: an exception while stepping fails the requests of that step
 (their jobs end with `error` set) and the loop goes on with the rest; `alive` says whether the
-thread still runs, for /health.
+loop still runs, for /health.
 """
 
 from __future__ import annotations
@@ -41,7 +48,7 @@ class QueueFull(Exception):
 
 
 class EngineStopped(Exception):
-    """The engine thread is not running (the server answers 503 and /health says so)."""
+    """The engine loop is not running (the server answers 503 and /health says so)."""
 
 
 @dataclass(eq=False)
@@ -63,25 +70,87 @@ class Job:
             yield event
 
 
+class EngineLoop:
+    """Steps the engines of its schedulers in turn, in the thread that calls `run` (or its own: `start`)."""
+
+    def __init__(self):
+        self.schedulers: list[Scheduler] = []
+        self.inbox: queue.SimpleQueue = queue.SimpleQueue()
+        self._stopped = False
+        self._thread: threading.Thread | None = None
+
+    def add(self, model: GPT, *args, **kw) -> Scheduler:
+        """A scheduler for `model` on this loop (add them all before the loop runs)."""
+        scheduler = Scheduler(model, *args, loop=self, **kw)
+        self.schedulers.append(scheduler)
+        return scheduler
+
+    @property
+    def alive(self) -> bool:
+        return not self._stopped and (self._thread.is_alive() if self._thread is not None else True)
+
+    def start(self) -> EngineLoop:
+        """Run the loop in a thread of its own."""
+        self._thread = threading.Thread(target=self.run, name="gptkit-engine", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """End the loop: jobs still running are cancelled."""
+        self._stopped = True
+        self.inbox.put(("stop", None))
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=10)
+
+    def run(self) -> None:
+        """Step every busy engine, read the inbox between steps, until stop()."""
+        while not self._stopped:
+            try:
+                busy = [s for s in self.schedulers if s.engine.busy]
+                self._take_inbox(block=not busy)
+                for scheduler in busy:
+                    if not self._stopped:
+                        scheduler.step()
+            except Exception:  # a scheduler's own failure: logged, and the loop goes on
+                log.exception("the engine loop failed between steps")
+        for scheduler in self.schedulers:
+            scheduler.end_all()
+
+    def _take_inbox(self, block: bool) -> None:
+        try:
+            message = self.inbox.get(timeout=0.5) if block else self.inbox.get_nowait()
+        except queue.Empty:
+            return
+        while True:
+            kind, scheduler, *rest = message
+            if scheduler is not None:
+                scheduler.handle(kind, *rest)
+            try:
+                message = self.inbox.get_nowait()
+            except queue.Empty:
+                return
+
+
 class Scheduler:
-    """Continuous batching for one model: `submit` from the event loop, tokens arrive on each Job."""
+    """Continuous batching for one model: `submit_all` from the event loop, tokens arrive on each Job."""
 
     def __init__(self, model: GPT, max_batch: int = 8, max_queue: int = 64, prefill_chunk: int = 64,
                  prefix_cache_mb: float = 256, on_step: Callable[[Generator], None] | None = None,
-                 on_error: Callable[[], None] | None = None):
+                 on_error: Callable[[], None] | None = None, loop: EngineLoop | None = None):
         cache = PrefixCache(prefill_chunk, int(prefix_cache_mb * 2**20)) if prefix_cache_mb > 0 else None
         self.engine = Generator(model, max_batch, prefill_chunk=prefill_chunk, prefill_budget=4 * prefill_chunk,
                                 prefix_cache=cache, at_window="stop")
         self.max_queue = max_queue
         self.on_step = on_step  # the engine after each step: the metrics' gauges
         self.on_error = on_error  # a step failed: the metrics' counter
-        self._inbox: queue.SimpleQueue = queue.SimpleQueue()
         self._jobs: dict[int, Job] = {}  # id(request) -> job, for the requests the engine holds
         self._pending = 0  # submitted and not yet finished
         self._lock = threading.Lock()
-        self._stopped = False
-        self._thread = threading.Thread(target=self._run, name="gptkit-engine", daemon=True)
-        self._thread.start()
+        if loop is None:  # a loop of its own
+            loop = EngineLoop()
+            loop.schedulers.append(self)
+            loop.start()
+        self.loop = loop
 
     @property
     def window(self) -> int:
@@ -93,7 +162,7 @@ class Scheduler:
 
     @property
     def alive(self) -> bool:
-        return self._thread.is_alive() and not self._stopped
+        return self.loop.alive
 
     def room(self) -> int:
         """How many more requests it takes now: free slots plus free places in the queue."""
@@ -110,10 +179,10 @@ class Scheduler:
             if self.room() < len(requests):
                 raise QueueFull(f"{self._pending} requests are in flight and the queue holds {self.max_queue}")
             self._pending += len(requests)
-        loop = asyncio.get_running_loop()
-        jobs = [Job(request, loop) for request in requests]
+        event_loop = asyncio.get_running_loop()
+        jobs = [Job(request, event_loop) for request in requests]
         for job in jobs:
-            self._inbox.put(("submit", job))
+            self.loop.inbox.put(("submit", self, job))
         return jobs
 
     def submit(self, prompt: list[int], decoding: Decoding, logprobs: int | None = None) -> Job:
@@ -125,42 +194,60 @@ class Scheduler:
         future = asyncio.get_running_loop().create_future()
         if not self.alive:
             raise EngineStopped("the engine of this model has stopped; see the server's log")
-        self._inbox.put(("call", fn, future))
+        self.loop.inbox.put(("call", self, fn, future))
         return await future
 
     def cancel(self, job: Job, reason: str = "cancelled") -> None:
         """Free the job's slot at the next step (thread-safe; a finished job is left as it is)."""
-        self._inbox.put(("cancel", job, reason))
+        self.loop.inbox.put(("cancel", self, job, reason))
 
     def stop(self) -> None:
-        """End the engine thread: jobs still running are cancelled."""
-        self._stopped = True
-        self._inbox.put(("stop",))
-        self._thread.join(timeout=10)
+        """Stop the engine loop this scheduler runs on."""
+        self.loop.stop()
 
-    # -- the engine thread ------------------------------------------------------------
-    def _run(self) -> None:
-        while not self._stopped:
+    # -- in the engine loop's thread ----------------------------------------------------
+    def step(self) -> None:
+        """One engine step; a failure fails the requests of that step, never the loop."""
+        try:
+            for request, token in self.engine.step():
+                job = self._jobs[id(request)]
+                logprob = request.token_logprobs[-1] if request.logprobs is not None else None
+                job.loop.call_soon_threadsafe(job.events.put_nowait, (token, logprob))
+            for job in [job for job in self._jobs.values() if job.request.done]:  # with a token, or at the window
+                self._finish(job)
+            if self.on_step is not None:
+                self.on_step(self.engine)
+        except Exception as e:
+            log.exception("the engine failed while generating; its running requests get an error")
+            self._fail_running(f"the model failed while generating ({type(e).__name__}: {e})")
+
+    def handle(self, kind: str, *args) -> None:
+        if kind == "submit":
+            job = args[0]
+            self._jobs[id(job.request)] = job
             try:
-                self._take_inbox(block=not self.engine.busy)
-                if not self._stopped and self.engine.busy:
-                    self._step()
-            except Exception as e:  # a failed step fails its requests, never the loop
-                log.exception("the engine failed while generating; its running requests get an error")
-                self._fail_running(f"the model failed while generating ({type(e).__name__}: {e})")
+                self.engine.submit(job.request)
+            except Exception as e:  # checked before submitting; a failure here still must not hang the client
+                job.request.finish_reason, job.error = "cancelled", str(e)
+                self._finish(job)
+        elif kind == "call":
+            fn, future = args
+            try:
+                result, error = fn(), None
+            except Exception as e:
+                result, error = None, e
+            future.get_loop().call_soon_threadsafe(_settle, future, result, error)
+        elif kind == "cancel":
+            job, reason = args
+            if id(job.request) in self._jobs and not job.request.done:
+                self.engine.cancel(job.request, reason)
+                self._finish(job)
+
+    def end_all(self) -> None:
+        """The loop is ending: every job still held is finished as cancelled."""
         for job in list(self._jobs.values()):
             job.request.finish_reason = job.request.finish_reason or "cancelled"
             self._finish(job)
-
-    def _step(self) -> None:
-        for request, token in self.engine.step():
-            job = self._jobs[id(request)]
-            logprob = request.token_logprobs[-1] if request.logprobs is not None else None
-            job.loop.call_soon_threadsafe(job.events.put_nowait, (token, logprob))
-        for job in [job for job in self._jobs.values() if job.request.done]:  # with a token, or at the window
-            self._finish(job)
-        if self.on_step is not None:
-            self.on_step(self.engine)
 
     def _fail_running(self, message: str) -> None:
         """End every request that holds a slot with an error; the waiting ones are untouched."""
@@ -172,40 +259,6 @@ class Scheduler:
                 self._finish(job)
         if self.on_error is not None:
             self.on_error()
-
-    def _take_inbox(self, block: bool) -> None:
-        try:
-            message = self._inbox.get(timeout=0.5) if block else self._inbox.get_nowait()
-        except queue.Empty:
-            return
-        while True:
-            self._handle(message)
-            try:
-                message = self._inbox.get_nowait()
-            except queue.Empty:
-                return
-
-    def _handle(self, message: tuple) -> None:
-        if message[0] == "submit":
-            job = message[1]
-            self._jobs[id(job.request)] = job
-            try:
-                self.engine.submit(job.request)
-            except Exception as e:  # checked before submitting; a failure here still must not hang the client
-                job.request.finish_reason, job.error = "cancelled", str(e)
-                self._finish(job)
-        elif message[0] == "call":
-            fn, future = message[1], message[2]
-            try:
-                result, error = fn(), None
-            except Exception as e:
-                result, error = None, e
-            future.get_loop().call_soon_threadsafe(_settle, future, result, error)
-        elif message[0] == "cancel":
-            job, reason = message[1], message[2]
-            if id(job.request) in self._jobs and not job.request.done:
-                self.engine.cancel(job.request, reason)
-                self._finish(job)
 
     def _finish(self, job: Job) -> None:
         if self._jobs.pop(id(job.request), None) is None:

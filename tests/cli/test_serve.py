@@ -56,3 +56,15 @@ def test_bad_serve_arguments_are_one_line_errors(tmp_path, capsys, args, message
     assert main(["serve", *[a.format(lm=lm) for a in args]]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_a_port_in_use_is_a_one_line_error(tmp_path, capsys):
+    import socket
+
+    lm = make_models(tmp_path)[0]
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", str(lm), "--port", str(port), "--dtype", "fp32"]) == 2
+    assert "error: the server did not start" in capsys.readouterr().err
