@@ -4,8 +4,8 @@
     app = create_app([load_served("runs/chat/best")], ServeSettings(api_key="secret"))
     uvicorn.run(app, host="127.0.0.1", port=8000)       # or gptkit.serve.http.run(app, ...) with its limits
 
-Model work never runs on the event loop: generation runs in each model's engine thread, and
-tokenizing, embedding, searching and extractive answers in worker threads.
+Model work never runs on the event loop: generation, embeddings (a few inputs at a time), search and
+extractive answers run in the engine loop's thread, between steps; tokenizing runs in worker threads.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ from .models import ServedModel
 from .scheduler import EngineLoop, Scheduler
 from .schemas import AnswerRequest, EmbeddingRequest, SearchRequest
 
+EMBED_CHUNK = 8  # embeddings inputs computed between two engine steps
+
 
 @dataclass(frozen=True)
 class ServeSettings:
@@ -51,6 +53,7 @@ class ServerState:
 
     models: dict[str, ServedModel]
     settings: ServeSettings
+    engine: EngineLoop
     metrics: Metrics = field(default_factory=Metrics)
     schedulers: dict[str, Scheduler] = field(default_factory=dict)
 
@@ -76,8 +79,8 @@ def create_app(served: list[ServedModel], settings: ServeSettings = ServeSetting
     """The app for these models. Their engines step on `engine`, a loop its caller runs (`gptkit serve` runs it
     in the main thread, where PyTorch is fastest); by default a loop of the app's own, in a thread that starts
     and stops with the app. Either way the loop stops when the app shuts down."""
-    state = ServerState({m.name: m for m in served}, settings)
     loop = engine or EngineLoop()
+    state = ServerState({m.name: m for m in served}, settings, loop)
     for m in served:
         if m.generates:
             state.schedulers[m.name] = loop.add(
@@ -150,7 +153,7 @@ def _add_reading_routes(app, state: ServerState) -> None:
         if body.dimensions is not None and body.dimensions != served.encoder.info.dim:
             raise ApiError(400, f"dimensions: this encoder's vectors have {served.encoder.info.dim} dimensions; "
                                 f"gptkit does not shorten them", "dimensions", "unsupported_parameter")
-        vectors, tokens = await run_in_threadpool(_embed, served, inputs)
+        vectors, tokens = await _embed(state.engine, served, inputs)
         data = [{"object": "embedding", "index": i,
                  "embedding": base64.b64encode(v.tobytes()).decode() if body.encoding_format == "base64"
                  else v.tolist()} for i, v in enumerate(vectors)]
@@ -162,7 +165,7 @@ def _add_reading_routes(app, state: ServerState) -> None:
         served = state.pick(body.model, "index")
         if not body.query.strip():
             raise ApiError(400, "query: give words to search for", "query")
-        hits = await run_in_threadpool(served.searcher.search, body.query, body.k, body.mode)
+        hits = await state.engine.call(lambda: served.searcher.search(body.query, body.k, body.mode))
         return {"object": "list", "model": served.name, "data": [
             {"object": "search_result", "rank": rank, "score": hit.score, "document": hit.chunk.doc,
              "start": hit.chunk.start, "end": hit.chunk.end, "text": hit.chunk.text}
@@ -171,16 +174,20 @@ def _add_reading_routes(app, state: ServerState) -> None:
     @app.post("/v1/answers")
     async def answers(body: AnswerRequest):
         served = state.pick(body.model, "extractive")
-        span = await run_in_threadpool(_answer, served, body.context, body.question)
+        span = await state.engine.call(lambda: _answer(served, body.context, body.question))
         return {"id": f"ans-{uuid.uuid4().hex}", "object": "answer", "created": int(time.time()),
                 "model": served.name, "answer": span.text, "start": span.start, "end": span.end,
                 "score": span.score}
 
 
-def _embed(served: ServedModel, inputs: list) -> tuple[np.ndarray, int]:
-    vectors = served.encoder.embed(inputs).astype(np.float32)
-    tokens = sum(len(served.encoder.token_spans(t)) if isinstance(t, str) else len(t) for t in inputs)
-    return vectors, tokens
+async def _embed(engine: EngineLoop, served: ServedModel, inputs: list) -> tuple[np.ndarray, int]:
+    """The vectors, EMBED_CHUNK inputs at a time in the engine loop: between two chunks the streams take a step,
+    so a large request slows them a little instead of contending with them for the cores."""
+    chunks = [inputs[i : i + EMBED_CHUNK] for i in range(0, len(inputs), EMBED_CHUNK)]
+    vectors = [await engine.call(lambda c=c: served.encoder.embed(c).astype(np.float32)) for c in chunks]
+    tokens = await run_in_threadpool(
+        lambda: sum(len(served.encoder.token_spans(t)) if isinstance(t, str) else len(t) for t in inputs))
+    return np.concatenate(vectors), tokens
 
 
 def _answer(served: ServedModel, context: str, question: str):

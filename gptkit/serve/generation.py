@@ -38,12 +38,13 @@ def add_generation_routes(app, state) -> None:
             return await _generate(state, served, body, http, [list(p) for p in prompts], body.logprobs,
                                    body.max_tokens, completion_response)
         texts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
-        if served.kind == "task":
+        task = served.kind == "task"
+        if task:  # the input through the task's template (echo shows the rendered prompt)
             texts = [served.task_prompt(served.tokenizer.literal(t)) for t in texts]
         _check_length(served, texts, scheduler.window)
-        prompts = await run_in_threadpool(lambda: [_ids(served, t, served.kind == "task") for t in texts])
+        prompts = await run_in_threadpool(lambda: [_ids(served, t, task) for t in texts])
         return await _generate(state, served, body, http, prompts, body.logprobs, body.max_tokens,
-                               completion_response, texts)
+                               completion_response, None if task else texts)
 
     @app.post("/v1/chat/completions")
     async def chat(body: ChatRequest, http: HttpRequest):
@@ -53,8 +54,8 @@ def add_generation_routes(app, state) -> None:
                            "messages")
         conversation = served.chat()
         literal = served.tokenizer.literal
-        conversation.messages = [{**m.model_dump(exclude_none=True), "content": literal(m.content)}
-                                 for m in body.messages]
+        conversation.messages = [{k: literal(v) if isinstance(v, str) else v
+                                  for k, v in m.model_dump(exclude_none=True).items()} for m in body.messages]
         text = conversation.render()
         _check_length(served, [text], state.schedulers[served.name].window)
         prompt = await run_in_threadpool(_ids, served, text, True)

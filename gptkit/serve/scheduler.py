@@ -32,6 +32,7 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
@@ -76,6 +77,7 @@ class EngineLoop:
     def __init__(self):
         self.schedulers: list[Scheduler] = []
         self.inbox: queue.SimpleQueue = queue.SimpleQueue()
+        self._calls: deque = deque()  # work to run between steps, in order
         self._stopped = False
         self._thread: threading.Thread | None = None
 
@@ -95,6 +97,15 @@ class EngineLoop:
         self._thread.start()
         return self
 
+    async def call(self, fn: Callable[[], object]) -> object:
+        """fn() run in the loop's thread between engine steps: model work that must not run on the event loop
+        and should not contend with the engines for the cores (embeddings, search, extractive answers)."""
+        future = asyncio.get_running_loop().create_future()
+        if not self.alive:
+            raise EngineStopped("the engine loop has stopped; see the server's log")
+        self.inbox.put(("call", None, fn, future))
+        return await future
+
     def stop(self) -> None:
         """End the loop: jobs still running are cancelled."""
         self._stopped = True
@@ -107,7 +118,9 @@ class EngineLoop:
         while not self._stopped:
             try:
                 busy = [s for s in self.schedulers if s.engine.busy]
-                self._take_inbox(block=not busy)
+                self._take_inbox(block=not busy and not self._calls)
+                if self._calls:  # one call a turn: a request that calls in many chunks lets the engines step
+                    _call(*self._calls.popleft())
                 for scheduler in busy:
                     if not self._stopped:
                         scheduler.step()
@@ -123,7 +136,9 @@ class EngineLoop:
             return
         while True:
             kind, scheduler, *rest = message
-            if scheduler is not None:
+            if kind == "call":
+                self._calls.append(rest)
+            elif scheduler is not None:
                 scheduler.handle(kind, *rest)
             try:
                 message = self.inbox.get_nowait()
@@ -191,11 +206,7 @@ class Scheduler:
 
     async def call(self, fn: Callable[[], object]) -> object:
         """fn() run in the engine thread between steps (model work that must not run on the event loop)."""
-        future = asyncio.get_running_loop().create_future()
-        if not self.alive:
-            raise EngineStopped("the engine of this model has stopped; see the server's log")
-        self.loop.inbox.put(("call", self, fn, future))
-        return await future
+        return await self.loop.call(fn)
 
     def cancel(self, job: Job, reason: str = "cancelled") -> None:
         """Free the job's slot at the next step (thread-safe; a finished job is left as it is)."""
@@ -230,13 +241,6 @@ class Scheduler:
             except Exception as e:  # checked before submitting; a failure here still must not hang the client
                 job.request.finish_reason, job.error = "cancelled", str(e)
                 self._finish(job)
-        elif kind == "call":
-            fn, future = args
-            try:
-                result, error = fn(), None
-            except Exception as e:
-                result, error = None, e
-            future.get_loop().call_soon_threadsafe(_settle, future, result, error)
         elif kind == "cancel":
             job, reason = args
             if id(job.request) in self._jobs and not job.request.done:
@@ -266,6 +270,14 @@ class Scheduler:
         with self._lock:
             self._pending -= 1
         job.loop.call_soon_threadsafe(job.events.put_nowait, None)
+
+
+def _call(fn: Callable[[], object], future: asyncio.Future) -> None:
+    try:
+        result, error = fn(), None
+    except Exception as e:  # the caller gets it (a GptkitError becomes a 400)
+        result, error = None, e
+    future.get_loop().call_soon_threadsafe(_settle, future, result, error)
 
 
 def _settle(future: asyncio.Future, result: object, error: Exception | None) -> None:

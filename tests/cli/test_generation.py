@@ -26,6 +26,7 @@ def test_generate_prints_what_the_api_generates_for_each_option(tmp_path, tiny_m
 
     free = api(Sampling(0))
     assert printed("--temperature", "0") == free
+    assert printed("--temperature", "1e-300", "--top-p", "1e-300", "--seed", "1") == free  # rounds to greedy
     assert printed("--temperature", "0.9", "--min-p", "0.1", "--repetition-penalty", "1.2", "--seed", "3") == api(
         Sampling(0.9, min_p=0.1, repetition_penalty=1.2), seed=3)
     assert printed("--temperature", "0.8", "--top-k", "20", "--top-p", "0.9", "--seed", "5", "--num-samples", "2") == (

@@ -100,13 +100,34 @@ def test_rows_sampled_together_get_what_each_gets_alone():
     from gptkit.generate.sampling import sample_rows
 
     torch.manual_seed(0)
-    logits = torch.randn(5, 300) * 3
+    logits = torch.randn(7, 300) * 3
     settings = [Sampling(0.8, top_k=20), Sampling(0), Sampling(1.2, top_p=0.9, min_p=0.02), Sampling(1.0),
-                Sampling(0.7, top_k=50, top_p=0.95, repetition_penalty=1.3)]
-    seen = [None, None, None, None, torch.rand(1, 300) < 0.2]
+                Sampling(0.7, top_k=50, top_p=0.95, repetition_penalty=1.3), Sampling(0.9, logit_bias=((3, 5.0),)),
+                Sampling(0, logit_bias=((7, 100.0),))]
+    seen = [None, None, None, None, torch.rand(1, 300) < 0.2, None, None]
     for seed in range(20):
-        gens = [torch.Generator().manual_seed(seed + i) for i in range(5)]
+        gens = [torch.Generator().manual_seed(seed + i) for i in range(len(settings))]
         together = sample_rows(logits, settings, gens, seen)
         alone = [int(next_token(logits[i : i + 1], s, torch.Generator().manual_seed(seed + i), seen[i]))
                  for i, s in enumerate(settings)]
         assert together == alone
+
+
+@pytest.mark.parametrize("sampling", [Sampling(1e-300), Sampling(5e-324), Sampling(9e-6), Sampling(1.0, top_p=1e-300),
+                                      Sampling(2.0, top_p=5e-324), Sampling(2.0, min_p=1.0)])
+def test_settings_that_round_to_nothing_in_float32_pick_the_likeliest_token(sampling):
+    from gptkit.generate.sampling import sample_rows
+
+    logits = torch.randn(3, 50) * 3
+    for seed in range(5):
+        gens = [torch.Generator().manual_seed(seed + i) for i in range(3)]
+        assert sample_rows(logits, [sampling] * 3, gens, [None] * 3) == logits.argmax(-1).tolist()
+        assert next_token(logits, sampling, gens[0]).tolist() == logits.argmax(-1).tolist()
+
+
+def test_logit_bias_bans_or_forces_a_token():
+    logits = torch.tensor([[2.0, 1.0, 0.5, -1.0]])
+    assert next_token(logits, Sampling(0, logit_bias=((0, -100.0),))).item() == 1
+    assert next_token(logits, Sampling(0, logit_bias=((3, 100.0),))).item() == 3
+    with pytest.raises(GptkitError, match="past the vocabulary"):
+        next_token(logits, Sampling(0, logit_bias=((4, 1.0),)))

@@ -91,40 +91,51 @@ def test_cors_preflights_are_answered_before_the_key_check(tmp_path):
         server.stop()
 
 
-def test_embeddings_run_off_the_event_loop_while_streams_flow(served):
-    """The embedding call waits until 10 more tokens reach a streaming client. On the event loop it would
-    hold those tokens back, and the wait would end empty-handed."""
+def test_a_large_embeddings_request_runs_between_the_streams_steps(served):
+    """The encoder runs in the engine loop a few inputs at a time, never on the event loop: the streaming
+    model takes a step between every two of those chunks, and the stream's tokens keep arriving."""
     encoder = served.app.state.served["enc"].encoder
+    engine = served.app.state.schedulers["lm"].engine
     eot = served.app.state.served["lm"].tokenizer.eot_id
-    received, more = [0], threading.Event()
-    embed = encoder.embed
+    loop = served.app.state.schedulers["lm"].loop
+    steps, seen_at_chunks, received, ended, asked = [0], [], [0], [], threading.Event()
+    step, embed, call = engine.step, encoder.embed, loop.call
 
-    def slow_embed(texts):
-        start = received[0]
-        for _ in range(600):
-            if received[0] >= start + 10:
-                more.set()
-                break
-            threading.Event().wait(0.05)
+    def counted_step():  # the stream waits at its 4th step for the embeddings request: it is still running then
+        steps[0] += 1
+        if steps[0] == 4:
+            assert asked.wait(60)
+        return step()
+
+    async def asking(fn):
+        asked.set()
+        return await call(fn)
+
+    def recorded_embed(texts):
+        seen_at_chunks.append(steps[0])
         return embed(texts)
 
-    encoder.embed = slow_embed
+    engine.step, encoder.embed, loop.call = counted_step, recorded_embed, asking
     try:
         def stream():
             body = {"model": "lm", "prompt": "hello", "max_tokens": 90, "temperature": 0, "stream": True,
                     "logit_bias": {str(eot): -100}}  # no end-of-text: 90 tokens to stream
             with httpx.stream("POST", served.url + "/v1/completions", json=body, headers=KEY, timeout=60) as r:
                 for line in r.iter_lines():
-                    if line.startswith("data: {"):
-                        received[0] += 1
+                    received[0] += line.startswith("data: {")
+                    ended.append(line == "data: [DONE]")
 
         streaming = threading.Thread(target=stream)
         streaming.start()
-        while received[0] == 0:
+        for _ in range(6000):  # until the stream has begun (it then waits at its 4th step)
+            if steps[0] >= 3:
+                break
             threading.Event().wait(0.01)
-        out = httpx.post(served.url + "/v1/embeddings", json={"model": "enc", "input": "a cat"}, headers=KEY,
-                         timeout=60)
+        texts = [f"text number {i}" for i in range(64)]
+        out = httpx.post(served.url + "/v1/embeddings", json={"model": "enc", "input": texts}, headers=KEY, timeout=60)
         streaming.join()
-        assert out.status_code == 200 and more.is_set()
     finally:
-        encoder.embed = embed
+        engine.step, encoder.embed, loop.call = step, embed, call
+    assert out.status_code == 200 and len(out.json()["data"]) == 64
+    assert len(seen_at_chunks) == 8 and all(b > a for a, b in zip(seen_at_chunks, seen_at_chunks[1:]))
+    assert received[0] > 0 and any(ended)  # the stream ran to its end
