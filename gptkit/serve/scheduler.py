@@ -128,6 +128,10 @@ class EngineLoop:
                 log.exception("the engine loop failed between steps")
         for scheduler in self.schedulers:
             scheduler.end_all()
+        self._take_inbox(block=False)
+        while self._calls:  # no caller waits forever for work that will not run
+            fn, future = self._calls.popleft()
+            future.get_loop().call_soon_threadsafe(_settle, future, None, EngineStopped("the server is stopping"))
 
     def _take_inbox(self, block: bool) -> None:
         try:

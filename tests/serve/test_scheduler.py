@@ -45,3 +45,27 @@ def test_a_full_queue_answers_429(tmp_path):
             stream.__exit__(None, None, None)
     finally:
         running.stop()
+
+
+def test_work_called_on_a_stopping_loop_is_answered_not_left_waiting(tmp_path):
+    import asyncio
+
+    import pytest
+
+    from gptkit.serve import load_served
+    from gptkit.serve.scheduler import EngineLoop, EngineStopped
+
+    served = load_served(make_models(tmp_path)[0], dtype="fp32")
+
+    async def run():
+        loop = EngineLoop()
+        loop.add(served.model, max_batch=1)
+        loop.inbox.put(("call", None, lambda: 1, asyncio.get_running_loop().create_future()))
+        pending = asyncio.get_running_loop().create_future()
+        loop._calls.append((lambda: 2, pending))  # queued behind the stop
+        loop.stop()
+        loop.run()  # returns at once: stopped
+        with pytest.raises(EngineStopped):
+            await asyncio.wait_for(pending, 30)
+
+    asyncio.run(run())
