@@ -124,3 +124,16 @@ def test_special_token_spellings_in_user_text_stay_text(client, served):
     conversation.messages = history
     reply = client.chat.completions.create(model="chat", messages=history, max_tokens=2)
     assert reply.usage.prompt_tokens == len(tok.encode(conversation.render()))
+
+
+def test_a_prompt_far_above_the_window_is_refused_before_it_is_tokenized(served):
+    tokenizer = served.app.state.served["lm"].tokenizer
+    calls, encode = [], tokenizer.encode_text
+    tokenizer.encode_text = lambda text: calls.append(len(text)) or encode(text)
+    try:
+        out = _post(served, "/v1/completions", {"model": "lm", "prompt": "word " * 3900, "max_tokens": 1})
+        fits = _post(served, "/v1/completions", {"model": "lm", "prompt": "word " * 10, "max_tokens": 1})
+    finally:
+        tokenizer.encode_text = encode
+    assert out.status_code == 400 and out.json()["error"]["code"] == "context_length_exceeded"
+    assert fits.status_code == 200 and calls == [50]  # only the prompt that can fit was tokenized
