@@ -68,7 +68,8 @@ class ServerState:
         if kinds == ("chat",) and kind in ("lm", "task"):
             raise ApiError(400, f"model {name!r} has no chat template (it was not fine-tuned on chat): send its "
                                 f"text to /v1/completions instead", "model")
-        raise ApiError(400, f"model {name!r} is a {kind} model; this route needs {' or '.join(kinds)}", "model")
+        raise ApiError(400, f"model {name!r} is of kind {kind!r}; this route needs a model of kind "
+                            f"{' or '.join(map(repr, kinds))}", "model")
 
     def stopped(self) -> list[str]:
         return [name for name, scheduler in self.schedulers.items() if not scheduler.alive]
