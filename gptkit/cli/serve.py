@@ -17,7 +17,7 @@ def _cmd_serve(args) -> None:
     from ..serve.scheduler import EngineLoop
 
     uvicorn = require_extra("uvicorn", "serve")
-    limits = HttpLimits(args.header_timeout, args.keep_alive, args.max_connections)
+    limits = HttpLimits(args.request_timeout, args.keep_alive, args.max_connections)
     names = args.name or []
     if len(names) > len(args.checkpoints):
         raise GptkitError(f"--name given {len(names)} times for {len(args.checkpoints)} checkpoints")
@@ -95,8 +95,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--max-tokens", type=int, help="cap prompt + max_tokens below the context window")
     p.add_argument("--cors", action="append", help="allow browser requests from this origin (repeatable)")
     p.add_argument("--grace", type=float, default=30, help="seconds in-flight requests get to finish on SIGTERM")
-    p.add_argument("--header-timeout", type=float, default=10, help="seconds a client has to send a request's "
-                   "head, from connecting or from the previous response; then it is disconnected (default 10)")
+    p.add_argument("--request-timeout", type=float, default=10, help="seconds a client has to send a whole "
+                   "request (head and body), from connecting or from the previous response; then it is disconnected "
+                   "(default 10)")
     p.add_argument("--keep-alive", type=float, default=5, help="seconds an idle keep-alive connection stays open "
                    "(default 5)")
     p.add_argument("--max-connections", type=int, default=512, help="connections open at once; one more is "

@@ -1,13 +1,13 @@
 """The HTTP server's own limits, on top of uvicorn's h11 protocol: how long a client may take to send a
-request's head, how long an idle keep-alive connection stays open, and how many connections are open
-at once. Slow or idle clients cannot hold the server's sockets.
+request (its head and its body), how long an idle keep-alive connection stays open, and how many
+connections are open at once. Slow or idle clients cannot hold the server's sockets.
 
-    config = uvicorn_config(app, "127.0.0.1", 8000, HttpLimits(header_timeout=10, max_connections=512))
+    config = uvicorn_config(app, "127.0.0.1", 8000, HttpLimits(request_timeout=10, max_connections=512))
     uvicorn.Server(config).run()
 
-uvicorn has a keep-alive timeout but no deadline for the request head; the protocol below adds one
-(from the connection's start, and again after each response), and refuses a connection past the
-cap with a 503 in OpenAI's error JSON instead of serving it.
+uvicorn has a keep-alive timeout but no deadline for receiving a request; the protocol below adds
+one (from the connection's start, and again after each response), and refuses a connection past
+the cap with a 503 in OpenAI's error JSON instead of serving it.
 """
 
 from __future__ import annotations
@@ -20,13 +20,13 @@ from ..errors import GptkitError
 
 @dataclass(frozen=True)
 class HttpLimits:
-    header_timeout: float = 10.0  # seconds to send a request's head, from connecting or the last response
+    request_timeout: float = 10.0  # seconds to send a whole request, from connecting or the last response
     keep_alive: float = 5.0  # seconds an idle keep-alive connection stays open
     max_connections: int = 512  # connections open at once; one more is answered 503 and closed
 
     def __post_init__(self):
-        if not (self.header_timeout > 0 and self.keep_alive > 0 and self.max_connections >= 1):
-            raise GptkitError("--header-timeout and --keep-alive must be > 0 seconds, --max-connections >= 1")
+        if not (self.request_timeout > 0 and self.keep_alive > 0 and self.max_connections >= 1):
+            raise GptkitError("--request-timeout and --keep-alive must be > 0 seconds, --max-connections >= 1")
 
 
 _BUSY = json.dumps({"error": {"message": "the server has too many open connections; retry later",
@@ -34,10 +34,11 @@ _BUSY = json.dumps({"error": {"message": "the server has too many open connectio
 
 
 def _protocol(limits: HttpLimits):
+    import h11
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
     class LimitedH11Protocol(H11Protocol):
-        """uvicorn's h11 protocol with a deadline for each request head and a cap on open connections."""
+        """uvicorn's h11 protocol with a deadline for receiving each request and a cap on open connections."""
 
         def connection_made(self, transport) -> None:
             super().connection_made(transport)
@@ -46,18 +47,20 @@ def _protocol(limits: HttpLimits):
                                 b"connection: close\r\ncontent-length: %d\r\n\r\n%s" % (len(_BUSY), _BUSY))
                 transport.close()
                 return
-            self._arm_header_deadline()
+            self._arm_request_deadline()
 
         def on_response_complete(self) -> None:
             super().on_response_complete()
-            self._arm_header_deadline()
+            self._arm_request_deadline()
 
-        def _arm_header_deadline(self) -> None:
-            cycle = self.cycle  # a new request head replaces it: until then the clock runs
-            self.loop.call_later(limits.header_timeout, self._header_deadline, cycle)
+        def _arm_request_deadline(self) -> None:
+            self._deadline = deadline = object()  # a later arming makes this one moot
+            self.loop.call_later(limits.request_timeout, self._request_deadline, deadline)
 
-        def _header_deadline(self, cycle) -> None:
-            if self.cycle is cycle and not self.transport.is_closing():
+        def _request_deadline(self, deadline) -> None:
+            # the client still owes its request: no head yet (IDLE), or not all of its body (SEND_BODY)
+            owed = self.conn.their_state in (h11.IDLE, h11.SEND_BODY)
+            if deadline is self._deadline and owed and not self.transport.is_closing():
                 self.transport.close()
 
     return LimitedH11Protocol

@@ -36,7 +36,7 @@ class _Body(BaseModel):
         _check_unicode(data, "")
         for name, values in cls.neutral.items():
             if name in data:
-                if data[name] not in values:
+                if not any(type(data[name]) is type(v) and data[name] == v for v in values):  # true is not 1
                     raise ApiError(400, f"{name} is not supported by gptkit (accepted only as "
                                         f"{' or '.join(map(_json, values))})", name, "unsupported_parameter")
                 data = {k: v for k, v in data.items() if k != name}

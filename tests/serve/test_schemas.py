@@ -24,3 +24,13 @@ def test_what_gptkit_cannot_honour_is_refused_naming_the_field(fields, param):
         body.decoding(10, 0)
     assert e.value.status == 400 and e.value.param == param and param in e.value.message
     assert e.value.body()["error"]["param"] == param
+
+
+def test_a_neutral_value_must_have_the_neutral_values_type():
+    import pytest
+
+    from gptkit.serve.schemas import ApiError, CompletionRequest
+
+    assert CompletionRequest.model_validate({"model": "m", "prompt": "p", "best_of": 1})
+    with pytest.raises(ApiError, match="best_of"):
+        CompletionRequest.model_validate({"model": "m", "prompt": "p", "best_of": True})  # true is not 1
