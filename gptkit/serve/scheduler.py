@@ -36,7 +36,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
-from ..generate import Decoding, Generator, Request
+from ..generate import Generator, Request
 from ..generate.engine import TokenLogprob
 from ..generate.prefix import PrefixCache
 from ..model import GPT
@@ -203,10 +203,6 @@ class Scheduler:
         for job in jobs:
             self.loop.inbox.put(("submit", self, job))
         return jobs
-
-    def submit(self, prompt: list[int], decoding: Decoding, logprobs: int | None = None) -> Job:
-        """Queue one generation (see submit_all)."""
-        return self.submit_all([Request(list(prompt), decoding, logprobs)])[0]
 
     async def call(self, fn: Callable[[], object]) -> object:
         """fn() run in the engine thread between steps (model work that must not run on the event loop)."""
