@@ -19,18 +19,43 @@ from .runtime import DtypeName
 from .validate import check_fields, require
 
 __all__ = [
-    "ModelConfig", "GrowStage", "TrainConfig", "LoraConfig", "TranslationSettings", "QaSettings",
+    "ModelConfig", "RopeScaling", "GrowStage", "TrainConfig", "LoraConfig", "TranslationSettings", "QaSettings",
     "SummarizationSettings", "EncoderSettings", "TaskConfig", "FinetuneConfig", "RunConfig", "load_config",
     "from_dict", "to_dict", "presets", "read_config_file",
 ]
 
 
 @dataclass(frozen=True)
+class RopeScaling:
+    """[model.rope_scaling]: how rotary frequencies are stretched for a longer context (Llama 3's "llama3")."""
+
+    type: Literal["none", "linear", "llama3"] = "none"
+    factor: float = 1.0  # linear: every frequency / factor; llama3: the low frequencies / factor
+    low_freq_factor: float = 1.0  # llama3: wavelengths above original / low_freq_factor are scaled
+    high_freq_factor: float = 4.0  # llama3: wavelengths below original / high_freq_factor are kept
+    original_max_position_embeddings: int = 8192  # llama3: the context the model was pretrained on
+
+    def __post_init__(self):
+        section = "model config [model.rope_scaling]"
+        check_fields(self, section)
+        require(self, section, factor=">= 1", low_freq_factor="> 0", high_freq_factor="> 0",
+                original_max_position_embeddings=">= 1")
+        if self.type == "llama3" and self.high_freq_factor <= self.low_freq_factor:
+            raise GptkitError(f"{section}: high_freq_factor ({self.high_freq_factor}) must exceed "
+                              f"low_freq_factor ({self.low_freq_factor})")
+
+
+@dataclass(frozen=True)
 class ModelConfig:
-    """Shape of a GPT-2-style decoder-only Transformer."""
+    """Shape and architecture of a decoder-only Transformer: GPT-2's by default, Llama/Qwen's by choice.
+
+    The architecture axis: norm, mlp, positions (with rope_theta, rope_scaling), n_kv_head
+    (grouped-query attention), head_dim, qk_norm, the bias switches and tie_embeddings.
+    A value of 0 (or None for a bias switch) means "derived": see the properties below.
+    """
 
     vocab_size: int = 50257  # token ids are in [0, vocab_size)
-    block_size: int = 1024  # context window (number of learned positions)
+    block_size: int = 1024  # context window (learned positions, or the longest sequence for RoPE)
     n_layer: int = 12
     n_head: int = 12
     n_embd: int = 768
@@ -38,28 +63,71 @@ class ModelConfig:
     # On attention weights; None = `dropout`. On CPU it is costly (a mask per
     # attention weight, and no fused attention kernel), so 0 trains faster.
     attn_dropout: float | None = None
-    bias: bool = True  # biases in Linear and LayerNorm, as in GPT-2
-    layer_norm_eps: float = 1e-5
+    bias: bool = True  # biases in Linear and LayerNorm, as in GPT-2 (the switches below refine it)
+    layer_norm_eps: float = 1e-5  # epsilon of every norm, LayerNorm or RMSNorm
     span_head: bool = False  # a start/end head for extractive QA (transformers' GPT2ForQuestionAnswering)
     pooling: Literal["", "mean", "last"] = ""  # an encoder: the model gives sentence embeddings pooled this way
+    norm: Literal["layernorm", "rmsnorm"] = "layernorm"
+    mlp: Literal["gelu", "swiglu"] = "gelu"  # GPT-2's tanh-GELU MLP, or SwiGLU (gate, up, down)
+    intermediate_size: int = 0  # MLP width; 0 = 4 * n_embd (gelu) or 8/3 * n_embd rounded up to 16 (swiglu)
+    positions: Literal["learned", "rope"] = "learned"  # learned absolute positions, or rotary embeddings
+    rope_theta: float = 10000.0  # RoPE base: the longest wavelength is about 2 pi rope_theta positions
+    rope_scaling: RopeScaling = field(default_factory=RopeScaling)
+    n_kv_head: int = 0  # key/value heads shared by groups of query heads (GQA; 1 = MQA); 0 = n_head
+    head_dim: int = 0  # size of each head; 0 = n_embd // n_head
+    qk_norm: bool = False  # RMSNorm on each head's queries and keys (Qwen3)
+    qkv_bias: bool | None = None  # biases of the q, k, v projections; None = bias (Qwen2: true alone)
+    o_bias: bool | None = None  # bias of the attention output projection; None = bias
+    mlp_bias: bool | None = None  # biases of the MLP projections; None = bias
+    tie_embeddings: bool = True  # the LM head is the token embedding (else a Linear of its own)
 
     def __post_init__(self):
         check_fields(self, "model config")
         require(self, "model config", vocab_size=">= 1", block_size=">= 1", n_layer=">= 1", n_head=">= 1",
-                n_embd=">= 1", dropout="[0, 1)", attn_dropout="[0, 1)", layer_norm_eps="> 0")
-        if self.n_embd % self.n_head:
-            raise GptkitError(f"model config: n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
+                n_embd=">= 1", dropout="[0, 1)", attn_dropout="[0, 1)", layer_norm_eps="> 0",
+                intermediate_size=">= 0", rope_theta="> 0", n_kv_head=">= 0", head_dim=">= 0")
+        if not self.head_dim and self.n_embd % self.n_head:
+            raise GptkitError(f"model config: n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head}), "
+                              f"or set head_dim")
+        if self.n_head % self.kv_heads:
+            raise GptkitError(f"model config: n_head ({self.n_head}) must be a multiple of n_kv_head "
+                              f"({self.n_kv_head}): each key/value head serves a whole group of query heads")
+        if self.positions == "rope" and self.head_size % 2:
+            raise GptkitError(f"model config: RoPE rotates pairs of dimensions: head_dim ({self.head_size}) "
+                              f"must be even")
         if self.span_head and self.pooling:
             raise GptkitError("model config: a model is an encoder (pooling) or has a span head, not both")
 
     def grown(self, n_layer: int | None = None, width_factor: int = 1) -> ModelConfig:
-        """This shape with n_layer blocks and n_embd, n_head `width_factor` times as large (heads keep their size)."""
-        return dataclasses.replace(self, n_layer=n_layer or self.n_layer, n_embd=self.n_embd * width_factor,
-                                   n_head=self.n_head * width_factor)
+        """This shape with n_layer blocks and n_embd, n_head (and n_kv_head, the MLP) `width_factor` times as
+        large: heads keep their size."""
+        return dataclasses.replace(
+            self, n_layer=n_layer or self.n_layer, n_embd=self.n_embd * width_factor,
+            n_head=self.n_head * width_factor, n_kv_head=self.n_kv_head * width_factor,
+            # a derived SwiGLU width is rounded, so it would not scale exactly: it is pinned instead
+            intermediate_size=self.ffn_size * width_factor if self.intermediate_size or self.mlp == "swiglu" and
+            width_factor > 1 else 0)
 
     @property
-    def head_dim(self) -> int:
-        return self.n_embd // self.n_head
+    def head_size(self) -> int:
+        """The size of each attention head (head_dim, or n_embd // n_head when unset)."""
+        return self.head_dim or self.n_embd // self.n_head
+
+    @property
+    def kv_heads(self) -> int:
+        """The number of key/value heads (n_kv_head, or n_head when unset)."""
+        return self.n_kv_head or self.n_head
+
+    @property
+    def ffn_size(self) -> int:
+        """The MLP's hidden width."""
+        if self.intermediate_size:
+            return self.intermediate_size
+        return 4 * self.n_embd if self.mlp == "gelu" else -(-8 * self.n_embd // 3 // 16) * 16
+
+    def has_bias(self, part: Literal["qkv", "o", "mlp"]) -> bool:
+        switch = {"qkv": self.qkv_bias, "o": self.o_bias, "mlp": self.mlp_bias}[part]
+        return self.bias if switch is None else switch
 
     @property
     def attention_dropout(self) -> float:

@@ -15,11 +15,11 @@ trained weights everywhere.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
 import torch
+import torch.nn as nn
 
 from .config import ModelConfig
 from .errors import GptkitError
@@ -65,8 +65,7 @@ def grow_depth(model: GPT, n_layer: int, method: DepthMethod = "stack", order: D
                 state[name].copy_(old_state[source])
         for index, origin in enumerate(origins):
             if origin is None:  # a new identity block: it reads the stream but writes nothing into it yet
-                block = grown.blocks[index]
-                for proj in (block.attn.proj, block.mlp.proj):
+                for proj in grown.blocks[index].residual_writers():
                     proj.weight.zero_()
                     if proj.bias is not None:
                         proj.bias.zero_()
@@ -89,11 +88,11 @@ def grow_width(model: GPT, factor: int, noise: float = 0.0, seed: int = 0) -> Gr
                           f"every unit keep LayerNorm, and so the function, unchanged)")
     c = model.config
     grown = _fresh(model, c.grown(width_factor=factor), seed)
-    new_state, old_state = grown.state_dict(), model.state_dict()
+    new_state, old_state, kinds = grown.state_dict(), model.state_dict(), _kinds(model)
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, tensor in new_state.items():
-            widened = _widen(name, old_state[name], tensor.shape, factor)
+            widened = _widen(kinds.get(name, ()), old_state[name], factor)
             if noise and tensor.dim() == 2:
                 widened = widened + noise * widened.std() * torch.randn(widened.shape, generator=generator)
             tensor.copy_(widened)
@@ -104,16 +103,17 @@ def grow_to(model: GPT, shape: ModelConfig, method: DepthMethod = "stack", order
             seed: int = 0) -> Growth:
     """`model` grown to `shape`'s n_layer (grow_depth), then to its n_embd (grow_width); the rest must match."""
     c = model.config
-    if dataclasses.replace(shape, n_layer=c.n_layer, n_embd=c.n_embd, n_head=c.n_head) != c:
-        raise GptkitError(f"grow_to: only n_layer, n_embd and n_head can change; {shape} differs from {c} otherwise")
+    factor, rest = divmod(shape.n_embd, c.n_embd)
+    expected = c.grown(shape.n_layer, factor) if factor and not rest else c
+    if shape != expected:
+        differ = [f"{k}={v!r} (expected {getattr(expected, k)!r})" for k, v in vars(shape).items()
+                  if v != getattr(expected, k)]
+        raise GptkitError(f"grow_to: only n_layer and the width can change (n_embd a whole multiple, with n_head, "
+                          f"n_kv_head and the MLP scaled alike); the new shape has {', '.join(differ)}")
     growth = Growth(model, {name: name for name in model.state_dict()})
     if shape.n_layer != c.n_layer:
         growth = grow_depth(model, shape.n_layer, method, order, seed)
-    if shape.n_embd != c.n_embd:
-        factor, rest = divmod(shape.n_embd, c.n_embd)
-        if rest or shape != growth.model.config.grown(width_factor=factor):
-            raise GptkitError(f"grow_to: n_embd {shape.n_embd} and n_head {shape.n_head} must be the same "
-                              f"whole multiple of {c.n_embd} and {c.n_head}")
+    if factor > 1:
         growth = grow_width(growth.model, factor, seed=seed)
     return growth
 
@@ -129,18 +129,42 @@ def carry_optimizer_state(state: dict[str, dict], sources: dict[str, str | None]
             for name, source in sources.items() if source is not None and source in state}
 
 
-def _widen(name: str, old: torch.Tensor, shape: torch.Size, factor: int) -> torch.Tensor:
+def _kinds(model: GPT) -> dict[str, tuple]:
+    """How each parameter widens, by its role: ("embedding",), ("head",), ("final_norm",), ("per_head",),
+    or ("fused", sizes) for a Linear whose outputs are several roles; absent: a plain tiled parameter."""
+    kinds: dict[int, tuple] = {id(m.weight): ("embedding",) for m in model.embeddings()}
+    if not model.config.tie_embeddings:
+        kinds[id(model.lm_head.weight)] = ("head",)
+    else:  # the tied head sums over every copy of the stream: the final norm divides by the copies
+        kinds.update({id(p): ("final_norm",) for p in model.ln_f.parameters()})
+    for block in model.blocks:
+        kinds.update({id(p): ("per_head",) for norm in block.attn.head_norms() for p in norm.parameters()})
+        fused: dict[int, list[nn.Linear | int]] = {}
+        for projection in block.projections():
+            if projection.rows is not None:
+                fused.setdefault(id(projection.linear), [projection.linear]).append(
+                    projection.rows.stop - projection.rows.start)
+        for linear, *sizes in fused.values():
+            kinds.update({id(p): ("fused", tuple(sizes)) for p in linear.parameters()})
+    return {name: kinds[id(p)] for name, p in model.named_parameters() if id(p) in kinds}
+
+
+def _widen(kind: tuple, old: torch.Tensor, factor: int) -> torch.Tensor:
     """One parameter, widened: outputs tiled, inputs tiled and divided by `factor`."""
-    if name.startswith("ln_f."):
-        return old.repeat(factor) / factor  # the tied head sums over every copy of the stream
-    if name.endswith("attn.qkv.weight") or name.endswith("attn.qkv.bias"):
-        q_k_v = old.chunk(3, dim=0)  # heads are tiled within each of q, k and v
-        tiled = torch.cat([t.repeat(factor, *([1] * (t.dim() - 1))) for t in q_k_v])
+    if kind == ("final_norm",):
+        return old.repeat(factor) / factor
+    if kind == ("per_head",):
+        return old  # a norm over each head's own dimensions: heads keep their size
+    if kind and kind[0] == "fused":
+        parts = old.split(kind[1], dim=0)  # heads (or MLP units) are tiled within each role
+        tiled = torch.cat([t.repeat(factor, *([1] * (t.dim() - 1))) for t in parts])
         return tiled.repeat(1, factor) / factor if old.dim() == 2 else tiled
-    if old.dim() == 1:
-        return old.repeat(factor)  # biases and LayerNorm parameters of tiled outputs
-    if name in ("wte.weight", "wpe.weight"):
+    if kind == ("embedding",):
         return old.repeat(1, factor)  # each embedding is the old one, copied
+    if old.dim() == 1:
+        return old.repeat(factor)  # biases and norm weights of tiled outputs
+    if kind == ("head",):
+        return old.repeat(1, factor) / factor  # an untied head reads every copy of the stream
     return old.repeat(factor, factor) / factor  # (out, in): outputs tiled, inputs tiled and shared
 
 

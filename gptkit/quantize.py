@@ -71,13 +71,13 @@ class PackedLinear(nn.Module):
 
 
 def _swap_linears(model: GPT, make) -> None:
-    """Replace every Linear in the blocks, and the tied LM head, with make(weight, bias)."""
+    """Replace every projection of the blocks, and the LM head, with make(weight, bias)."""
     for block in model.blocks:
-        for parent in (block.attn, block.mlp):
-            for name, child in list(parent.named_children()):
-                if isinstance(child, nn.Linear):
-                    setattr(parent, name, make(child.weight, child.bias))
-    model.lm_head = make(model.wte.weight, None)  # GPT.logits uses it when present
+        for projection in block.projections():
+            linear = projection.linear
+            if isinstance(linear, nn.Linear):  # a fused Linear serves several roles: swapped once
+                setattr(projection.parent, projection.name, make(linear.weight, linear.bias))
+    model.lm_head = make(model.head_weight(), None)  # GPT.logits uses it when present
 
 
 def _packs_bf16(model: GPT) -> bool:
@@ -107,6 +107,6 @@ def for_inference(model: GPT, dtype: InferenceDtype = "auto") -> GPT:
     if dtype not in choices:
         raise GptkitError(f"unknown dtype {dtype!r} for inference: use one of {', '.join(choices)}")
     model = model.to(parse_dtype(dtype, model.device)).eval()
-    if model.wte.weight.dtype == torch.bfloat16 and _packs_bf16(model):
+    if model.dtype == torch.bfloat16 and _packs_bf16(model):
         _swap_linears(model, PackedLinear)
     return model

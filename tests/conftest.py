@@ -21,9 +21,31 @@ def device(request) -> str:
     return request.param
 
 
+# The blocks every part of gptkit runs on: GPT-2's, a Llama-style one (RoPE, RMSNorm, SwiGLU, 2 key/value heads
+# for 4 query heads, no biases, an untied head) and a Qwen3-style one (QK-norm, a head size of its own).
+ARCHITECTURES = {
+    "gpt2": {},
+    "llama": dict(norm="rmsnorm", mlp="swiglu", positions="rope", n_kv_head=2, bias=False, tie_embeddings=False),
+    "qwen3": dict(norm="rmsnorm", mlp="swiglu", positions="rope", n_kv_head=1, bias=False, qk_norm=True,
+                  head_dim=16, rope_theta=1e6),
+}
+
+
+def tiny(arch: str = "gpt2", **shape) -> ModelConfig:
+    """A tiny model config of one of the ARCHITECTURES (keys in `shape` override)."""
+    return ModelConfig(**{**dict(vocab_size=320, block_size=64, n_layer=2, n_head=4, n_embd=32),
+                          **ARCHITECTURES[arch], **shape})
+
+
+@pytest.fixture(params=list(ARCHITECTURES))
+def arch(request) -> str:
+    return request.param
+
+
 @pytest.fixture
-def tiny_config() -> ModelConfig:
-    return ModelConfig(vocab_size=320, block_size=64, n_layer=2, n_head=4, n_embd=32)
+def tiny_config(arch) -> ModelConfig:
+    """A tiny config of each architecture in turn: tests that take it run on all of them."""
+    return tiny(arch)
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import torch
 from ..data import Record, Task
 from ..data.qa import Span, Window, best_span, question_windows
 from ..errors import GptkitError
-from ..model import GPT
+from ..model import GPT, span_logits
 from ..tokenizer import Tokenizer
 
 NO_ANSWER = Span("", -1, -1, float("-inf"))
@@ -46,7 +46,7 @@ def answer_questions(model: GPT, tokenizer: Tokenizer, task: Task, records: Sequ
     model.eval()
     for at in range(0, len(windows), batch_size):
         chunk = windows[at : at + batch_size]
-        logits = model(_padded(chunk, model.device)).float().cpu()
+        logits = span_logits(model, _padded(chunk, model.device)).float().cpu()
         for window, row in zip(chunk, logits):
             starts, ends = row[:, 0].tolist(), row[:, 1].tolist()
             context = records[window.record].fields["context"]

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from ..config import FinetuneConfig
 from ..data import Record, Task
 from ..eval.retrieval import spearman
+from ..model import Encoder
 from ..runtime import Distributed
 from ..tokenizer import Tokenizer
 from .loop import TrainData
@@ -128,7 +129,7 @@ def encoder_data(config: FinetuneConfig, task: Task, tokenizer: Tokenizer, train
 
     meta = {"task": task.to_dict(), "finetune": stats}
     return TrainData.judged(train, evaluate, tokenizer, config.task.select, config.task.patience, val is not None,
-                            meta, loss)
+                            meta, loss, entry=Encoder)
 
 
 def _batches(task: Task, records: list[Record], tokenizer: Tokenizer, max_tokens: int, batch_size: int, seed: int,
@@ -154,7 +155,7 @@ def _evaluate(model: torch.nn.Module, val: TextBatches, precision: Precision, te
     with precision.autocast():
         for batch in val.epoch(0):
             x, lengths, targets = batch
-            embeddings = model(x, lengths).float()
+            embeddings = model(x, lengths).float()  # an Encoder
             losses.append(_loss(embeddings, targets, temperature).item())
             firsts.append(embeddings[: len(targets)])
             seconds.append(embeddings[len(targets) : 2 * len(targets)])

@@ -9,6 +9,7 @@ environment.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import torch
 
@@ -19,19 +20,21 @@ from ..runtime import Distributed
 log = logging.getLogger(__name__)
 
 
-def wrap_model(model: GPT, cfg: TrainConfig, dist: Distributed, device: torch.device) -> torch.nn.Module:
-    """The module the loop calls: compiled and/or wrapped for DDP or FSDP2 as configured."""
-    wrapped: torch.nn.Module = model
+def wrap_model(model: GPT, cfg: TrainConfig, dist: Distributed, device: torch.device,
+               entry: Callable[[GPT], torch.nn.Module] | None = None) -> torch.nn.Module:
+    """The module the loop calls: the model (or `entry(model)`, e.g. a SpanReader), compiled and/or wrapped
+    for DDP or FSDP2 as configured."""
+    wrapped: torch.nn.Module = model if entry is None else entry(model)
     if dist.world_size > 1 and cfg.fsdp:
         from torch.distributed.fsdp import fully_shard
 
         for block in model.blocks:
             fully_shard(block)
-        wrapped = fully_shard(model)
+        wrapped = fully_shard(wrapped)
     elif dist.world_size > 1:
         from torch.nn.parallel import DistributedDataParallel
 
-        wrapped = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        wrapped = DistributedDataParallel(wrapped, device_ids=[device.index] if device.type == "cuda" else None)
     if cfg.compile:
         try:
             wrapped = torch.compile(wrapped)

@@ -42,7 +42,7 @@ from ..generate import Decoding
 from ..hf import from_hf
 from ..lock import check_out_dir
 from ..lora import adapter_state, apply_lora, merge_lora, save_adapters
-from ..model import GPT
+from ..model import GPT, SpanReader
 from ..runtime import Distributed
 from ..tokenizer import Tokenizer
 from .contrastive import encoder_data
@@ -195,7 +195,8 @@ def _examples_data(config: FinetuneConfig, run: RunConfig, task: Task, tokenizer
         return record
 
     meta = {"task": task.to_dict(), "finetune": {**stats, "lora": to_dict(config.lora)}}
-    return TrainData.judged(batches, evaluate, tokenizer, select, config.task.patience, val is not None, meta)
+    return TrainData.judged(batches, evaluate, tokenizer, select, config.task.patience, val is not None, meta,
+                            entry=SpanReader if task.extractive else None)
 
 
 def _train_and_val_examples(config: FinetuneConfig, task: Task, tokenizer: Tokenizer, train_records: list,

@@ -66,6 +66,8 @@ class TrainData:
     `meta` goes into every checkpoint's config.json (e.g. the fine-tuning task).
     `loss(model, batch)`, when set, is the training loss of a batch (default: `model(x, y, segments=...)`).
     `partial`, when set, says how a run that trains part of the model saves and resumes it.
+    `entry`, when set, is the module the loop calls instead of the language model (`model.heads.SpanReader`,
+    `Encoder`): wrapped for DDP/FSDP/compile like the model, it gives the objective's output.
     """
 
     batches: Batches | ExampleBatches
@@ -77,16 +79,19 @@ class TrainData:
     meta: dict = field(default_factory=dict)
     loss: Callable[[torch.nn.Module, tuple], torch.Tensor] | None = None
     partial: PartialWeights | None = None
+    entry: Callable[[GPT], torch.nn.Module] | None = None
 
     @classmethod
     def judged(cls, batches: Batches | ExampleBatches, evaluate: Callable, tokenizer: Tokenizer, select: str,
-               patience: int, has_val: bool, meta: dict, loss: Callable | None = None) -> TrainData:
+               patience: int, has_val: bool, meta: dict, loss: Callable | None = None,
+               entry: Callable | None = None) -> TrainData:
         """Data whose best checkpoint is picked by `select`: "loss" (the val loss) or a score (higher is
         better, evaluated as val_<select>); without val data, the newest checkpoint is the best."""
         if not has_val:
-            return cls(batches, evaluate, tokenizer, objective="step", higher_is_better=True, meta=meta, loss=loss)
+            return cls(batches, evaluate, tokenizer, objective="step", higher_is_better=True, meta=meta, loss=loss,
+                       entry=entry)
         return cls(batches, evaluate, tokenizer, objective="val_loss" if select == "loss" else f"val_{select}",
-                   higher_is_better=select != "loss", patience=patience, meta=meta, loss=loss)
+                   higher_is_better=select != "loss", patience=patience, meta=meta, loss=loss, entry=entry)
 
 
 @dataclass
@@ -209,7 +214,7 @@ def _start(run: RunConfig, held: contextlib.ExitStack, open_data: OpenData,
     if resume_from is not None:
         load_weights(resume_from, model, saved_state, data.partial)
     model.to(device)
-    wrapped = wrap_model(model, cfg, dist, device)
+    wrapped = wrap_model(model, cfg, dist, device, data.entry)
     optimizer = build_optimizer(model, cfg, device)  # after wrapping: FSDP replaces the parameters
     progress, stale_evals = Progress(), 0
     if saved_state is not None:
@@ -256,7 +261,7 @@ def _grow(r: Run) -> dict:
     r.stage += 1
     growth = grow_to(old, _shape(r.config, r.stage), cfg.grow_method, cfg.grow_order, seed=cfg.seed + r.stage)
     r.model = growth.model.to(device)
-    r.wrapped = wrap_model(r.model, cfg, dist, device)
+    r.wrapped = wrap_model(r.model, cfg, dist, device, r.data.entry)
     r.optimizer = build_optimizer(r.model, cfg, device)
     if cfg.grow_optimizer == "carry":
         load_optimizer_state_by_name(r.model, r.optimizer, carry_optimizer_state(named_state, growth.sources), dist)

@@ -23,6 +23,7 @@ import math
 import torch
 
 from ..config import TrainConfig
+from ..model import GPT
 from ..runtime import fast_bf16
 
 
@@ -52,18 +53,19 @@ def _scheduled(step: int, cfg: TrainConfig) -> float:
     return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * progress))
 
 
-def build_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
+def build_optimizer(model: GPT, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
     """AdamW with weight decay on weight matrices only (not biases, norms, or embeddings unless asked).
 
     optimizer=muon: the blocks' weight matrices get Muon at muon_lr instead. Each group's
     `lr_scale` is its peak lr over cfg.lr, so one schedule drives every group.
     """
     decay, no_decay, hidden = [], [], []
-    for name, p in model.named_parameters():
+    embeddings = {id(p) for module in model.embeddings() for p in module.parameters()}
+    in_blocks = {id(p) for p in model.blocks.parameters()}  # not an embedding or an output head
+    for p in model.parameters():
         if not p.requires_grad:
             continue
-        is_embedding = name.split(".")[-2] in ("wte", "wpe")
-        is_hidden = name.startswith("blocks.") or ".blocks." in name  # not an embedding or an output head
+        is_embedding, is_hidden = id(p) in embeddings, id(p) in in_blocks
         if cfg.optimizer == "muon" and p.dim() == 2 and is_hidden:
             hidden.append(p)
         else:
