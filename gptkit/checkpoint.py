@@ -52,6 +52,7 @@ def save_checkpoint(path: str | Path, model: GPT, tokenizer: Tokenizer | None = 
         (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
         if tokenizer is not None:
             tokenizer.save(tmp / TOKENIZER_FILE)
+            tokenizer.save_settings(tmp)  # special tokens and chat template, when it has them
         if train_state is not None:
             torch.save(train_state, tmp / TRAIN_STATE_FILE)
     return path

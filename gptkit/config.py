@@ -223,7 +223,11 @@ class TrainConfig:
                               f"({self.max_steps}); they start at {starts}")
 
 
-LORA_TARGETS = ("attn.qkv", "attn.proj", "mlp.fc", "mlp.proj")  # the projections of a block
+# The projections of a block by role: attention's query, key, value and output, the MLP's gate, up and down
+# (GPT-2's GELU MLP has no gate). Roles hold wherever the weights are fused into one Linear.
+LORA_TARGETS = ("q", "k", "v", "o", "gate", "up", "down")
+# Earlier names of the same projections, still accepted in configs.
+_LORA_ALIASES = {"attn.qkv": ("q", "k", "v"), "attn.proj": ("o",), "mlp.fc": ("gate", "up"), "mlp.proj": ("down",)}
 
 
 @dataclass(frozen=True)
@@ -233,14 +237,16 @@ class LoraConfig:
     rank: int = 0  # rank of each adapter; 0 = no adapters (full fine-tuning)
     alpha: float = 16.0  # the update is scaled by alpha / rank
     dropout: float = 0.0  # on the adapter's input
-    targets: tuple[str, ...] = LORA_TARGETS  # which projections of every block get one
+    targets: tuple[str, ...] = LORA_TARGETS  # which roles of every block get one (those a block lacks are skipped)
 
     def __post_init__(self):
         check_fields(self, "lora config")
         require(self, "lora config", rank=">= 0", alpha="> 0", dropout="[0, 1)")
-        if not self.targets or set(self.targets) - set(LORA_TARGETS):
+        roles = [role for t in self.targets for role in _LORA_ALIASES.get(t, (t,))]
+        if not roles or set(roles) - set(LORA_TARGETS):
             raise GptkitError(f"lora config: targets must be some of {', '.join(LORA_TARGETS)}, "
                               f"got {list(self.targets)}")
+        object.__setattr__(self, "targets", tuple(dict.fromkeys(roles)))
 
 
 @dataclass(frozen=True)

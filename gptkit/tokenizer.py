@@ -25,12 +25,20 @@ _WORD_START = re.compile(r"(?<=\S) (?=\S)")  # a space that starts a pre-token o
 
 
 class Tokenizer:
-    """Text <-> token ids. `eot_id` separates documents and ends generations."""
+    """Text <-> token ids. `eot_id` separates documents and ends generations.
 
-    def __init__(self, backend: _Backend, eot_token: str = EOT):
+    A pretrained model's tokenizer also names its beginning-of-sequence token and its chat template
+    (Jinja, as in Hugging Face's tokenizer_config.json), which travel with it into checkpoints and exports.
+    """
+
+    def __init__(self, backend: _Backend, eot_token: str = EOT, bos_token: str | None = None,
+                 chat_template: str | None = None):
         self.backend = backend
         self.eot_token = eot_token
         self.eot_id = backend.token_to_id(eot_token)
+        self.bos_token = bos_token
+        self.bos_id = None if bos_token is None else backend.token_to_id(bos_token)
+        self.chat_template = chat_template
 
     # -- construction -------------------------------------------------------------
     @classmethod
@@ -87,8 +95,8 @@ class Tokenizer:
             backend = _Backend.from_file(str(path))
         except Exception as e:  # tokenizers raises a bare Exception on bad JSON
             raise GptkitError(f"{path}: not a valid tokenizer.json ({e})") from e
-        eot = _read_eot(path.parent / "tokenizer_config.json") or EOT
-        return cls(backend, eot)
+        settings = _read_settings(path.parent)
+        return cls(backend, settings.get("eos_token") or EOT, settings.get("bos_token"), settings.get("chat_template"))
 
     @classmethod
     def _from_vocab_merges(cls, vocab: Path, merges: Path) -> Tokenizer:
@@ -96,7 +104,7 @@ class Tokenizer:
             backend = _byte_level(_Backend(models.BPE.from_file(str(vocab), str(merges))))
         except Exception as e:
             raise GptkitError(f"{vocab.parent}: unreadable vocab.json/merges.txt ({e})") from e
-        eot = _read_eot(vocab.parent / "tokenizer_config.json") or EOT
+        eot = _read_settings(vocab.parent).get("eos_token") or EOT
         if backend.token_to_id(eot) is not None:
             backend.add_special_tokens([eot])
         return cls(backend, eot)
@@ -104,6 +112,21 @@ class Tokenizer:
     def save(self, path: str | Path) -> None:
         """Write tokenizer.json to `path` (a file name)."""
         self.backend.save(str(path))
+
+    def settings(self) -> dict:
+        """What Hugging Face's tokenizer_config.json holds for this tokenizer: special tokens, chat template."""
+        settings = {"tokenizer_class": "PreTrainedTokenizerFast", "eos_token": self.eot_token}
+        if self.bos_token is not None:
+            settings["bos_token"] = self.bos_token
+        if self.chat_template:
+            settings["chat_template"] = self.chat_template
+        return settings
+
+    def save_settings(self, directory: str | Path) -> None:
+        """Write tokenizer_config.json into `directory` when there is more to say than the default end-of-text."""
+        if self.bos_token is not None or self.chat_template or self.eot_token != EOT:
+            Path(directory, "tokenizer_config.json").write_text(json.dumps(self.settings(), indent=2) + "\n",
+                                                                encoding="utf-8")
 
     @property
     def sha256(self) -> str:
@@ -238,14 +261,26 @@ def _byte_level(backend: _Backend) -> _Backend:
     return backend
 
 
-def _read_eot(config_path: Path) -> str | None:
-    """The end-of-text token named in a Hugging Face tokenizer_config.json, if any."""
-    if not config_path.is_file():
-        return None
-    try:
-        token = json.loads(config_path.read_text(encoding="utf-8")).get("eos_token")
-    except ValueError:
-        return None
-    if isinstance(token, dict):  # older files store an AddedToken dict
-        token = token.get("content")
-    return token if isinstance(token, str) else None
+def _read_settings(directory: Path) -> dict:
+    """eos_token, bos_token and chat_template from a Hugging Face tokenizer_config.json (or chat_template.jinja)."""
+    settings: dict = {}
+    config_path = directory / "tokenizer_config.json"
+    if config_path.is_file():
+        try:
+            config = json.loads(config_path.read_text(encoding="utf-8"))
+        except ValueError:
+            config = {}
+        for key in ("eos_token", "bos_token"):
+            token = config.get(key)
+            if isinstance(token, dict):  # older files store an AddedToken dict
+                token = token.get("content")
+            if isinstance(token, str):
+                settings[key] = token
+        template = config.get("chat_template")
+        if isinstance(template, list):  # named templates: the default one
+            template = next((t.get("template") for t in template if t.get("name") == "default"), None)
+        if isinstance(template, str):
+            settings["chat_template"] = template
+    if "chat_template" not in settings and (directory / "chat_template.jinja").is_file():
+        settings["chat_template"] = (directory / "chat_template.jinja").read_text(encoding="utf-8")
+    return settings

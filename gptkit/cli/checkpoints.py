@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import typing
 from pathlib import Path
 
@@ -66,12 +67,15 @@ def _cmd_import_hf(args) -> None:
 
 def _cmd_export_hf(args) -> None:
     from ..checkpoint import load_checkpoint
+    from ..data.chat import trained_chat_template
     from ..hf import to_hf
 
     check_output(args.out, args.force, args.checkpoint)
     ckpt = load_checkpoint(args.checkpoint)
-    to_hf(ckpt.model, ckpt.tokenizer, args.out)
-    print(f"wrote a transformers GPT-2 directory to {args.out}")
+    chat_template = trained_chat_template(ckpt.meta)  # what a chat fine-tune was trained with
+    to_hf(ckpt.model, ckpt.tokenizer, args.out, chat_template=chat_template, about=ckpt.meta)
+    architecture = json.loads((Path(args.out) / "config.json").read_text(encoding="utf-8"))["architectures"][0]
+    print(f"wrote a transformers {architecture} directory to {args.out}")
 
 
 def _cmd_grow(args) -> None:

@@ -6,6 +6,9 @@ prompt/completion row read as chat becomes one user turn and the assistant's rep
 
 from __future__ import annotations
 
+import functools
+import json
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from ..errors import GptkitError
@@ -15,7 +18,15 @@ from .records import Example, Record
 if TYPE_CHECKING:
     from .tasks import Task
 
+# gptkit's own format: "<|role|>\n" + content (+ eos after an assistant's turn) + "\n" per message. The newlines
+# are written as expressions, so Hugging Face's Jinja settings (trim_blocks) render it the same.
 CHAT_TEMPLATE = (
+    "{% for message in messages %}{{ '<|' + message.role + '|>\\n' + message.content }}"
+    "{% if message.role == 'assistant' %}{{ eos_token }}{% endif %}{{ '\\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|assistant|>\\n' }}{% endif %}"
+)
+# The same format as checkpoints written before chat templates were rendered with Hugging Face's settings stored it.
+_OLD_CHAT_TEMPLATE = (
     "{% for message in messages %}<|{{ message.role }}|>\n{{ message.content }}"
     "{% if message.role == 'assistant' %}{{ eos_token }}{% endif %}\n{% endfor %}"
     "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
@@ -24,17 +35,45 @@ ROLES = ("system", "user", "assistant")
 
 
 def render_chat(template: str, messages: list[dict], add_generation_prompt: bool = False,
-                eos_token: str = "") -> str:
-    """Messages through a chat template (Jinja, sandboxed: a template from a checkpoint runs no code)."""
+                eos_token: str = "", bos_token: str = "") -> str:
+    """Messages through a chat template as transformers' `apply_chat_template` renders it: the same Jinja
+    settings and helpers, sandboxed (a template from a checkpoint runs no code)."""
     from jinja2 import TemplateError
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
 
     try:
-        compiled = ImmutableSandboxedEnvironment(keep_trailing_newline=True).from_string(template)
+        compiled = _environment().from_string(CHAT_TEMPLATE if template == _OLD_CHAT_TEMPLATE
+                                              else template)
         return compiled.render(messages=messages, add_generation_prompt=add_generation_prompt,
-                               eos_token=eos_token or "<|endoftext|>")
+                               eos_token=eos_token or "<|endoftext|>", bos_token=bos_token)
     except TemplateError as e:
         raise GptkitError(f"the chat template failed: {e}; fix task.chat_template") from e
+
+
+@functools.cache
+def _environment():
+    """Hugging Face's chat-template environment: trim_blocks, lstrip_blocks, loop controls, JSON without
+    HTML escaping, raise_exception and strftime_now."""
+    import jinja2.ext
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    def raise_exception(message):
+        raise jinja2.exceptions.TemplateError(message)
+
+    def tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False):
+        return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
+
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[jinja2.ext.loopcontrols])
+    env.filters["tojson"] = tojson
+    env.globals.update(raise_exception=raise_exception, strftime_now=lambda f: datetime.now().strftime(f))
+    return env
+
+
+def trained_chat_template(meta: dict) -> str | None:
+    """The chat template a checkpoint was fine-tuned with (its config.json's task), if it was a chat task."""
+    task = meta.get("task") or {}
+    if task.get("format") != "chat" or not task.get("chat_template"):
+        return None
+    return CHAT_TEMPLATE if task["chat_template"] == _OLD_CHAT_TEMPLATE else task["chat_template"]
 
 
 def as_chat(row: dict, task: Task) -> dict:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 
-from ..data.chat import CHAT_TEMPLATE, render_chat
+from ..data.chat import CHAT_TEMPLATE, render_chat, trained_chat_template
 from ..errors import GptkitError
 from ..model import GPT
 from ..tokenizer import Tokenizer
@@ -172,16 +172,21 @@ class Chat:
         chat.reply(reply)            # the next prompt holds the whole conversation
     """
 
-    def __init__(self, template: str = CHAT_TEMPLATE, eos_token: str = "", system: str | None = None):
-        self.template, self.eos_token = template, eos_token
+    def __init__(self, template: str = CHAT_TEMPLATE, eos_token: str = "", system: str | None = None,
+                 bos_token: str = ""):
+        self.template, self.eos_token, self.bos_token = template, eos_token, bos_token
         self.messages: list[dict] = [{"role": "system", "content": system}] if system else []
 
     @classmethod
     def of_checkpoint(cls, ckpt, system: str | None = None) -> Chat:
-        """The checkpoint's chat template (gptkit's default if it was not fine-tuned on chat) and end-of-text."""
-        template = ckpt.meta.get("task", {}).get("chat_template") or CHAT_TEMPLATE
-        eos = ckpt.tokenizer.eot_token if ckpt.tokenizer is not None else ""
-        return cls(template, eos or "", system)
+        """The checkpoint's chat template and special tokens: the one fine-tuning used, else the tokenizer's
+        own (a pretrained model's), else gptkit's default."""
+        tokenizer = ckpt.tokenizer
+        own = tokenizer.chat_template if tokenizer is not None else None
+        template = trained_chat_template(ckpt.meta) or own or CHAT_TEMPLATE
+        eos = tokenizer.eot_token if tokenizer is not None else ""
+        bos = tokenizer.bos_token if tokenizer is not None else ""
+        return cls(template, eos or "", system, bos or "")
 
     def prompt(self, text: str) -> str:
         """Add a user message; the conversation so far, ending where the assistant's reply begins."""
@@ -190,7 +195,8 @@ class Chat:
 
     def render(self) -> str:
         """The conversation so far, ending where the assistant's reply begins."""
-        return render_chat(self.template, self.messages, add_generation_prompt=True, eos_token=self.eos_token)
+        return render_chat(self.template, self.messages, add_generation_prompt=True, eos_token=self.eos_token,
+                           bos_token=self.bos_token)
 
     def reply(self, text: str) -> None:
         self.messages.append({"role": "assistant", "content": text})

@@ -7,6 +7,7 @@ import torch
 
 from gptkit import GptkitError, Tokenizer, beam_search, from_hf, generate, to_hf
 from gptkit.generate import Decoding, Sampling
+from gptkit.model import span_logits
 
 transformers = pytest.importorskip("transformers")
 
@@ -144,9 +145,12 @@ def test_unsupported_gpt2_variants_are_clear_errors(tmp_path, overrides, message
         from_hf(tmp_path)
 
 
-def test_non_gpt2_directory_is_a_clear_error(tmp_path):
+def test_an_unsupported_family_is_a_clear_error(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    with pytest.raises(GptkitError, match="'bert' is not supported: gptkit reads gpt2, llama, mistral, qwen2, qwen3"):
+        from_hf(tmp_path)
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama"}))
-    with pytest.raises(GptkitError, match="only 'gpt2'"):
+    with pytest.raises(GptkitError, match="lacks hidden_size"):
         from_hf(tmp_path)
     with pytest.raises(GptkitError, match="no config.json"):
         from_hf(tmp_path / "missing")
@@ -174,7 +178,7 @@ def test_question_answering_models_travel_both_ways_with_identical_span_logits(t
     idx = torch.randint(0, 120, (2, 40))
     with torch.no_grad():
         theirs = hf_model(idx)
-        spans = model.eval()(idx)
+        spans = span_logits(model.eval(), idx)
     assert (spans[..., 0] - theirs.start_logits).abs().max() <= 1e-5
     assert (spans[..., 1] - theirs.end_logits).abs().max() <= 1e-5
     to_hf(model, None, tmp_path / "ours")
