@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from gptkit import GPT, GptkitError, ModelConfig, to_hf
+from gptkit import GPT, GptkitError, to_hf
 from gptkit.lora import LoraConfig, LoraLinear, apply_lora, load_adapters, merge_lora, save_adapters
 from tests.conftest import tiny
 

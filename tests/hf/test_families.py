@@ -40,7 +40,7 @@ def _theirs(case: str, seed: int = 0):
     config = getattr(transformers, config_class)(**_BODY, **settings)
     model = getattr(transformers, model_class)(config).eval()
     with torch.no_grad():  # norms start at 1 and biases at 0: randomise them, so a swapped name would show
-        for name, p in model.named_parameters():
+        for p in model.parameters():
             if p.dim() == 1:
                 p.add_(torch.randn_like(p) * 0.1)
     return model
