@@ -136,7 +136,7 @@ def _kinds(model: GPT) -> dict[str, tuple]:
     if not model.config.tie_embeddings:
         kinds[id(model.lm_head.weight)] = ("head",)
     else:  # the tied head sums over every copy of the stream: the final norm divides by the copies
-        kinds.update({id(p): ("final_norm",) for p in model.ln_f.parameters()})
+        kinds.update({id(p): ("final_norm",) for p in model.final_norm().parameters()})
     for block in model.blocks:
         kinds.update({id(p): ("per_head",) for norm in block.attn.head_norms() for p in norm.parameters()})
         fused: dict[int, list[nn.Linear | int]] = {}

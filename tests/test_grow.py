@@ -1,5 +1,7 @@
 """Growth operators: function-preserving ones keep the logits, stacking copies blocks in the documented order."""
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -9,13 +11,18 @@ from gptkit.grow import carry_optimizer_state, grow_depth, grow_to, grow_width
 from gptkit.runtime import Distributed
 from gptkit.train.distributed import load_optimizer_state_by_name, optimizer_state_by_name
 from gptkit.train.optim import build_optimizer
+from tests.conftest import tiny
+
+
+def _shape(arch: str, **shape) -> ModelConfig:
+    return tiny(arch, **{**dict(vocab_size=97, block_size=32, n_layer=3, n_head=2, n_embd=16), **shape})
 
 
 @pytest.fixture
-def trained() -> GPT:
-    """A small model with non-trivial weights everywhere (biases and LayerNorms too), in eval mode."""
+def trained(arch) -> GPT:
+    """A small model of each architecture with non-trivial weights everywhere (biases and norms too), in eval mode."""
     torch.manual_seed(0)
-    model = GPT(ModelConfig(vocab_size=97, block_size=32, n_layer=3, n_head=2, n_embd=16))
+    model = GPT(_shape(arch))
     with torch.no_grad():
         for p in model.parameters():
             p.add_(torch.randn_like(p) * 0.1)
@@ -35,7 +42,7 @@ def test_identity_blocks_leave_the_logits_unchanged(trained, order):
     torch.testing.assert_close(_logits(grown.model, idx), _logits(trained, idx), atol=1e-6, rtol=0)
     kept = [i for i in range(7) if grown.sources[f"blocks.{i}.attn.qkv.weight"] is not None]
     assert kept == ([0, 1, 2] if order == "repeat" else [0, 2, 4])  # new blocks after the trained ones, or spread
-    assert [grown.sources[f"blocks.{i}.ln_2.bias"] for i in kept] == [f"blocks.{i}.ln_2.bias" for i in range(3)]
+    assert [grown.sources[f"blocks.{i}.ln_2.weight"] for i in kept] == [f"blocks.{i}.ln_2.weight" for i in range(3)]
     assert grown.sources["wte.weight"] == "wte.weight"
 
 
@@ -45,9 +52,9 @@ def test_stack_copies_the_trained_blocks_in_the_documented_order(trained, order,
     old, new = trained.state_dict(), grown.model.state_dict()
     for i, origin in enumerate(expected):
         assert grown.sources[f"blocks.{i}.mlp.fc.weight"] == f"blocks.{origin}.mlp.fc.weight"
-        for name in ("ln_1.weight", "attn.qkv.weight", "attn.proj.bias", "mlp.proj.weight"):
+        for name in ("ln_1.weight", "attn.qkv.weight", "attn.proj.weight", "mlp.proj.weight"):
             assert torch.equal(new[f"blocks.{i}.{name}"], old[f"blocks.{origin}.{name}"])
-    for name in ("wte.weight", "wpe.weight", "ln_f.weight", "ln_f.bias"):
+    for name in (n for n in old if not n.startswith("blocks.")):  # embeddings, the final norm, an untied head
         assert torch.equal(new[name], old[name]) and grown.sources[name] == name
 
 
@@ -56,7 +63,8 @@ def test_width_growth_computes_the_same_function(trained, factor):
     idx = torch.randint(0, 97, (2, 20))
     grown = grow_width(trained, factor).model
     assert (grown.config.n_embd, grown.config.n_head) == (16 * factor, 2 * factor)
-    assert grown.config.head_dim == trained.config.head_dim  # heads are copied whole: the same attention scale
+    assert grown.config.kv_heads == trained.config.kv_heads * factor
+    assert grown.config.head_size == trained.config.head_size  # heads are copied whole: the same attention scale
     torch.testing.assert_close(_logits(grown, idx), _logits(trained, idx), atol=1e-5, rtol=0)
     noisy = grow_width(trained, factor, noise=0.01).model  # breaks the copies' symmetry, nearly the same function
     difference = (_logits(noisy, idx) - _logits(trained, idx)).abs().max().item()
@@ -88,18 +96,18 @@ def test_bad_growth_requests_are_clear_errors(trained, call, message):
         call(trained)
 
 
-def test_grow_to_a_shape_composes_depth_and_width(trained):
+def test_grow_to_a_shape_composes_depth_and_width(trained, arch):
     idx = torch.randint(0, 97, (2, 20))
-    shape = ModelConfig(vocab_size=97, block_size=32, n_layer=5, n_head=4, n_embd=32)
+    shape = trained.config.grown(5, 2)
     grown = grow_to(trained, shape, "identity")
     assert grown.model.config == shape
     torch.testing.assert_close(_logits(grown.model, idx), _logits(trained, idx), atol=1e-5, rtol=0)
     assert set(grown.sources.values()) == {None}  # widened: nothing has its old shape, no state carries
     assert grow_to(trained, trained.config).model is trained
     with pytest.raises(GptkitError, match="only n_layer and the width can change"):
-        grow_to(trained, ModelConfig(vocab_size=97, block_size=64, n_layer=5, n_head=2, n_embd=16))
+        grow_to(trained, _shape(arch, block_size=64, n_layer=5))
     with pytest.raises(GptkitError, match=r"n_head=2 \(expected 4\)"):
-        grow_to(trained, ModelConfig(vocab_size=97, block_size=32, n_layer=3, n_head=2, n_embd=32))
+        grow_to(trained, dataclasses.replace(shape, n_head=2, n_kv_head=trained.config.n_kv_head))
 
 
 @pytest.mark.parametrize("optimizer", ["adamw", "muon"])

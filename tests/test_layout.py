@@ -2,6 +2,7 @@
 stays short enough to read in one sitting."""
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -77,6 +78,23 @@ def test_tests_mirror_the_subpackages():
         modules = {p.stem for p in package.glob("*.py") if not p.name.startswith("_")}
         assert {p.stem.removeprefix("test_") for p in tests.glob("test_*.py")} >= modules, package.name
 
+
+
+# GPT-2's parameter names (ours and transformers'): only the model and the Hugging Face mappings may use them;
+# everything else asks the model for its parts by role.
+_PARAMETER_NAME = re.compile(r"\.(wte|wpe|ln_f|ln_1|ln_2|qkv|c_attn|c_fc|c_proj)\b|[\"'](attn|mlp)\.(qkv|proj|fc)\b")
+
+
+def test_only_the_model_and_the_mappings_name_parameters():
+    named = []
+    for path in _modules():
+        if path.relative_to(PACKAGE).parts[0] in ("model", "hf"):
+            continue
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            code = line.split("#", 1)[0]
+            if _PARAMETER_NAME.search(code) and "_LORA_ALIASES" not in code:  # earlier LoRA target names
+                named.append(f"{path.relative_to(PACKAGE)}:{number}: {line.strip()}")
+    assert not named, "\n".join(named)
 
 
 MAX_FILE_LINES = 400

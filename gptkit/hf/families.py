@@ -8,6 +8,7 @@ tensors: each of our parameters is one of theirs, or several of theirs stacked
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from ..config import ModelConfig, RopeScaling
@@ -127,6 +128,14 @@ class GPT2(Family):
         return role in ("q", "k", "v")
 
 
+def _canonical(config: ModelConfig) -> ModelConfig:
+    """The config as gptkit writes it: values that equal what they derive from are left unset, so a model
+    that goes out and comes back has the config it had."""
+    switches = {k: None for k in ("qkv_bias", "o_bias", "mlp_bias") if getattr(config, k) == config.bias}
+    derived = dataclasses.replace(config, intermediate_size=0).ffn_size == config.ffn_size
+    return dataclasses.replace(config, **switches, **({"intermediate_size": 0} if derived else {}))
+
+
 class Llama(Family):
     """Llama 2/3.x, SmolLM2, TinyLlama: RMSNorm, SwiGLU, RoPE (with rope_scaling), grouped-query attention."""
 
@@ -147,14 +156,14 @@ class Llama(Family):
             raise GptkitError(f"config.json of a {self.model_type} model lacks {', '.join(missing)}")
         n_embd, n_head = hf["hidden_size"], hf["num_attention_heads"]
         head_dim = hf.get("head_dim") or n_embd // n_head
-        return ModelConfig(
+        return _canonical(ModelConfig(
             vocab_size=hf["vocab_size"], block_size=self._window(hf), n_layer=hf["num_hidden_layers"], n_head=n_head,
             n_embd=n_embd, n_kv_head=hf.get("num_key_value_heads") or n_head,
             head_dim=0 if head_dim * n_head == n_embd else head_dim, intermediate_size=hf["intermediate_size"],
             norm="rmsnorm", mlp="swiglu", positions="rope", layer_norm_eps=hf.get("rms_norm_eps", 1e-6),
             tie_embeddings=bool(hf.get("tie_word_embeddings", False)), bias=False, **rope, **self._biases(hf),
             attn_dropout=float(hf.get("attention_dropout", 0.0)) or None, qk_norm=self.qk_norm,
-        )
+        ))
 
     qk_norm = False
 

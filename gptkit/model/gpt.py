@@ -72,6 +72,10 @@ class GPT(nn.Module):
         """The input embeddings: tokens, and positions when they are learned."""
         return [self.wte] if self.wpe is None else [self.wte, self.wpe]
 
+    def final_norm(self) -> nn.Module:
+        """The norm between the last block and the LM head."""
+        return self.ln_f
+
     def head_weight(self) -> torch.Tensor:
         """The LM head's (V, C) weight: the token embedding when tied."""
         return self.wte.weight if self.config.tie_embeddings else self.lm_head.weight
