@@ -82,6 +82,8 @@ class ModelConfig:
     tie_embeddings: bool = True  # the LM head is the token embedding (else a Linear of its own)
 
     def __post_init__(self):
+        if isinstance(self.rope_scaling, dict):  # a config rebuilt from its to_dict() form
+            object.__setattr__(self, "rope_scaling", from_dict(RopeScaling, self.rope_scaling, "model config"))
         check_fields(self, "model config")
         require(self, "model config", vocab_size=">= 1", block_size=">= 1", n_layer=">= 1", n_head=">= 1",
                 n_embd=">= 1", dropout="[0, 1)", attn_dropout="[0, 1)", layer_norm_eps="> 0",

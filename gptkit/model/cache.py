@@ -43,6 +43,11 @@ class KVCache:
         return None if self._k is None else self._k.dtype
 
     @property
+    def nbytes(self) -> int:
+        """The memory the keys and values hold (0 until the first pass): n_kv_head heads, not n_head."""
+        return 0 if self._k is None else self._k.nbytes + self._v.nbytes
+
+    @property
     def device(self) -> torch.device | None:
         return None if self._k is None else self._k.device
 

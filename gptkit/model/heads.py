@@ -20,11 +20,11 @@ from .gpt import GPT
 SPAN_START, SPAN_END = 1, 2
 
 
-def span_logits(model: GPT, idx: torch.Tensor) -> torch.Tensor:
-    """Start and end logits (B, T, 2) of the span head (config.span_head)."""
+def span_logits(model: GPT, idx: torch.Tensor, segments: torch.Tensor | None = None) -> torch.Tensor:
+    """Start and end logits (B, T, 2) of the span head (config.span_head); `segments` as in hidden_states."""
     if model.span_head is None:
         raise GptkitError("this model has no span head: extractive QA needs one (model.span_head = true)")
-    return model.span_head(model.hidden_states(idx))
+    return model.span_head(model.hidden_states(idx, segments=segments))
 
 
 def span_loss(spans: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -69,8 +69,9 @@ class SpanReader(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, idx: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        spans = span_logits(self.model, idx)
+    def forward(self, idx: torch.Tensor, labels: torch.Tensor | None = None,
+                segments: torch.Tensor | None = None) -> torch.Tensor:
+        spans = span_logits(self.model, idx, segments)
         return spans if labels is None else span_loss(spans, labels)
 
 

@@ -18,6 +18,7 @@ shape it was saved in.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import math
@@ -348,7 +349,7 @@ def _fit_vocab(config: ModelConfig, tokenizer: Tokenizer) -> ModelConfig:
     if tokenizer.vocab_size == config.vocab_size:
         return config
     log.info("vocab_size %d -> %d to match the data's tokenizer", config.vocab_size, tokenizer.vocab_size)
-    return ModelConfig(**{**to_dict(config), "vocab_size": tokenizer.vocab_size})
+    return dataclasses.replace(config, vocab_size=tokenizer.vocab_size)
 
 
 def _bytes_per_token(data: str) -> float:

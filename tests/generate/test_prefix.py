@@ -36,7 +36,8 @@ def test_a_whole_cached_prompt_still_computes_its_last_token(tiny_model):
 
 
 def test_the_cache_stays_under_its_budget_evicting_the_ends_of_chains_first(tiny_model):
-    per_block = 2 * tiny_model.config.n_layer * tiny_model.config.n_embd * 8 * 4  # keys + values, fp32
+    c = tiny_model.config
+    per_block = 2 * c.n_layer * c.kv_heads * c.head_size * 8 * 4  # keys + values of 8 positions, fp32
     cache = PrefixCache(block=8, max_bytes=3 * per_block)
     engine = Generator(tiny_model, 1, prefix_cache=cache)
     _run(engine, [SHARED])
@@ -47,7 +48,7 @@ def test_the_cache_stays_under_its_budget_evicting_the_ends_of_chains_first(tiny
 
 def test_written_keys_and_values_read_back_unchanged(tiny_config):
     kv = KVCache(tiny_config, 2)
-    k = torch.randn(tiny_config.n_layer, tiny_config.n_head, 5, tiny_config.head_dim)
+    k = torch.randn(tiny_config.n_layer, tiny_config.kv_heads, 5, tiny_config.head_size)
     kv.write(1, k, -k)
     got_k, got_v = kv.read(1, 0, 5)
     assert kv.length(1) == 5 and kv.length(0) == 0 and torch.equal(got_k, k) and torch.equal(got_v, -k)

@@ -46,8 +46,8 @@ def test_end_of_text_starts_an_empty_prompt_ends_the_text_and_is_not_shown(tiny_
     ids = generate(tiny_model, [eot], Decoding(5, temperature=0, stop_ids=(eot,)))  # an empty prompt starts from eot
     assert generate_text(tiny_model, bpe_tokenizer, "", greedy) == bpe_tokenizer.decode(t for t in ids if t != eot)
     with torch.no_grad():  # every logit 0: greedy picks id 0, which is end-of-text in this vocabulary
-        tiny_model.ln_f.weight.zero_()
-        tiny_model.ln_f.bias.zero_()
+        for p in tiny_model.final_norm().parameters():
+            p.zero_()
     ending = Decoding(5, temperature=0, stop_ids=(eot,))
     assert eot == 0 and generate(tiny_model, bpe_tokenizer.encode("The fox"), ending) == [eot]
     assert generate_text(tiny_model, bpe_tokenizer, "The fox", Decoding(5, temperature=0)) == ""

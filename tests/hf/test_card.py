@@ -52,7 +52,8 @@ def test_the_model_card_says_what_the_model_is_and_how_it_was_made(tmp_path):
     card = (tmp_path / "README.md").read_text()
     assert card.startswith("---\nlicense: apache-2.0\nlibrary_name: transformers\n")
     for fact in ("`Qwen3ForCausalLM`", f"| parameters | {model.num_params():,} |",
-                 "4 query, 1 key/value, 16 wide, QK-norm", "RoPE (theta 1e+06)", "rmsnorm, swiglu", "`data/shakespeare`", "300 optimiser steps"):
+                 "4 query, 1 key/value, 16 wide, QK-norm", "RoPE (theta 1e+06)", "rmsnorm, swiglu",
+                 "`data/shakespeare`", "300 optimiser steps"):
         assert fact in card, fact
 
 

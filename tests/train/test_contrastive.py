@@ -13,7 +13,8 @@ from gptkit.config import FinetuneConfig, ModelConfig, load_config
 from gptkit.data import Task
 from gptkit.data.tasks import Record
 from gptkit.errors import GptkitError
-from gptkit.model import GPT
+from gptkit.model import GPT, Encoder
+from gptkit.model import embed as embed_ids
 from gptkit.search.embed import embed
 from gptkit.train import finetune
 from gptkit.train.contrastive import TextBatches, collate, contrastive_loss, text_ids
@@ -102,9 +103,9 @@ def test_infonce_loss_matches_a_hand_computation():
     model = GPT(ModelConfig(vocab_size=50, n_layer=1, n_head=2, n_embd=16, block_size=8, pooling="mean"))
     columns = [[[1, 2, 3], [4, 5]], [[6, 7], [8, 9, 10, 11]]]
     batch = TextBatches(columns, None, batch_size=2, shuffle=False).batch(0)
-    loss = contrastive_loss(model, batch, temperature=0.1)
-    q = torch.stack([model(torch.tensor([ids])).squeeze(0) for ids in columns[0]])
-    d = torch.stack([model(torch.tensor([ids])).squeeze(0) for ids in columns[1]])
+    loss = contrastive_loss(Encoder(model), batch, temperature=0.1)
+    q = torch.stack([embed_ids(model, torch.tensor([ids])).squeeze(0) for ids in columns[0]])
+    d = torch.stack([embed_ids(model, torch.tensor([ids])).squeeze(0) for ids in columns[1]])
     logits = q @ d.T / 0.1
     expected = -(torch.log_softmax(logits, dim=1).diagonal()).mean()
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
@@ -113,7 +114,8 @@ def test_infonce_loss_matches_a_hand_computation():
 def test_padding_does_not_change_an_embedding():
     torch.manual_seed(0)
     for pooling in ("mean", "last"):
-        model = GPT(ModelConfig(vocab_size=50, n_layer=2, n_head=2, n_embd=16, block_size=16, pooling=pooling))
+        model = Encoder(GPT(ModelConfig(vocab_size=50, n_layer=2, n_head=2, n_embd=16, block_size=16,
+                                        pooling=pooling)))
         alone = model(torch.tensor([[3, 4, 5]]))
         x, lengths = collate([[3, 4, 5], [1, 2, 3, 4, 5, 6, 7, 8]])
         assert torch.allclose(model(x, lengths)[0], alone[0], atol=1e-6)
