@@ -32,14 +32,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from shakespeare import DEFAULTS, _estimate_steps  # noqa: E402
+
 from gptkit.config import RunConfig, load_config  # noqa: E402
 from gptkit.data import PrepareConfig, prepare  # noqa: E402
 from gptkit.data.clean import CleanConfig  # noqa: E402
 from gptkit.model import param_count  # noqa: E402
 from gptkit.train import train  # noqa: E402
 from gptkit.train.report import read_metrics  # noqa: E402
-
-from shakespeare import DEFAULTS, _estimate_steps  # noqa: E402
 
 MODERN = ["model.norm=rmsnorm", "model.mlp=swiglu", "model.positions=rope", "model.n_kv_head=2",
           "model.intermediate_size=400", "model.bias=false"]
@@ -74,7 +74,7 @@ def main() -> None:
         args.data, args.out, steps = str(smoke.datasets(work) / "tinyshakespeare.txt"), str(work / "run"), 12
         args.overrides = [*smoke.TINY_MODEL, "model.n_embd=32", "model.block_size=16", "batch_size=2",
                           "eval_interval=6", *args.overrides]
-        args.arms = "gpt2,modern"
+        args.arms, args.minutes = "gpt2,modern", 0.01
     if not Path(args.data).is_file():
         sys.exit(f"{args.data} not found: pass --data (see shared/data/README.md)")
     out = Path(args.out)

@@ -185,7 +185,8 @@ class _SpanModel:
     def __init__(self, model, block_size: int):
         from gptkit.config import ModelConfig
 
-        self.model, self.span_head = model, True
+        self.model = model
+        self.span_head = lambda logits: logits  # hidden_states already gives the start/end logits
         self.config = ModelConfig(block_size=block_size, n_layer=1, n_head=1, n_embd=8)
         self.training, self.device = False, next(model.parameters()).device
 
@@ -196,7 +197,7 @@ class _SpanModel:
     def train(self, mode: bool = True):
         self.model.train(mode)
 
-    def __call__(self, ids):
+    def hidden_states(self, ids, segments=None):
         import torch
 
         out = self.model(input_ids=ids)

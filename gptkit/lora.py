@@ -186,12 +186,32 @@ def load_adapters(model: GPT, path: str | Path) -> GPT:
     rank, alpha = saved["r"], float(saved["lora_alpha"])
     ranks = {role: (saved.get("rank_pattern", {}).get(module_of[role], rank),
                     saved.get("alpha_pattern", {}).get(module_of[role], alpha)) for role in targets}
+    ranks.update(_stacked_roles(model, family, targets, tensors, ranks))
     apply_lora(model, LoraConfig(rank, alpha, float(saved.get("lora_dropout", 0.0)), targets), ranks)
     with torch.no_grad():
         for i, block in enumerate(model.blocks):
             for adapter in _adapters(block):
                 _fill(adapter, i, tensors, family, path)
     return model
+
+
+def _stacked_roles(model: GPT, family: Family, targets: tuple[str, ...], tensors: dict,
+                   ranks: dict[str, tuple[int, float]]) -> dict[str, tuple[int, float]]:
+    """Roles that their fused module holds as a stack of one adapter per role (what save_adapters writes:
+    rank n r, B zero off each role's block): each role gets back its own rank r."""
+    roles = [p for p in model.blocks[0].projections() if p.role in targets and family.fused_in_theirs(p.role)]
+    if not roles:
+        return {}
+    (stack_rank, stack_alpha), n = ranks[roles[0].role], len(roles)
+    if stack_rank % n:
+        return {}
+    r = stack_rank // n
+    for i in range(len(model.blocks)):
+        b = tensors.get(_peft_name(family, i, family.peft_module(roles[0].role), "B"))
+        if b is None or any(b[p.rows, j * r : (j + 1) * r].abs().sum() != b[p.rows].abs().sum()
+                            for j, p in enumerate(roles)):
+            return {}
+    return {p.role: (r, stack_alpha / n) for p in roles}
 
 
 def _fill(adapter: LoraLinear, block: int, tensors: dict, family: Family, path: Path) -> None:
@@ -204,6 +224,8 @@ def _fill(adapter: LoraLinear, block: int, tensors: dict, family: Family, path: 
         rows = adapter.rows[j]
         if a is not None and b is not None and family.fused_in_theirs(role):
             b = b[rows]  # their B covers the fused Linear's every row
+            if a.shape[0] == r * len(adapter.roles) != r:  # a stack of one adapter per role: this role's own
+                a, b = a[j * r : (j + 1) * r], b[:, j * r : (j + 1) * r]
         want = ((r, adapter.base.in_features), (rows.stop - rows.start, r))
         if a is None or b is None or (tuple(a.shape), tuple(b.shape)) != want:
             raise GptkitError(f"{path}: {names[0]} is missing or not of shape {want[0]}: adapters for another model")

@@ -53,7 +53,7 @@ class Shards:
 
 class Export:
     files = {"config.json", "model.safetensors", "generation_config.json", "tokenizer.json", "vocab.json",
-             "merges.txt", "tokenizer_config.json"}
+             "merges.txt", "tokenizer_config.json", "README.md"}
 
     def write(self, path, version, tokenizer, encoder):
         to_hf(_model(version), tokenizer, path)
@@ -87,7 +87,7 @@ class Adapters:
 
     def read(self, path):
         model = load_adapters(_model(0), path)
-        return model.blocks[0].attn.qkv.lora_A.shape[0] - 1
+        return model.blocks[0].attn.qkv.rank - 1
 
 
 KINDS = [Checkpoint(), Shards(), Export(), SearchIndex(), Adapters()]
