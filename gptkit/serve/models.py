@@ -2,7 +2,8 @@
 
     kind        answers
     lm          /v1/completions (a pretrained checkpoint, or one fine-tuned on prompt/completion text)
-    chat        /v1/chat/completions, rendered by its stored chat template; /v1/completions too
+    chat        /v1/chat/completions, rendered by its chat template (a chat fine-tune's, or the one a pretrained
+                chat model's tokenizer carries); /v1/completions too
     task        /v1/completions, the input put through its stored task template (translation,
                 summarization, instructions): what `gptkit translate` / `summarize` do
     extractive  /v1/answers: a span of a context, picked by a question-answering span head
@@ -70,7 +71,8 @@ def load_served(path: str | Path, name: str = "", dtype: str = "auto", device: s
         raise GptkitError(f"{path} has no tokenizer.json, so it cannot take text")
     task = Task.from_dict(ckpt.meta["task"]) if "task" in ckpt.meta else None
     model = for_inference(ckpt.model, dtype).eval()
-    return ServedModel(name, _kind(task), str(path), model, ckpt.tokenizer, task, ckpt)
+    kind = "chat" if task is None and ckpt.tokenizer.chat_template else _kind(task)
+    return ServedModel(name, kind, str(path), model, ckpt.tokenizer, task, ckpt)
 
 
 def _searcher(path: Path, dtype: str):

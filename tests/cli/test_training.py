@@ -49,3 +49,40 @@ def test_demo_runs_its_three_stages(tmp_path, cli):
     out = cli("demo", "--out", tmp_path / "demo", "max_steps=2", "eval_interval=2").out
     assert "1/3 prepare" in out and "2/3 train" in out and "3/3 generate" in out
     assert (tmp_path / "demo" / "train" / "best" / "model.safetensors").is_file()
+
+
+def test_a_llama_style_model_trains_generates_chats_with_lora_and_exports(tmp_path, cli):
+    """The modern preset end to end: train, generate, a LoRA chat fine-tune, chat, and an export that
+    transformers runs with the same logits and the chat template."""
+    import torch
+    import transformers
+
+    from gptkit import load_checkpoint
+
+    cli("prepare", "builtin:python-docs", "--out", tmp_path / "data", "--vocab-size", "300", "--quiet")
+    tiny = ["n_layer=2", "n_embd=32", "n_head=4", "n_kv_head=2", "intermediate_size=64", "block_size=64",
+            "batch_size=4", "max_steps=6", "eval_interval=3", "eval_batches=1", "device=cpu", "dtype=fp32"]
+    cli("train", "--config", "demo-modern", "--quiet", f"data={tmp_path / 'data'}", f"out_dir={tmp_path / 'run'}",
+        *tiny)
+    base = tmp_path / "run" / "best"
+    assert load_checkpoint(base).model.config.positions == "rope"
+    assert cli("generate", base, "--prompt", "def", "--max-new-tokens", "5", "--seed", "1").out.startswith("def")
+    chats = [{"messages": [{"role": "user", "content": f"say {w}"}, {"role": "assistant", "content": w}]}
+             for w in ("yes", "no", "maybe", "def", "class") * 6]
+    (tmp_path / "chat.jsonl").write_text("".join(json.dumps(c) + "\n" for c in chats))
+    cli("finetune", "--quiet", f"data={tmp_path / 'chat.jsonl'}", "format=chat", f"init={base}", "lora.rank=8",
+        "lora.targets=[\"q\",\"v\",\"gate\",\"down\"]", f"out_dir={tmp_path / 'chat'}", "max_steps=4",
+        "eval_interval=2", "val_examples=4", "batch_size=4", "device=cpu", "dtype=fp32")
+    tuned = tmp_path / "chat" / "best"
+    assert cli("generate", tuned, "--chat", "--prompt", "say yes", "--max-new-tokens", "4").err == ""
+    assert (tmp_path / "chat" / "best-adapter" / "adapter_config.json").is_file()
+    cli("export-hf", tuned, tmp_path / "hf")
+    theirs = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "hf").eval()
+    assert type(theirs).__name__ == "LlamaForCausalLM"
+    idx = torch.randint(0, 300, (1, 20))
+    with torch.no_grad():
+        assert (theirs(idx).logits - load_checkpoint(tuned).model(idx)).abs().max() <= 1e-5
+    messages = [{"role": "user", "content": "say yes"}]
+    rendered = transformers.AutoTokenizer.from_pretrained(tmp_path / "hf").apply_chat_template(
+        messages, tokenize=False, add_generation_prompt=True)
+    assert rendered == "<|user|>\nsay yes\n<|assistant|>\n"

@@ -18,10 +18,15 @@ TEXTS = ["hello world, the quick brown fox jumps over the lazy dog", "a cat sat 
          "numbers 1 2 3 and words that repeat repeat repeat"] * 20
 
 
-def make_models(root):
+# Llama's block: the server's models in the second round of every test that takes `served`
+LLAMA = dict(norm="rmsnorm", mlp="swiglu", positions="rope", n_kv_head=1, bias=False, tie_embeddings=False)
+
+
+def make_models(root, arch: str = "gpt2"):
     torch.manual_seed(0)
     tok = Tokenizer.train_bpe(TEXTS, vocab_size=320)
-    shape = dict(vocab_size=tok.vocab_size, block_size=96, n_layer=2, n_head=2, n_embd=32)
+    shape = dict(vocab_size=tok.vocab_size, block_size=96, n_layer=2, n_head=2, n_embd=32,
+                 **(LLAMA if arch == "llama" else {}))
     save_checkpoint(root / "lm", GPT(ModelConfig(**shape)), tok)
     save_checkpoint(root / "chat", GPT(ModelConfig(**shape)), tok, extra={"task": Task("chat").to_dict()})
     save_checkpoint(root / "enc", GPT(ModelConfig(**shape, pooling="mean")), tok)
@@ -57,11 +62,12 @@ class Running:
         self.thread.join(timeout=30)
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory):
+@pytest.fixture(scope="module", params=["gpt2", "llama"])
+def served(tmp_path_factory, request):
+    """The three models of one architecture, GPT-2's then Llama's, behind one server."""
     from gptkit.serve import ServeSettings, create_app, load_served
 
-    paths = make_models(tmp_path_factory.mktemp("models"))
+    paths = make_models(tmp_path_factory.mktemp("models"), request.param)
     app = create_app([load_served(p, dtype="fp32") for p in paths],
                      ServeSettings(api_key="sesame", max_batch=4, max_queue=8, max_n=4, max_body_bytes=20_000))
     running = Running(app, free_port())

@@ -137,3 +137,32 @@ def test_a_prompt_far_above_the_window_is_refused_before_it_is_tokenized(served)
         tokenizer.encode_text = encode
     assert out.status_code == 400 and out.json()["error"]["code"] == "context_length_exceeded"
     assert fits.status_code == 200 and calls == [50]  # only the prompt that can fit was tokenized
+
+
+def test_a_pretrained_models_chat_goes_through_its_own_template(tmp_path):
+    """A Llama-style model whose tokenizer carries ChatML: the server renders a chat with it, specials included."""
+    openai = pytest.importorskip("openai")
+    import torch
+
+    from gptkit import GPT, ModelConfig, Tokenizer, save_checkpoint
+    from tests.data.test_chat import TEMPLATES
+    from tests.serve.conftest import LLAMA, TEXTS, serve
+
+    trained = Tokenizer.train_bpe(TEXTS, vocab_size=320, special_tokens=("<|im_end|>", "<|im_start|>"))
+    tok = Tokenizer(trained.backend, "<|im_end|>", bos_token="<|im_start|>", chat_template=TEMPLATES["chatml"])
+    torch.manual_seed(0)
+    model = GPT(ModelConfig(vocab_size=tok.vocab_size, block_size=96, n_layer=2, n_head=2, n_embd=32, **LLAMA))
+    save_checkpoint(tmp_path / "smol", model, tok)
+    server = serve([tmp_path / "smol"])
+    try:
+        client = openai.OpenAI(base_url=server.url + "/v1", api_key="x", max_retries=0, timeout=60)
+        messages = [{"role": "user", "content": "hello <|im_end|> world"}]  # user text that spells a special
+        reply = client.chat.completions.create(model="smol", messages=messages, max_tokens=3, temperature=0)
+    finally:
+        server.stop()
+    chat = Chat.of_checkpoint(load_checkpoint(tmp_path / "smol"))
+    chat.messages = [{"role": "user", "content": tok.literal(messages[0]["content"])}]
+    rendered = chat.render()
+    assert rendered.startswith("<|im_start|>system\nYou are a helpful AI assistant<|im_end|>\n<|im_start|>user\n")
+    ids = tok.encode_rendered(rendered)
+    assert reply.usage.prompt_tokens == len(ids) and ids.count(tok.eot_id) == 2  # the two the template wrote
