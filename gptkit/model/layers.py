@@ -124,7 +124,7 @@ class CausalSelfAttention(nn.Module):
 
     # --8<-- [start:attention]
     def forward(self, x: torch.Tensor, cache: KVCache | None, layout: Layout,
-                rope: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+                rope: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         B, T, _ = x.shape
         q, k, v = self.qkv(x).split(self.sizes, dim=2)  # (B, T, H * D), (B, T, KV * D) twice
         q = q.view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, H, T, D)

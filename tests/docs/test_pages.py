@@ -13,10 +13,10 @@ import pytest
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 ENGLISH = sorted(p for p in DOCS.glob("*.md") if not p.name.endswith(".zh.md"))
 # the pages whose examples the suite runs
-TEACHING = ["tokenization", "gpt", "attention", "learning", "growing", "sampling", "applications"]
+TEACHING = ["tokenization", "gpt", "attention", "modern", "learning", "growing", "sampling", "applications"]
 # printed lines that the pages show, checked against the page
 QUOTED = ("std", "Error", "perplexity", "merges", "tokens", "大语言模型", "T=", "top_", "min_p", "step ", "cosine",
-          "wsd", "logit change", "(3, 0.0")
+          "wsd", "logit change", "(3, 0.0", "score(", "rms ", "KV cache")
 
 
 def _headings(path: Path) -> list[int]:
