@@ -58,8 +58,13 @@ def test_finetuning_learns_a_synthetic_task_far_above_the_untrained_model(task_f
     assert ckpt.meta["finetune"]["train_examples"] == 600 and ckpt.meta["finetune"]["val_examples"] == 40
 
 
-def test_resumed_finetuning_gives_identical_loss_curve(task_files, tmp_path):
-    same = ("model.dropout=0.1", "schedule=constant", "val_examples=0")
+# A Llama-style block for fine-tuning runs from scratch: the tests below run on it as on GPT-2's
+LLAMA = ("norm=rmsnorm", "mlp=swiglu", "positions=rope", "n_kv_head=1", "model.bias=false", "tie_embeddings=false")
+
+
+@pytest.mark.parametrize("block", [(), LLAMA], ids=["gpt2", "llama"])
+def test_resumed_finetuning_gives_identical_loss_curve(task_files, tmp_path, block):
+    same = ("model.dropout=0.1", "schedule=constant", "val_examples=0", *block)
     finetune(_finetune_config(task_files, tmp_path / "full", *same))
     finetune(_finetune_config(task_files, tmp_path / "split", "max_steps=6", *same))
     best = finetune(_finetune_config(task_files, tmp_path / "split", *same))  # resumes from step 6
@@ -67,10 +72,13 @@ def test_resumed_finetuning_gives_identical_loss_curve(task_files, tmp_path):
     assert load_checkpoint(best).meta["step"] == 12  # without val examples the newest checkpoint is the best
 
 
-def test_lora_trains_only_the_adapters_and_saves_them_for_peft(task_files, tmp_path):
+@pytest.mark.parametrize("arch", ["gpt2", "llama"])
+def test_lora_trains_only_the_adapters_and_saves_them_for_peft(task_files, tmp_path, arch):
+    from tests.conftest import tiny
+
     torch.manual_seed(0)
     tokenizer = Tokenizer.load(task_files[2])
-    base = GPT(ModelConfig(vocab_size=tokenizer.vocab_size, block_size=48, n_layer=2, n_head=2, n_embd=16))
+    base = GPT(tiny(arch, vocab_size=tokenizer.vocab_size, block_size=48, n_layer=2, n_head=2, n_embd=16))
     to_hf(base, tokenizer, tmp_path / "hf")  # a Hugging Face directory is a valid init
     best = finetune(_finetune_config(task_files, tmp_path / "run", f"init={tmp_path / 'hf'}", "lora.rank=4",
                             "lora.targets=['attn.qkv', 'mlp.fc']", "lr=3e-2"))
@@ -184,18 +192,21 @@ def test_extractive_qa_refuses_lora(tmp_path):
         finetune(_qa_config(tmp_path, train, train, "lora.rank=4", f"init={_tiny_init(tmp_path)}"))
 
 
-def _tiny_init(tmp_path):
+def _tiny_init(tmp_path, arch="gpt2"):
+    from tests.conftest import tiny
+
     tokenizer = Tokenizer.train_bpe(["The river of Teluk is Jade. What is it?"] * 5, vocab_size=300)
     torch.manual_seed(0)
-    model = GPT(ModelConfig(vocab_size=300, block_size=96, n_layer=1, n_head=2, n_embd=16))
+    model = GPT(tiny(arch, vocab_size=300, block_size=96, n_layer=1, n_head=2, n_embd=16))
     return save_checkpoint(tmp_path / "init", model, tokenizer)
 
 
-def test_a_span_head_is_added_to_a_language_model_init(tmp_path):
+@pytest.mark.parametrize("arch", ["gpt2", "llama"])
+def test_a_span_head_is_added_to_a_language_model_init(tmp_path, arch):
     from tests.train.conftest import write_facts
 
     train = write_facts(tmp_path / "train.jsonl", 20, 0)
-    init = load_checkpoint(_tiny_init(tmp_path))
+    init = load_checkpoint(_tiny_init(tmp_path, arch))
     best = finetune(_qa_config(tmp_path, train, train, f"init={init.path}", "max_steps=1", "eval_interval=1",
                                "lr=1e-12", "min_lr=0", "muon_lr=1e-12"))
     tuned = load_checkpoint(best).model

@@ -29,6 +29,21 @@ def test_weight_decay_applies_to_weight_matrices_only():
     assert "wte.weight" in {names[id(p)] for p in no_decay["params"]}
 
 
+def test_parameter_groups_go_by_role_on_a_llama_style_model():
+    from tests.conftest import tiny
+
+    model = GPT(tiny("llama"))  # no position embedding, RMSNorm, an untied head, no biases
+    names = {id(p): n for n, p in model.named_parameters()}
+    decay, no_decay = build_optimizer(model, TrainConfig(weight_decay=0.1), torch.device("cpu")).param_groups
+    assert {names[id(p)] for p in no_decay["params"]} == {"wte.weight", "ln_f.weight"} | {
+        f"blocks.{i}.{n}.weight" for i in range(2) for n in ("ln_1", "ln_2")}
+    assert "lm_head.weight" in {names[id(p)] for p in decay["params"]}  # an output head is decayed like a matrix
+    muon = build_optimizer(model, TrainConfig(optimizer="muon"), torch.device("cpu")).param_groups
+    hidden = {names[id(p)] for g in muon if g["muon"] for p in g["params"]}
+    assert hidden == {f"blocks.{i}.{m}.weight" for i in range(2) for m in ("attn.qkv", "attn.proj", "mlp.fc",
+                                                                         "mlp.proj")}
+
+
 @pytest.mark.parametrize("shape", [(16, 48), (48, 16)])
 def test_orthogonalize_flattens_the_singular_values(shape):
     torch.manual_seed(0)
