@@ -5,8 +5,9 @@
 Every arm trains `benchmarks/shakespeare.py`'s recipe (4 x 128, context 128, batch
 32, Muon, the same schedule shape) for the same wall-clock budget, one after the
 other in this process, and is scored on the whole validation split. Each arm's step
-count comes from a timing probe of that arm, so a slower block gets fewer steps, as
-it would in the budget; training then runs those steps to the end.
+count comes from a timing probe of that arm (all probes first, back to back), so a
+slower block gets fewer steps, as it would in the budget; training then runs those
+steps to the end, so a busy machine later on changes the wall time, not the result.
 Parameter counts are matched to GPT-2's within 1% (rotary positions alone drop the
 16k position embeddings): where grouped-query attention or dropping biases saves
 weights, the MLP gets them back. The arms:
@@ -84,27 +85,33 @@ def main() -> None:
     unknown = set(arms) - set(ARMS)
     if unknown:
         sys.exit(f"unknown arms {', '.join(sorted(unknown))}: choose from {', '.join(ARMS)}")
-    rows = [_run_arm(name, out, args.minutes, steps, args.overrides) for name in arms]
+    # every arm's step count first, timed back to back under the same conditions, then the training runs
+    budgets = {name: steps or _estimate_steps(_overrides(name, out, args.overrides), out / name, args.minutes)
+               for name in arms}
+    rows = [_run_arm(name, out, budgets[name], args.minutes, args.overrides) for name in arms]
     print(f"# tiny Shakespeare, char-level, {args.minutes} min per arm, val loss over the whole val split")
-    print("| block | parameters | steps | tokens/s | val loss reached | best val loss |")
+    print("| block | parameters | steps | tokens/s (probe) | val loss reached | best val loss |")
     print("|---|---|---|---|---|---|")
     for name, params, run_steps, speed, final, best in rows:
         print(f"| {name} | {params:,} | {run_steps} | {speed:,.0f} | {final:.4f} | {best:.4f} |")
 
 
-def _run_arm(name: str, out: Path, minutes: float, steps: int, extra: list[str]) -> tuple:
+def _overrides(name: str, out: Path, extra: list[str]) -> list[str]:
+    return [*DEFAULTS, f"data={out / 'data'}", f"out_dir={out / name / 'train'}", *ARMS[name], *extra]
+
+
+def _run_arm(name: str, out: Path, steps: int, minutes: float, extra: list[str]) -> tuple:
+    """Train one arm for its steps; its speed is the probe's (the steps that fit the budget), not this run's."""
+    shutil.rmtree(out / name / "train", ignore_errors=True)
     arm_dir = out / name
-    shutil.rmtree(arm_dir, ignore_errors=True)
-    overrides = [*DEFAULTS, f"data={out / 'data'}", f"out_dir={arm_dir / 'train'}", *ARMS[name], *extra]
-    steps = steps or _estimate_steps(overrides, arm_dir, minutes)
-    run = load_config(RunConfig, None, [*overrides, f"max_steps={steps}"])
+    run = load_config(RunConfig, None, [*_overrides(name, out, extra), f"max_steps={steps}"])
     start = time.perf_counter()
     train(run)
     wall = time.perf_counter() - start
     evals = [r for r in read_metrics(arm_dir / "train" / "metrics.jsonl") if "val_loss" in r]
     tokens = steps * run.train.batch_size * run.model.block_size
     print(f"{name}: {steps} steps in {wall / 60:.1f} min, val loss {evals[-1]['val_loss']:.4f}", flush=True)
-    return name, param_count(run.model), steps, tokens / wall, evals[-1]["val_loss"], \
+    return name, param_count(run.model), steps, tokens / (minutes * 60), evals[-1]["val_loss"], \
         min(r["val_loss"] for r in evals)
 
 

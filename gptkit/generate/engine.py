@@ -10,8 +10,9 @@ that request's own settings; a sequence that stops leaves and frees its slot.
 Context window: a prompt longer than the cache is an error unless its decoding
 asks to keep its last tokens (`Decoding.truncate_prompt`). When a sequence fills its
 slot, the window slides: the slot is rebuilt from the last half of the window
-(one prefill) and decoding goes on, since GPT-2's learned positions cannot
-extend past block_size.
+(one prefill, positions from 0 again) and decoding goes on: learned positions
+cannot extend past block_size, and RoPE's quality past the trained length is not
+guaranteed (with RoPE only the distances between the kept tokens matter, and those do not change).
 """
 
 from __future__ import annotations
