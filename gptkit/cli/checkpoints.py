@@ -20,13 +20,20 @@ def _cmd_info(args) -> None:
     config, meta, n_params = inspect_checkpoint(args.checkpoint)
     files = [f for f in Path(args.checkpoint).iterdir() if f.is_file()]
     rows = {"checkpoint": args.checkpoint, **vars(config)}
-    n_pos = config.block_size * config.n_embd
-    rows["parameters"] = f"{n_params:,} ({n_params - n_pos:,} without position embeddings)"
+    scaling = config.rope_scaling
+    rows["rope_scaling"] = scaling.type if scaling.type == "none" else \
+        ", ".join(f"{k}={v}" for k, v in vars(scaling).items())
+    if config.positions == "learned":
+        n_pos = config.block_size * config.n_embd
+        rows["parameters"] = f"{n_params:,} ({n_params - n_pos:,} without position embeddings)"
+    else:
+        rows["parameters"] = f"{n_params:,}"
     rows["size"] = f"{sum(f.stat().st_size for f in files) / 2**20:.1f} MiB on disk"
     rows["files"] = ", ".join(sorted(f.name for f in files))
     rows.update({k: v for k, v in meta.items() if k != "run"})
+    width = max(15, *map(len, rows))
     for key, value in rows.items():
-        print(f"{key:<15} {value}")
+        print(f"{key:<{width}} {value}")
 
 
 def _cmd_init(args) -> None:
