@@ -323,7 +323,7 @@ class TaskConfig:
     val_data: str = ""  # held-out examples in the same format; "" = hold out val_examples of train.data
     val_examples: int = 500  # examples held out of train.data when val_data is unset (0 = none)
     template: str = ""  # prompt template with {fields}; "" = the format's default
-    chat_template: str = ""  # Jinja chat template; "" = gptkit's default (stored in the checkpoint)
+    chat_template: str = ""  # Jinja; "" = the init tokenizer's own, else gptkit's (stored in the checkpoint)
     on_malformed: Literal["skip", "error"] = "skip"  # a line that is not a valid example
     pack: bool = True  # several examples per row (attention kept within each); false = one per row, padded
     prompt_loss: bool = False  # also learn the prompt's tokens (language modelling on the documents too)

@@ -58,6 +58,10 @@ def finetune(config: FinetuneConfig, on_step: Callable[[dict], None] | None = No
     check_out_dir(Path(config.train.out_dir))
     Task.from_config(config.task)  # an unknown format, before the init loads
     base, tokenizer = _load_init(config)
+    if tokenizer is not None and tokenizer.chat_template and not config.task.chat_template:
+        # a pretrained chat model: its conversations are fine-tuned in its own template
+        config = dataclasses.replace(config, task=dataclasses.replace(config.task,
+                                                                      chat_template=tokenizer.chat_template))
     if base is not None and config.lora.rank > base.config.n_embd:  # before the data is read
         raise GptkitError(f"lora.rank {config.lora.rank} is above the size of the layers it adapts (the smallest is "
                           f"{base.config.n_embd} wide, where an adapter is already full rank): use a rank <= "

@@ -219,3 +219,24 @@ def test_prompt_loss_also_trains_on_the_prompts(task_files, tmp_path):
     finetune(_finetune_config(task_files, tmp_path / "all", "max_steps=1", "prompt_loss=true"))
     first = {run: _losses(tmp_path / run)[0] for run in ("completion", "all")}
     assert first["completion"] != pytest.approx(first["all"], rel=1e-3)  # the same step over more targets
+
+
+def test_a_pretrained_chat_models_conversations_train_in_its_own_template(tmp_path):
+    import json
+
+    from tests.data.test_chat import TEMPLATES
+
+    trained = Tokenizer.train_bpe(["say yes say no maybe"] * 20, vocab_size=300,
+                                  special_tokens=("<|im_end|>", "<|im_start|>"))
+    tokenizer = Tokenizer(trained.backend, "<|im_end|>", chat_template=TEMPLATES["chatml"])
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path / "init", GPT(ModelConfig(vocab_size=300, block_size=96, n_layer=1, n_head=2,
+                                                       n_embd=16)), tokenizer)
+    chats = [{"messages": [{"role": "user", "content": "say yes"}, {"role": "assistant", "content": "yes"}]}] * 12
+    (tmp_path / "chat.jsonl").write_text("".join(json.dumps(c) + "\n" for c in chats))
+    from gptkit.config import FinetuneConfig, load_config
+
+    best = finetune(load_config(FinetuneConfig, None, [
+        f"data={tmp_path / 'chat.jsonl'}", "format=chat", f"init={tmp_path / 'init'}", f"out_dir={tmp_path / 'run'}",
+        "max_steps=1", "val_examples=2", "batch_size=2", "device=cpu", "dtype=fp32"]))
+    assert load_checkpoint(best).meta["task"]["chat_template"] == TEMPLATES["chatml"]
