@@ -26,6 +26,7 @@ weights, the MLP gets them back. The arms:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shutil
 import sys
 import time
@@ -39,6 +40,7 @@ from gptkit.config import RunConfig, load_config  # noqa: E402
 from gptkit.data import PrepareConfig, prepare  # noqa: E402
 from gptkit.data.clean import CleanConfig  # noqa: E402
 from gptkit.model import param_count  # noqa: E402
+from gptkit.tokenizer import Tokenizer  # noqa: E402
 from gptkit.train import train  # noqa: E402
 from gptkit.train.report import read_metrics  # noqa: E402
 
@@ -111,7 +113,9 @@ def _run_arm(name: str, out: Path, steps: int, minutes: float, extra: list[str])
     evals = [r for r in read_metrics(arm_dir / "train" / "metrics.jsonl") if "val_loss" in r]
     tokens = steps * run.train.batch_size * run.model.block_size
     print(f"{name}: {steps} steps in {wall / 60:.1f} min, val loss {evals[-1]['val_loss']:.4f}", flush=True)
-    return name, param_count(run.model), steps, tokens / (minutes * 60), evals[-1]["val_loss"], \
+    vocab = Tokenizer.load(out / "data" / "tokenizer.json").vocab_size  # the model takes the data's vocabulary
+    params = param_count(dataclasses.replace(run.model, vocab_size=vocab))
+    return name, params, steps, tokens / (minutes * 60), evals[-1]["val_loss"], \
         min(r["val_loss"] for r in evals)
 
 

@@ -28,7 +28,7 @@ def test_every_subcommand_has_help(capsys):
     (["prepare", "no/such/file.txt", "--out", "OUT"], "corpus source not found"),
     (["train", "--config", "tiny", "data=no/such/dir", "out_dir=OUT"], "missing manifest.json"),
     (["train", "--config", "tiny", "batch_size=0"], "batch_size must be >= 1"),
-    (["train", "data=x"], "--config with a preset (demo, gpt2-124m"),
+    (["train", "data=x"], "--config with a preset (demo, demo-modern, gpt2-124m"),
     (["prepare", "x.txt", "--out", "OUT", "txt_documents=page"], "txt_documents must be one of file, paragraph"),
     (["prepare", "builtin:python-docs", "--out", "OUT", "--vocab-size", "100"], "too small"),
 ])
