@@ -40,11 +40,19 @@ class Dropout(nn.Dropout):
         return x * torch.where(keep, 1 / (1 - self.p), 0.0).to(x.dtype)
 
 
+class RMSNorm(nn.RMSNorm):
+    """x / rms(x) * w, computed in float32 whatever x's dtype (as Llama's reference code and LayerNorm under
+    autocast do): a mean of squares in bf16 loses the digits that tell similar vectors apart."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.rms_norm(x.float(), self.normalized_shape, self.weight.float(), self.eps).to(x.dtype)
+
+
 def make_norm(config: ModelConfig, size: int | None = None) -> nn.Module:
     """LayerNorm (x - mean) / std * w + b, or RMSNorm x / rms(x) * w: no centring, no bias, a little cheaper."""
     size = size or config.n_embd
     if config.norm == "rmsnorm":
-        return nn.RMSNorm(size, eps=config.layer_norm_eps)
+        return RMSNorm(size, eps=config.layer_norm_eps)
     return nn.LayerNorm(size, eps=config.layer_norm_eps, bias=config.bias)
 
 
