@@ -56,10 +56,12 @@ def _scheduled(step: int, cfg: TrainConfig) -> float:
 def build_optimizer(model: GPT, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
     """AdamW with weight decay on weight matrices only (not biases, norms, or embeddings unless asked).
 
-    optimizer=muon: the blocks' weight matrices get Muon at muon_lr instead. Each group's
+    optimizer=muon: the blocks' weight matrices get Muon at muon_lr instead, a Linear that fuses several roles
+    (q/k/v, SwiGLU's gate/up) orthogonalised role by role, as if they were separate matrices. Each group's
     `lr_scale` is its peak lr over cfg.lr, so one schedule drives every group.
     """
     decay, no_decay, hidden = [], [], []
+    role_rows = _role_rows(model)
     embeddings = {id(p) for module in model.embeddings() for p in module.parameters()}
     in_blocks = {id(p) for p in model.blocks.parameters()}  # not an embedding or an output head
     for p in model.parameters():
@@ -74,12 +76,22 @@ def build_optimizer(model: GPT, cfg: TrainConfig, device: torch.device) -> torch
               {"params": no_decay, "weight_decay": 0.0, "lr_scale": 1.0}]
     if cfg.optimizer == "muon":
         groups.append({"params": hidden, "weight_decay": cfg.weight_decay, "lr_scale": cfg.muon_lr / cfg.lr,
-                       "muon": True})
+                       "muon": True, "splits": [role_rows.get(id(p)) for p in hidden]})
         ns_dtype = "bf16" if fast_bf16(device) else "fp32"
         return MuonAdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), ns_dtype=ns_dtype)
     fused = device.type == "cuda"  # fused kernels on GPU; foreach (the default) on CPU
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=fused)
 
+
+
+def _role_rows(model: GPT) -> dict[int, list[int]]:
+    """id(weight) -> the row count of each role, for the Linears that hold several (fused q/k/v, gate/up)."""
+    rows: dict[int, list[int]] = {}
+    for block in model.blocks:
+        for p in block.projections():
+            if p.rows is not None:
+                rows.setdefault(id(p.linear.weight), []).append(p.rows.stop - p.rows.start)
+    return rows
 
 
 # quintic Newton-Schulz coefficients that push singular values towards 1 quickly (Keller Jordan)
@@ -123,23 +135,27 @@ class MuonAdamW(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            for p in group["params"]:
+            for i, p in enumerate(group["params"]):
                 if p.grad is None:
                     continue
                 if group["weight_decay"]:
                     p.mul_(1 - group["lr"] * group["weight_decay"])
-                (self._muon if group["muon"] else self._adamw)(p, group, self.state[p])
+                if group["muon"]:
+                    self._muon(p, group, self.state[p], (group.get("splits") or [None] * (i + 1))[i])
+                else:
+                    self._adamw(p, group, self.state[p])
         return loss
 
-    def _muon(self, p: torch.Tensor, group: dict, state: dict) -> None:
+    def _muon(self, p: torch.Tensor, group: dict, state: dict, splits: list[int] | None) -> None:
         if not state:
             state["momentum_buffer"] = torch.zeros_like(p)
         buf = state["momentum_buffer"]
         buf.mul_(group["momentum"]).add_(p.grad)
         update = p.grad.add(buf, alpha=group["momentum"])  # Nesterov
         dtype = torch.bfloat16 if group["ns_dtype"] == "bf16" else torch.float32
-        update = orthogonalize(update, group["ns_steps"], dtype)
-        p.add_(update, alpha=-group["lr"] * 0.2 * max(p.shape) ** 0.5)
+        for rows, part in zip(update.split(splits or [len(update)]), p.split(splits or [len(p)])):
+            # each role its own orthogonal update, scaled to AdamW's update size for its shape (Moonshot)
+            part.add_(orthogonalize(rows, group["ns_steps"], dtype), alpha=-group["lr"] * 0.2 * max(rows.shape) ** 0.5)
 
     def _adamw(self, p: torch.Tensor, group: dict, state: dict) -> None:
         if not state:

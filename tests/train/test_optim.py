@@ -119,3 +119,29 @@ def test_after_each_growth_the_lr_warms_up_again_on_the_global_schedule():
         for k in range(4):
             assert lr_at(start + k, rewarmed) == pytest.approx(lr_at(start + k, plain) * (k + 1) / 4)
         assert lr_at(start + 4, rewarmed) == lr_at(start + 4, plain)
+
+
+def test_muon_orthogonalises_each_role_of_a_fused_weight_on_its_own():
+    from tests.conftest import tiny
+
+    torch.manual_seed(0)
+    model = GPT(tiny("llama"))  # q/k/v of 4 + 2 + 2 heads in one Linear, gate/up in another
+    optimizer = build_optimizer(model, TrainConfig(optimizer="muon", lr=1e-3, muon_lr=1e-2, weight_decay=0),
+                                torch.device("cpu"))
+    qkv, fc = model.blocks[0].attn.qkv.weight, model.blocks[0].mlp.fc.weight
+    before = qkv.detach().clone()
+    for p in model.parameters():
+        p.grad = torch.randn_like(p)
+    grad = qkv.grad.clone()
+    optimizer.step()
+    q, k, v = (32, 16, 16)
+    lr = [g["lr"] for g in optimizer.param_groups if g["muon"]][0]
+    update = (qkv.detach() - before) / -lr  # one step: the Nesterov update of a zero buffer is 1.95 x the gradient
+    for rows in (slice(0, q), slice(q, q + k), slice(q + k, q + k + v)):
+        dtype = torch.bfloat16 if optimizer.param_groups[-1]["ns_dtype"] == "bf16" else torch.float32
+        expected = orthogonalize(grad[rows] * 1.95, dtype=dtype) * 0.2 * max(grad[rows].shape) ** 0.5
+        torch.testing.assert_close(update[rows], expected, atol=1e-4, rtol=1e-4)
+    splits = [g["splits"] for g in optimizer.param_groups if g["muon"]][0]
+    names = [n for n, p in model.named_parameters() if any(p is x for g in optimizer.param_groups if g["muon"]
+                                                             for x in g["params"])]
+    assert dict(zip(names, splits))["blocks.0.mlp.fc.weight"] == [fc.shape[0] // 2] * 2
