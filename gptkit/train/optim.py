@@ -89,8 +89,9 @@ def _role_rows(model: GPT) -> dict[int, list[int]]:
     rows: dict[int, list[int]] = {}
     for block in model.blocks:
         for p in block.projections():
-            if p.rows is not None:
-                rows.setdefault(id(p.linear.weight), []).append(p.rows.stop - p.rows.start)
+            weight = getattr(p.linear, "weight", None)  # a LoRA-wrapped Linear is frozen: not optimised
+            if p.rows is not None and weight is not None:
+                rows.setdefault(id(weight), []).append(p.rows.stop - p.rows.start)
     return rows
 
 

@@ -62,12 +62,12 @@ class Running:
         self.thread.join(timeout=30)
 
 
-@pytest.fixture(scope="module", params=["gpt2", "llama"])
-def served(tmp_path_factory, request):
-    """The three models of one architecture, GPT-2's then Llama's, behind one server."""
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """The three models behind one server (Llama's block is served in test_generation and test_models)."""
     from gptkit.serve import ServeSettings, create_app, load_served
 
-    paths = make_models(tmp_path_factory.mktemp("models"), request.param)
+    paths = make_models(tmp_path_factory.mktemp("models"))
     app = create_app([load_served(p, dtype="fp32") for p in paths],
                      ServeSettings(api_key="sesame", max_batch=4, max_queue=8, max_n=4, max_body_bytes=20_000))
     running = Running(app, free_port())

@@ -11,8 +11,9 @@ from gptkit.serve import load_served
 from .conftest import make_models
 
 
-def test_kinds_follow_the_checkpoints_task(tmp_path):
-    lm, chat, enc = make_models(tmp_path)
+@pytest.mark.parametrize("arch", ["gpt2", "llama"])
+def test_kinds_follow_the_checkpoints_task(tmp_path, arch):
+    lm, chat, enc = make_models(tmp_path, arch)
     assert [load_served(p).kind for p in (lm, chat, enc)] == ["lm", "chat", "encoder"]
     served = load_served(lm)
     tok = served.tokenizer
