@@ -87,7 +87,7 @@ class ModelConfig:
         check_fields(self, "model config")
         require(self, "model config", vocab_size=">= 1", block_size=">= 1", n_layer=">= 1", n_head=">= 1",
                 n_embd=">= 1", dropout="[0, 1)", attn_dropout="[0, 1)", layer_norm_eps="> 0",
-                intermediate_size=">= 0", rope_theta="> 0", n_kv_head=">= 0", head_dim=">= 0")
+                intermediate_size=">= 0", rope_theta=">= 1", n_kv_head=">= 0", head_dim=">= 0")
         if not self.head_dim and self.n_embd % self.n_head:
             raise GptkitError(f"model config: n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head}), "
                               f"or set head_dim")
