@@ -29,7 +29,8 @@ from ..tokenizer import Tokenizer
 from .card import model_card
 from .families import FAMILIES, Family, Tensor, family_for, family_of_hf
 
-__all__ = ["from_hf", "to_hf", "config_from_hf", "config_to_hf", "family_for", "FAMILIES", "Family"]
+__all__ = ["from_hf", "to_hf", "model_from_hf", "hf_state", "config_from_hf", "config_to_hf", "family_for",
+           "FAMILIES", "Family"]
 
 # Buffers some checkpoints carry (GPT-2's causal masks, rotary frequencies), not weights.
 _IGNORED = re.compile(r"(^|\.)h\.\d+\.attn\.(bias|masked_bias)$|\.rotary_emb\.inv_freq$")
@@ -60,9 +61,17 @@ def _from_hf(path: Path) -> tuple[GPT, Tokenizer | None]:
         hf = json.loads((path / "config.json").read_text(encoding="utf-8"))
     except ValueError as e:
         raise GptkitError(f"{path / 'config.json'}: corrupt JSON ({e})") from e
+    family_of_hf(hf).config_from_hf(hf)  # an unsupported family or variant is named before reading weights
+    model = model_from_hf(hf, _read_weights(path), path)
+    has_tokenizer = (path / "tokenizer.json").is_file() or (path / "vocab.json").is_file()
+    return model, Tokenizer.load(path) if has_tokenizer else None
+
+
+def model_from_hf(hf: dict, theirs: dict[str, torch.Tensor], where: str | Path) -> GPT:
+    """Our model from a transformers config dict and its tensors by their names (a directory's, or a GGUF
+    file's renamed). `theirs` is consumed; `where` names the source in errors."""
     family = family_of_hf(hf)
     config = family.config_from_hf(hf)
-    theirs = _read_weights(path)
     if family.model_type == "gpt2":  # the original upload names its tensors without `transformer.`
         theirs = {k if k.startswith(("transformer.", "lm_head.", "qa_outputs.")) else "transformer." + k: v
                   for k, v in theirs.items()}
@@ -73,27 +82,26 @@ def _from_hf(path: Path) -> tuple[GPT, Tokenizer | None]:
     if config.tie_embeddings and "lm_head.weight" in theirs:
         head, embedding = theirs.pop("lm_head.weight"), theirs.get(family.tensors(config)[0].theirs[0])
         if embedding is not None and not torch.equal(head, embedding):
-            raise GptkitError(f"{path}: lm_head.weight differs from the token embedding, but config.json says "
+            raise GptkitError(f"{where}: lm_head.weight differs from the token embedding, but config.json says "
                               f"tie_word_embeddings; the checkpoint contradicts itself")
     for tensor in family.tensors(config):
-        state[tensor.ours] = _gather(tensor, theirs, path, family)
+        state[tensor.ours] = _gather(tensor, theirs, where, family)
     leftover = [k for k in theirs if not _IGNORED.search(k)]
     if leftover:
-        raise GptkitError(f"{path}: unexpected tensors {', '.join(sorted(leftover)[:3])}")
+        raise GptkitError(f"{where}: unexpected tensors {', '.join(sorted(leftover)[:3])}")
     model = GPT(config)
     try:
         model.load_state_dict({k: v.float() for k, v in state.items()})
     except RuntimeError as e:
-        raise GptkitError(f"{path}: weights do not match config.json ({e})") from e
-    has_tokenizer = (path / "tokenizer.json").is_file() or (path / "vocab.json").is_file()
-    return model, Tokenizer.load(path) if has_tokenizer else None
+        raise GptkitError(f"{where}: weights do not match config.json ({e})") from e
+    return model
 
 
-def _gather(tensor: Tensor, theirs: dict[str, torch.Tensor], path: Path, family: Family) -> torch.Tensor:
+def _gather(tensor: Tensor, theirs: dict[str, torch.Tensor], where: str | Path, family: Family) -> torch.Tensor:
     parts = []
     for name in tensor.theirs:
         if name not in theirs:
-            raise GptkitError(f"{path}: weights lack {name!r}; is this a {family.model_type} checkpoint?")
+            raise GptkitError(f"{where}: weights lack {name!r}; is this a {family.model_type} checkpoint?")
         t = theirs.pop(name)
         parts.append(t.t() if tensor.transposed else t)
     return torch.cat(parts).contiguous() if len(parts) > 1 else parts[0].contiguous()
@@ -126,10 +134,7 @@ def to_hf(model: GPT, tokenizer: Tokenizer | None, path: str | Path, chat_templa
     path, config = Path(path), model.config
     family = family_for(config)
     hf = config_to_hf(config, tokenizer)
-    ours = model.state_dict()
-    state = {}
-    for tensor in family.tensors(config):
-        state.update(_scatter(tensor, ours[tensor.ours].detach().cpu(), config))
+    state = hf_state(model)
     if model.span_head is not None:  # exported as ...ForQuestionAnswering (which has no LM head)
         if family.model_type != "gpt2":
             raise GptkitError("a span head exports with GPT-2's block only (GPT2ForQuestionAnswering)")
@@ -146,6 +151,16 @@ def to_hf(model: GPT, tokenizer: Tokenizer | None, path: str | Path, chat_templa
         (version / "README.md").write_text(model_card(model, family.architecture, tokenizer, about or {}),
                                            encoding="utf-8")
     return path
+
+
+def hf_state(model: GPT) -> dict[str, torch.Tensor]:
+    """The model's weights under transformers' names in the family that computes it (no span head)."""
+    config, ours = model.config, model.state_dict()
+    family = family_for(config)
+    state = {}
+    for tensor in family.tensors(config):
+        state.update(_scatter(tensor, ours[tensor.ours].detach().cpu(), config))
+    return state
 
 
 def _scatter(tensor: Tensor, ours: torch.Tensor, config: ModelConfig) -> dict[str, torch.Tensor]:
