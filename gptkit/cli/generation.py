@@ -1,4 +1,5 @@
-"""`gptkit generate`: complete a prompt, sample, beam search, chat through the checkpoint's template."""
+"""`gptkit generate`: complete a prompt, sample, beam search; `gptkit chat`: a conversation through the
+checkpoint's chat template."""
 
 from __future__ import annotations
 
@@ -82,3 +83,21 @@ def add_parsers(sub) -> None:
     p.add_argument("--system", help="--chat: a system message to start the conversation with")
     add_model_flags(p)
     p.set_defaults(func=_cmd_generate)
+    add_chat_parser(sub)
+
+
+def add_chat_parser(sub) -> None:
+    p = sub.add_parser("chat", help="talk with a checkpoint through its chat template (an instruct model, a chat "
+                                    "fine-tune)", epilog="the same as generate --chat -i; --prompt asks one question")
+    p.add_argument("checkpoint", help="checkpoint directory (e.g. one import-gguf or import-hf wrote)")
+    p.add_argument("--prompt", default="", help="one message: print the reply and exit (default: a conversation "
+                                                "on stdin)")
+    p.add_argument("--system", help="a system message to start the conversation with")
+    add_decoding_flags(p, temperature=0.7, max_new_tokens=512, text=True)
+    add_model_flags(p)
+    p.set_defaults(func=_cmd_chat)
+
+
+def _cmd_chat(args) -> None:
+    args.chat, args.interactive, args.prompt_file, args.num_samples = True, not args.prompt, None, 1
+    _cmd_generate(args)
