@@ -80,7 +80,8 @@ def finetune(config: FinetuneConfig, on_step: Callable[[dict], None] | None = No
     def open_data(run: RunConfig, device: torch.device, dist: Distributed) -> tuple[RunConfig, TrainData]:
         make = _encoder_data if task.spec.encoder else _examples_data
         data = make(config, run, task, tokenizer, train_records, val_records, stats, device, dist)
-        return run, dataclasses.replace(data, partial=LORA_WEIGHTS if config.lora.rank else None)
+        return run, dataclasses.replace(data, partial=LORA_WEIGHTS if config.lora.rank else None,
+                                        meta={**data.meta, **_inherited(config)})
 
     def build_model(shape: ModelConfig) -> GPT:
         model = GPT(shape)
@@ -119,6 +120,17 @@ def _load_init(config: FinetuneConfig) -> tuple[GPT | None, Tokenizer | None]:
     if tokenizer is None:
         raise GptkitError(f"{init} has no tokenizer; fine-tuning needs the one the model was trained with")
     return model, tokenizer
+
+
+def _inherited(config: FinetuneConfig) -> dict:
+    """What a fine-tune keeps of its init's record: the weights' licence (for model cards and exports)."""
+    path = Path(config.task.init) if config.task.init else None
+    if path is None or _is_hf_directory(path):
+        return {}
+    from ..checkpoint import inspect_checkpoint
+
+    meta = inspect_checkpoint(path)[1]
+    return {"license": meta["license"]} if isinstance(meta.get("license"), str) else {}
 
 
 def _is_hf_directory(path: Path) -> bool:

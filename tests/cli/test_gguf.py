@@ -83,3 +83,23 @@ def test_a_hub_id_comes_through_the_hub_cache(cli, tmp_path, monkeypatch):
         "config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")})
     cli("import-hf", "someone/tiny-llama", tmp_path / "ck")
     assert load_checkpoint(tmp_path / "ck").meta["source"] == "someone/tiny-llama"
+
+
+def test_a_chat_fine_tune_of_an_import_keeps_its_template_and_licence(cli, tmp_path):
+    import json
+
+    from gptkit.llamacpp import to_gguf
+
+    to_gguf(model_of("llama"), chatml_tokenizer(), tmp_path / "base.gguf", "f32", license="apache-2.0")
+    cli("import-gguf", tmp_path / "base.gguf", tmp_path / "base")
+    rows = [{"messages": [{"role": "user", "content": f"say {w}"}, {"role": "assistant", "content": w}]}
+            for w in ("one", "two", "three", "four") * 5]
+    (tmp_path / "chat.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cli("finetune", f"data={tmp_path / 'chat.jsonl'}", f"init={tmp_path / 'base'}", "lora.rank=4", "max_steps=2",
+        "eval_interval=2", "batch_size=4", "val_examples=4", "dtype=fp32", "device=cpu", f"out_dir={tmp_path / 'ft'}")
+    tuned = load_checkpoint(tmp_path / "ft" / "best")
+    assert tuned.meta["license"] == "apache-2.0" and tuned.meta["task"]["chat_template"].startswith("{% for m")
+    cli("export-gguf", tmp_path / "ft" / "best", tmp_path / "ft.gguf")
+    fields = __import__("gguf").GGUFReader(tmp_path / "ft.gguf").fields
+    assert fields["general.license"].contents() == "apache-2.0"
+    assert fields["tokenizer.chat_template"].contents() == tuned.meta["task"]["chat_template"]
