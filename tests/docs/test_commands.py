@@ -14,14 +14,15 @@ from pathlib import Path
 import pytest
 
 from tests.docs.test_pages import blocks, runnable
-from tests.docs.workspace import CHECKPOINT_COMMANDS, write_shared_data, write_user_files
+from tests.docs.workspace import CHECKPOINT_COMMANDS, write_hub_cache, write_shared_data, write_user_files
 from tests.serve.conftest import free_port
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 # in the site's order: a page may use what an earlier one wrote (runs/tiny, runs/squad, runs/embed, ...)
-PAGES = ["start", "data", "training", "growth", "generation", "finetuning", "lora", "translation", "qa",
-         "summarization", "search", "serving", "eval", "audit", "checkpoints", "runs"]
-NOT_HERE = re.compile(r"^(pip install|make |git clone|cd gptkit|source |curl -L)")  # set-up and downloads
+PAGES = ["start", "pretrained", "data", "training", "growth", "generation", "finetuning", "lora", "translation",
+         "qa", "summarization", "search", "serving", "eval", "audit", "checkpoints", "runs"]
+# set-up, downloads, and other programs (llama.cpp, Ollama)
+NOT_HERE = re.compile(r"^(pip install|pip download|make |git clone|cd gptkit|source |curl -L|llama-|ollama )")
 TINY = "device=cpu dtype=fp32 max_steps=2 warmup_steps=1 eval_interval=2 checkpoint_interval=2 eval_batches=1 " \
        "batch_size=2"
 TINY_MODEL = "n_layer=1 n_head=2 n_embd=32"
@@ -59,7 +60,7 @@ def _tiny(line: str) -> str:
         extra += " " + TINY_TASK if match.group(1) == "finetune" else ""
         return f"gptkit {match.group(1)} {extra}"
     line = re.sub(r"^gptkit (train|finetune)\b", insert, line)
-    return re.sub(r"^gptkit (generate|translate|summarize|ask)\b", r"gptkit \1 --max-new-tokens 8", line)
+    return re.sub(r"^gptkit (generate|chat|translate|summarize|ask)\b", r"gptkit \1 --max-new-tokens 8", line)
 
 
 def script(page: Path, port: int) -> str:
@@ -98,9 +99,11 @@ def workspace(tmp_path_factory):
     write_user_files(work)
     shutil.copytree(root / "shared" / "data" / "multi30k", work / "data" / "multi30k")  # as start.md downloads it
 
+    hub = {"HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(root / "hf-cache")}  # Hub ids come from the cache
+
     def run(command: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["bash", "-c", command], cwd=work, env=_shell_env(), capture_output=True, text=True,
-                              stdin=subprocess.DEVNULL, timeout=600)
+        return subprocess.run(["bash", "-c", command], cwd=work, env={**_shell_env(), **hub}, capture_output=True,
+                              text=True, stdin=subprocess.DEVNULL, timeout=600)
 
     outcomes = {}
     for name in PAGES:
@@ -109,6 +112,7 @@ def workspace(tmp_path_factory):
             for command in CHECKPOINT_COMMANDS:
                 done = run(command)
                 assert done.returncode == 0, f"{command}\n{done.stderr[-3000:]}"
+            write_hub_cache(root / "hf-cache", work)
     return outcomes
 
 

