@@ -242,7 +242,8 @@ def _hf_greedy(model, tokenizer, task, records, max_new_tokens: int, dtype) -> l
     predictions = []
     with torch.no_grad(), torch.autocast("cpu", dtype, enabled=dtype != torch.float32):
         for start in range(0, len(records), 32):
-            budget = model.config.n_positions - max_new_tokens  # a long source is cut, as gptkit's predict cuts it
+            window = getattr(model.config, "n_positions", None) or model.config.max_position_embeddings
+            budget = window - max_new_tokens  # a long source is cut, as gptkit's predict cuts it
             prompts = [tokenizer.encode(task.prompt(r, tokenizer, budget)) for r in records[start : start + 32]]
             width = max(len(p) for p in prompts)
             ids = torch.tensor([[tokenizer.eot_id] * (width - len(p)) + p for p in prompts])

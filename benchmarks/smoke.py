@@ -117,3 +117,24 @@ def _sts(directory: Path) -> None:
             same = rng.random() < 0.5
             lines.append(f"main\tsmoke\t2026\t{i}\t{5.0 if same else rng.uniform(0, 2):.2f}\t{a}\t{a if same else b}")
         (directory / f"sts-{split}.csv").write_text("\n".join(lines) + "\n")
+
+
+def tiny_base(root: Path) -> Path:
+    """A tiny Llama-style checkpoint with a ChatML tokenizer and template, at random: the smoke runs'
+    stand-in for a pretrained base such as SmolLM2-135M-Instruct."""
+    import sys
+
+    import torch
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from gptkit import GPT, ModelConfig, Tokenizer, save_checkpoint
+
+    specials = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
+    trained = Tokenizer.train_bpe(sentences(200), 400, special_tokens=specials)
+    template = ("{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+                "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+    tokenizer = Tokenizer(trained.backend, "<|im_end|>", "<|im_start|>", template)
+    torch.manual_seed(0)
+    model = GPT(ModelConfig(vocab_size=tokenizer.vocab_size, block_size=256, n_layer=1, n_head=2, n_embd=32,
+                            norm="rmsnorm", mlp="swiglu", positions="rope", n_kv_head=1, bias=False))
+    return save_checkpoint(root / "base", model, tokenizer)

@@ -70,23 +70,22 @@ def to_gguf_name(arch: str, hf: str) -> str:
 
 def from_gguf_tensor(arch: str, name: str, t: torch.Tensor, hf: dict) -> torch.Tensor:
     """A tensor as read from the file -> as transformers stores it."""
-    part = name.split(".")[-2]
-    if arch == "gpt2" and part in _TRANSPOSED and t.dim() == 2:
-        return t.t()
-    if arch == "llama" and part in ("attn_q", "attn_k"):
-        heads = hf["num_attention_heads"] if part == "attn_q" else hf["num_key_value_heads"]
-        return t.reshape(heads, -1, 2, *t.shape[1:]).transpose(1, 2).reshape(t.shape)
-    return t
+    return _reorder(arch, name, t, hf, to_file=False)
 
 
 def to_gguf_tensor(arch: str, name: str, t: torch.Tensor, hf: dict) -> torch.Tensor:
     """A transformers tensor -> as the file stores it (the inverse of from_gguf_tensor)."""
+    return _reorder(arch, name, t, hf, to_file=True)
+
+
+def _reorder(arch: str, name: str, t: torch.Tensor, hf: dict, to_file: bool) -> torch.Tensor:
     part = name.split(".")[-2]
     if arch == "gpt2" and part in _TRANSPOSED and t.dim() == 2:
         return t.t()
-    if arch == "llama" and part in ("attn_q", "attn_k"):
+    if arch == "llama" and part in ("attn_q", "attn_k"):  # per head: halves (transformers) <-> pairs (llama.cpp)
         heads = hf["num_attention_heads"] if part == "attn_q" else hf["num_key_value_heads"]
-        return t.reshape(heads, 2, -1, *t.shape[1:]).transpose(1, 2).reshape(t.shape)
+        split = (2, -1) if to_file else (-1, 2)
+        return t.reshape(heads, *split, *t.shape[1:]).transpose(1, 2).reshape(t.shape)
     return t
 
 
