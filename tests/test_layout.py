@@ -15,7 +15,7 @@ STAGES = [
     {"errors", "validate", "files", "atomic", "lock", "runtime"},
     {"config", "configfile"},
     {"model", "tokenizer"},
-    {"checkpoint", "hf", "quantize", "grow", "lora"},
+    {"checkpoint", "hf", "llamacpp", "quantize", "grow", "lora"},  # llamacpp: GGUF, through hf's family mapping
     {"data"},
     {"generate"},
     {"eval"},  # metrics (torch-free) and their runs over a model: fine-tuning selects checkpoints by them
@@ -88,7 +88,7 @@ _PARAMETER_NAME = re.compile(r"\.(wte|wpe|ln_f|ln_1|ln_2|qkv|c_attn|c_fc|c_proj)
 def test_only_the_model_and_the_mappings_name_parameters():
     named = []
     for path in _modules():
-        if path.relative_to(PACKAGE).parts[0] in ("model", "hf"):
+        if path.relative_to(PACKAGE).parts[0] in ("model", "hf", "llamacpp"):  # ours <-> transformers' <-> GGUF's
             continue
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             code = line.split("#", 1)[0]

@@ -131,15 +131,19 @@ def to_gguf(model: GPT, tokenizer: Tokenizer | None, path: str | Path, type: str
     template = chat_template or tokenizer.chat_template
     if template:
         writer.add_chat_template(template)
+    _add_tensors(gguf, writer, model, arch, hf, qtype)
+    _write(writer, path)
+    return path
+
+
+def _add_tensors(gguf, writer, model: GPT, arch: str, hf: dict, qtype) -> None:
     for theirs, tensor in hf_state(model).items():
-        gname = to_gguf_name(arch, theirs)
-        data = to_gguf_tensor(arch, gname, tensor.float(), hf).contiguous().numpy()
+        name = to_gguf_name(arch, theirs)
+        data = to_gguf_tensor(arch, name, tensor.float(), hf).contiguous().numpy()
         kind = qtype if data.ndim == 2 else gguf.GGMLQuantizationType.F32
         if kind == gguf.GGMLQuantizationType.Q8_0 and data.shape[-1] % 32:
             kind = gguf.GGMLQuantizationType.F16
-        writer.add_tensor(gname, gguf.quants.quantize(data, kind), raw_dtype=kind)
-    _write(writer, path)
-    return path
+        writer.add_tensor(name, gguf.quants.quantize(data, kind), raw_dtype=kind)
 
 
 def _add(writer, key: str, value) -> None:

@@ -4,8 +4,7 @@ loading of the same file (logits, greedy tokens, token ids), and every tensor ty
 import pytest
 import torch
 
-from gptkit import GptkitError, generate
-from gptkit.generate import Decoding
+from gptkit import GptkitError
 from gptkit.llamacpp import from_gguf, to_gguf
 from tests.llamacpp.conftest import CHATML, HELD_OUT, chatml_tokenizer, gguf, model_of, write_gguf
 
@@ -30,51 +29,6 @@ def test_an_f32_export_reads_back_exactly(tmp_path, arch):
     assert ours_tokenizer.chat_template == CHATML
 
 
-@pytest.mark.parametrize("arch", ARCHS)
-def test_transformers_reads_the_same_file_to_the_same_model(tmp_path, arch):
-    transformers = pytest.importorskip("transformers")
-    model, tokenizer = model_of(arch), chatml_tokenizer()
-    write_gguf(tmp_path / "m.gguf", model, tokenizer)
-    ours = from_gguf(tmp_path / "m.gguf")[0].eval()
-    theirs = transformers.AutoModelForCausalLM.from_pretrained(tmp_path, gguf_file="m.gguf").eval()
-    their_tokenizer = transformers.AutoTokenizer.from_pretrained(tmp_path, gguf_file="m.gguf")
-    ids = their_tokenizer.encode(HELD_OUT, add_special_tokens=False)
-    assert from_gguf(tmp_path / "m.gguf")[1].encode(HELD_OUT) == ids
-    with torch.no_grad():
-        assert (_logits(ours, ids) - theirs(torch.tensor([ids])).logits).abs().max() <= 1e-4
-    prompt = ids[:6]
-    out = theirs.generate(torch.tensor([prompt]), max_new_tokens=16, do_sample=False, pad_token_id=0,
-                          attention_mask=torch.ones(1, len(prompt), dtype=torch.long))
-    assert generate(ours, prompt, Decoding(16, temperature=0)) == out[0, len(prompt):].tolist()
-
-
-@pytest.mark.parametrize("kind", ["F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q4_K", "Q5_K", "Q6_K"])
-def test_each_tensor_type_dequantises_as_transformers_does(tmp_path, kind):
-    transformers = pytest.importorskip("transformers")
-    model = model_of("llama", n_embd=256, intermediate_size=256)  # K-quant rows come in blocks of 256
-    write_gguf(tmp_path / "m.gguf", model, chatml_tokenizer(), kind)
-    reader = gguf.GGUFReader(tmp_path / "m.gguf")
-    assert reader.get_tensor(1).tensor_type.name in (kind, "F32") and \
-        {t.tensor_type.name for t in reader.tensors} == {kind, "F32"}
-    ours = from_gguf(tmp_path / "m.gguf")[0].eval()
-    theirs = transformers.AutoModelForCausalLM.from_pretrained(tmp_path, gguf_file="m.gguf").eval()
-    ids = list(range(3, 40))
-    with torch.no_grad():
-        diff = (_logits(ours, ids) - theirs(torch.tensor([ids])).logits).abs().max()
-    assert diff <= 1e-4 * max(1.0, _logits(ours, ids).abs().max().item())
-    if kind in ("F16", "BF16", "Q8_0"):  # close to the float32 model it came from
-        assert (_logits(ours, ids) - _logits(model, ids)).abs().max() < 0.05 * _logits(model, ids).abs().max()
-
-
-@pytest.mark.parametrize("pre", ["gpt-2", "smollm", "llama-bpe", "qwen2"])
-def test_each_pre_tokenizer_survives_the_file(tmp_path, pre):
-    tokenizer = chatml_tokenizer(pre)
-    write_gguf(tmp_path / "m.gguf", model_of("llama"), tokenizer)
-    assert gguf.GGUFReader(tmp_path / "m.gguf").fields["tokenizer.ggml.pre"].contents() == pre
-    text = HELD_OUT + " 1234567 apples\n\n  spaced   out\r\n"
-    assert from_gguf(tmp_path / "m.gguf")[1].encode(text) == tokenizer.encode(text)
-
-
 @pytest.mark.parametrize("kind,bound", [("f16", 2e-2), ("bf16", 1e-1), ("q8_0", 1e-1)])
 def test_exports_in_each_type_stay_close(tmp_path, kind, bound):
     model = model_of("llama", intermediate_size=128)  # rows in whole blocks of 32, so all of them are q8_0
@@ -83,16 +37,6 @@ def test_exports_in_each_type_stay_close(tmp_path, kind, bound):
     assert (_logits(ours, ids) - _logits(model, ids)).abs().max() < bound * _logits(model, ids).abs().max()
     types = {t.tensor_type.name for t in gguf.GGUFReader(tmp_path / "m.gguf").tensors}
     assert types == {kind.upper(), "F32"}
-
-
-def test_padded_vocabulary_rows_are_unused_tokens(tmp_path):
-    model, tokenizer = model_of("llama", vocab_size=384), chatml_tokenizer()
-    write_gguf(tmp_path / "m.gguf", model, tokenizer)
-    fields = gguf.GGUFReader(tmp_path / "m.gguf").fields
-    assert len(fields["tokenizer.ggml.tokens"].contents()) == 384
-    assert fields["tokenizer.ggml.token_type"].contents()[-1] == 5  # UNUSED
-    back, back_tokenizer, _ = from_gguf(tmp_path / "m.gguf")
-    assert back.config.vocab_size == 384 and back_tokenizer.vocab_size == tokenizer.vocab_size
 
 
 def test_bad_files_are_clear_errors(tmp_path):
