@@ -21,6 +21,7 @@ class LoraRecipe:
     lr: float = 1e-3
     min_lr: float = 1e-4
     batch_size: int = 8
+    max_length: int = 512  # tokens per training example (the base's window is longer)
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     seed: int = 1337
@@ -30,7 +31,7 @@ def gptkit_overrides(base: Path, recipe: LoraRecipe = LoraRecipe()) -> list[str]
     """key=value settings that turn a from-scratch fine-tuning config into the LoRA fine-tune of `base`."""
     return [f"init={base}", f"lora.rank={recipe.rank}", f"lora.alpha={2 * recipe.rank}", "optimizer=adamw",
             f"lr={recipe.lr}", f"min_lr={recipe.min_lr}", f"batch_size={recipe.batch_size}",
-            f"weight_decay={recipe.weight_decay}", "model.dropout=0.0"]
+            f"weight_decay={recipe.weight_decay}", "model.dropout=0.0", f"max_length={recipe.max_length}"]
 
 
 def zero_shot(base: Path, prompts: list[str], max_new_tokens: int, batch_size: int = 16) -> list[str]:

@@ -135,6 +135,6 @@ def tiny_base(root: Path) -> Path:
                 "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
     tokenizer = Tokenizer(trained.backend, "<|im_end|>", "<|im_start|>", template)
     torch.manual_seed(0)
-    model = GPT(ModelConfig(vocab_size=tokenizer.vocab_size, block_size=256, n_layer=1, n_head=2, n_embd=32,
+    model = GPT(ModelConfig(vocab_size=tokenizer.vocab_size, block_size=1024, n_layer=1, n_head=2, n_embd=32,
                             norm="rmsnorm", mlp="swiglu", positions="rope", n_kv_head=1, bias=False))
     return save_checkpoint(root / "base", model, tokenizer)

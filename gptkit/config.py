@@ -326,6 +326,9 @@ class TaskConfig:
     chat_template: str = ""  # Jinja; "" = the init tokenizer's own, else gptkit's (stored in the checkpoint)
     on_malformed: Literal["skip", "error"] = "skip"  # a line that is not a valid example
     pack: bool = True  # several examples per row (attention kept within each); false = one per row, padded
+    # tokens per example and per packed row; 0 = the model's context (block_size). A pretrained model's long
+    # window (SmolLM2: 8,192) need not be trained whole: its activations and logits grow with the row
+    max_length: int = 0
     prompt_loss: bool = False  # also learn the prompt's tokens (language modelling on the documents too)
     vocab_size: int = 8192  # from scratch: size of the byte-level BPE trained on the examples
     tokenizer: str = ""  # from scratch: a tokenizer.json to use instead of training one
@@ -345,7 +348,7 @@ class TaskConfig:
     def __post_init__(self):
         check_fields(self, "task config")
         require(self, "task config", val_examples=">= 0", vocab_size=">= 1", select_examples=">= 1",
-                patience=">= 0", max_new_tokens=">= 1")
+                patience=">= 0", max_new_tokens=">= 1", max_length=">= 0")
 
 
 @dataclass(frozen=True)

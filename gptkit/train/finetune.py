@@ -180,7 +180,7 @@ def _tokenizer(config: FinetuneConfig, records: list[Record], task: Task) -> Tok
 
 def _examples_data(config: FinetuneConfig, run: RunConfig, task: Task, tokenizer: Tokenizer, train_records: list,
                    val_records: list, stats: dict, device: torch.device, dist: Distributed) -> TrainData:
-    cfg, block = config.train, run.model.block_size
+    cfg, block = config.train, _row_length(config, run.model)
     train_examples, val_examples = _train_and_val_examples(config, task, tokenizer, train_records, val_records,
                                                            block, stats)
     streams = cfg.grad_accum * dist.world_size
@@ -213,6 +213,14 @@ def _examples_data(config: FinetuneConfig, run: RunConfig, task: Task, tokenizer
     meta = {"task": task.to_dict(), "finetune": {**stats, "lora": to_dict(config.lora)}}
     return TrainData.judged(batches, evaluate, tokenizer, select, config.task.patience, val is not None, meta,
                             entry=SpanReader if task.extractive else None)
+
+
+def _row_length(config: FinetuneConfig, model: ModelConfig) -> int:
+    """Tokens per example and packed row: task.max_length, within the model's context."""
+    if config.task.max_length > model.block_size:
+        raise GptkitError(f"task.max_length {config.task.max_length} exceeds the model's context of "
+                          f"{model.block_size} tokens; use at most {model.block_size}")
+    return config.task.max_length or model.block_size
 
 
 def _train_and_val_examples(config: FinetuneConfig, task: Task, tokenizer: Tokenizer, train_records: list,

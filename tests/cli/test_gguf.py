@@ -82,7 +82,8 @@ def test_a_hub_id_comes_through_the_hub_cache(cli, tmp_path, monkeypatch):
     _hub_cache(tmp_path / "hub", "someone/tiny-llama", {n: tmp_path / "export" / n for n in (
         "config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")})
     cli("import-hf", "someone/tiny-llama", tmp_path / "ck")
-    assert load_checkpoint(tmp_path / "ck").meta["source"] == "someone/tiny-llama"
+    meta = load_checkpoint(tmp_path / "ck").meta
+    assert meta["source"] == "someone/tiny-llama" and meta["license"] == "other"  # from the model card
 
 
 def test_a_chat_fine_tune_of_an_import_keeps_its_template_and_licence(cli, tmp_path):

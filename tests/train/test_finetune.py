@@ -240,3 +240,24 @@ def test_a_pretrained_chat_models_conversations_train_in_its_own_template(tmp_pa
         f"data={tmp_path / 'chat.jsonl'}", "format=chat", f"init={tmp_path / 'init'}", f"out_dir={tmp_path / 'run'}",
         "max_steps=1", "val_examples=2", "batch_size=2", "device=cpu", "dtype=fp32"]))
     assert load_checkpoint(best).meta["task"]["chat_template"] == TEMPLATES["chatml"]
+
+
+def test_max_length_cuts_a_long_windowed_init_to_short_rows(tmp_path):
+    import json
+
+    from gptkit.config import FinetuneConfig, load_config
+
+    init = _tiny_init(tmp_path, "llama")  # a 96-token window, trained here in rows of 24
+    rows = [{"document": "The river of Teluk is Jade. " * 8, "summary": "Jade"}] * 12
+    (tmp_path / "docs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    def config(*extra):
+        return load_config(FinetuneConfig, None, [
+            f"data={tmp_path / 'docs.jsonl'}", "format=summarization", f"init={init}", "max_steps=1", "val_examples=2",
+            "batch_size=2", "device=cpu", "dtype=fp32", *extra])
+
+    best = finetune(config("max_length=24", f"out_dir={tmp_path / 'short'}"))
+    meta = load_checkpoint(best).meta
+    assert meta["finetune"]["train_truncated"] == 10 and load_checkpoint(best).model.config.block_size == 96
+    with pytest.raises(GptkitError, match="task.max_length 200 exceeds the model's context of 96 tokens"):
+        finetune(config("max_length=200", f"out_dir={tmp_path / 'long'}"))
