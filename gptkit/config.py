@@ -326,8 +326,8 @@ class TaskConfig:
     chat_template: str = ""  # Jinja; "" = the init tokenizer's own, else gptkit's (stored in the checkpoint)
     on_malformed: Literal["skip", "error"] = "skip"  # a line that is not a valid example
     pack: bool = True  # several examples per row (attention kept within each); false = one per row, padded
-    # tokens per example and per packed row; 0 = the model's context (block_size). A pretrained model's long
-    # window (SmolLM2: 8,192) need not be trained whole: its activations and logits grow with the row
+    # at most this many tokens per example and per packed row (and never more than the model's context);
+    # 0 = the model's context. A pretrained model's long window (SmolLM2: 8,192) need not be trained whole
     max_length: int = 0
     prompt_loss: bool = False  # also learn the prompt's tokens (language modelling on the documents too)
     vocab_size: int = 8192  # from scratch: size of the byte-level BPE trained on the examples

@@ -216,11 +216,8 @@ def _examples_data(config: FinetuneConfig, run: RunConfig, task: Task, tokenizer
 
 
 def _row_length(config: FinetuneConfig, model: ModelConfig) -> int:
-    """Tokens per example and packed row: task.max_length, within the model's context."""
-    if config.task.max_length > model.block_size:
-        raise GptkitError(f"task.max_length {config.task.max_length} exceeds the model's context of "
-                          f"{model.block_size} tokens; use at most {model.block_size}")
-    return config.task.max_length or model.block_size
+    """Tokens per example and packed row: task.max_length, and never more than the model's context."""
+    return min(config.task.max_length or model.block_size, model.block_size)
 
 
 def _train_and_val_examples(config: FinetuneConfig, task: Task, tokenizer: Tokenizer, train_records: list,
