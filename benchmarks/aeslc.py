@@ -159,14 +159,14 @@ def _lead_arm(data: Path, limit: int) -> dict:
         predictions, every)}}
 
 
-def _config(args, out: Path, data: Path, max_steps: int, extra: list[str] = ()):
+def _config(args, out: Path, data: Path, max_steps: int, extra: list[str] = (), evals: int = EVALS):
     from gptkit.config import FinetuneConfig, load_config
 
     pretrained = any(o.startswith("init=") for o in extra)  # the base brings its own tokenizer and shape
     return load_config(FinetuneConfig, PRESET, [
         f"data={data}/train.jsonl.gz", *([] if pretrained else [f"tokenizer={out.parent / 'tokenizer.json'}"]),
         f"out_dir={out}", f"max_steps={max_steps}", f"warmup_steps={min(100, max_steps // 10)}", "device=cpu",
-        f"eval_interval={max(1, max_steps // EVALS)}", f"checkpoint_interval={max_steps}", "log_interval=2",
+        f"eval_interval={max(1, max_steps // evals)}", f"checkpoint_interval={max_steps}", "log_interval=2",
         *(o for o in args.overrides if not (pretrained and o.startswith("model."))), *extra])
 
 
@@ -184,7 +184,7 @@ def _gptkit_arm(args, data: Path, out: Path, name: str = "gptkit", extra: list[s
 
     probe = out / f"{name}-probe"
     shutil.rmtree(probe, ignore_errors=True)
-    finetune(_config(args, probe, data, 12, extra))
+    finetune(_config(args, probe, data, 12, extra, evals=1))  # one evaluation, after the timed steps
     rows = [r for r in read_metrics(probe / "metrics.jsonl") if "tokens_per_s" in r]
     seconds_per_step = (rows[-1]["elapsed"] - rows[0]["elapsed"]) / (rows[-1]["step"] - rows[0]["step"])
     max_steps = max(50, int(args.minutes * 60 / seconds_per_step))
