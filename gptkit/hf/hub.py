@@ -11,8 +11,9 @@ from pathlib import Path
 from ..errors import GptkitError
 
 _REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
-# What an import reads: config, weights (safetensors only: never unpickled), tokenizer files, chat template.
-_FILES = ["*.json", "*.safetensors", "*.txt", "*.jinja"]
+# What an import reads: config, weights (safetensors only: never unpickled), tokenizer files, chat template,
+# and the model card (its licence).
+_FILES = ["*.json", "*.safetensors", "*.txt", "*.jinja", "README.md"]
 
 
 def is_repo_id(source: str) -> bool:

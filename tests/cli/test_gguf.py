@@ -80,7 +80,7 @@ def test_a_hub_id_comes_through_the_hub_cache(cli, tmp_path, monkeypatch):
     _, err = cli("import-hf", "someone/missing-model", tmp_path / "ck", code=2)
     assert err.count("\n") == 1 and "cannot download someone/missing-model" in err and "a .gguf file" in err
     _hub_cache(tmp_path / "hub", "someone/tiny-llama", {n: tmp_path / "export" / n for n in (
-        "config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")})
+        "config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "README.md")})
     cli("import-hf", "someone/tiny-llama", tmp_path / "ck")
     meta = load_checkpoint(tmp_path / "ck").meta
     assert meta["source"] == "someone/tiny-llama" and meta["license"] == "other"  # from the model card
