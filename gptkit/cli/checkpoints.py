@@ -71,6 +71,8 @@ def _cmd_import_hf(args) -> None:
 
     if Path(args.source).suffix.lower() in (".gguf", ".whl", ".zip"):
         return _cmd_import_gguf(args)
+    if args.revision and not is_repo_id(args.source):
+        raise GptkitError(f"--revision pins a Hub id's download; {args.source} is a local path")
     check_output(args.out, args.force, args.source)
     local = download(args.source, args.revision) if is_repo_id(args.source) else args.source
     model, tokenizer = from_hf(local)

@@ -110,7 +110,9 @@ def gguf_tokenizer(tokenizer: Tokenizer, vocab_size: int) -> dict:
             "tokenizer.ggml.tokens": tokens + [f"[PAD{i}]" for i in range(len(tokens), vocab_size)],
             "tokenizer.ggml.token_type": types + [UNUSED] * pad,
             "tokenizer.ggml.merges": [m if isinstance(m, str) else " ".join(m) for m in model.get("merges", [])],
-            "tokenizer.ggml.eos_token_id": tokenizer.eot_id, "tokenizer.ggml.add_bos_token": False}
+            "tokenizer.ggml.add_bos_token": False}
+    if tokenizer.eot_id is not None:
+        meta["tokenizer.ggml.eos_token_id"] = tokenizer.eot_id
     if tokenizer.bos_id is not None:
         meta["tokenizer.ggml.bos_token_id"] = tokenizer.bos_id
     return meta

@@ -104,3 +104,9 @@ def test_a_chat_fine_tune_of_an_import_keeps_its_template_and_licence(cli, tmp_p
     fields = __import__("gguf").GGUFReader(tmp_path / "ft.gguf").fields
     assert fields["general.license"].contents() == "apache-2.0"
     assert fields["tokenizer.chat_template"].contents() == tuned.meta["task"]["chat_template"]
+
+
+def test_a_revision_for_a_local_directory_is_refused(cli, tmp_path):
+    (tmp_path / "model").mkdir()
+    _, err = cli("import-hf", tmp_path / "model", tmp_path / "ck", "--revision", "v1", code=2)
+    assert "--revision pins a Hub id's download" in err

@@ -36,3 +36,12 @@ def test_what_the_tokenizer_reader_cannot_rebuild_is_named():
     with pytest.raises(GptkitError, match="no end-of-sequence token"):
         tokenizer_from_gguf({"tokenizer.ggml.model": "gpt2", "tokenizer.ggml.tokens": ["a", "b"],
                              "tokenizer.ggml.merges": []})
+
+
+def test_a_tokenizer_without_an_end_of_text_token_writes_no_eos_id(tmp_path):
+    from gptkit import Tokenizer
+    from gptkit.llamacpp.vocab import gguf_tokenizer
+
+    trained = chatml_tokenizer()
+    bare = Tokenizer(trained.backend, "<|no-such-token|>")
+    assert bare.eot_id is None and "tokenizer.ggml.eos_token_id" not in gguf_tokenizer(bare, 320)
