@@ -8,6 +8,7 @@ same splits for the names gptkit reads and writes.
 
 from __future__ import annotations
 
+import functools
 import json
 
 from tokenizers import AddedToken, Regex, decoders, models, pre_tokenizers, processors
@@ -55,7 +56,12 @@ def tokenizer_from_gguf(meta: dict) -> Tokenizer:
     alphabet = set(pre_tokenizers.ByteLevel.alphabet())
     vocab = {t if set(t) <= alphabet else _spell(t): i for i, t in enumerate(tokens)}
     merges = [tuple(m.split(" ", 1)) for m in meta.get("tokenizer.ggml.merges", [])]
-    backend = Backend(models.BPE(vocab, merges, ignore_merges=pre in _IGNORES_MERGES))
+    if any(len(m) != 2 for m in merges):
+        raise GptkitError("the GGUF tokenizer has a merge that is not two tokens separated by a space")
+    try:
+        backend = Backend(models.BPE(vocab, merges, ignore_merges=pre in _IGNORES_MERGES))
+    except Exception as e:  # tokenizers raises a bare Exception for a merge of unknown tokens
+        raise GptkitError(f"the GGUF tokenizer's merges do not fit its vocabulary ({e})") from e
     backend.pre_tokenizer = pre_tokenizers.Sequence(PRE_TOKENIZERS[pre]())
     backend.decoder = decoders.ByteLevel()
     backend.post_processor = processors.ByteLevel(trim_offsets=False)
@@ -79,6 +85,7 @@ def _spell(token: str) -> str:
     return "".join(spelling[b] for b in token.encode("utf-8"))
 
 
+@functools.cache
 def _byte_spelling() -> dict[int, str]:
     """GPT-2's printable spelling of each byte (bytes_to_unicode)."""
     keep = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]

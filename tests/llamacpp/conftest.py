@@ -86,3 +86,11 @@ def _reencode(path, qtype) -> None:
     writer.write_tensors_to_file()
     writer.close()
     tmp.replace(path)
+
+
+ARCHS = ["gpt2", "llama", "qwen2", "qwen3"]
+
+
+def logits(model, ids):
+    with torch.no_grad():
+        return model(torch.tensor([ids]))

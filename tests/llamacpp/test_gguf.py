@@ -6,14 +6,7 @@ import torch
 
 from gptkit import GptkitError
 from gptkit.llamacpp import from_gguf, to_gguf
-from tests.llamacpp.conftest import CHATML, HELD_OUT, chatml_tokenizer, gguf, model_of, write_gguf
-
-ARCHS = ["gpt2", "llama", "qwen2", "qwen3"]
-
-
-def _logits(model, ids):
-    with torch.no_grad():
-        return model(torch.tensor([ids]))
+from tests.llamacpp.conftest import ARCHS, CHATML, HELD_OUT, chatml_tokenizer, gguf, logits, model_of, write_gguf
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -23,7 +16,7 @@ def test_an_f32_export_reads_back_exactly(tmp_path, arch):
     assert general["architecture"] == arch
     assert ours.config == model.config
     ids = tokenizer.encode(HELD_OUT)
-    assert torch.equal(_logits(ours.eval(), ids), _logits(model, ids))
+    assert torch.equal(logits(ours.eval(), ids), logits(model, ids))
     assert ours_tokenizer.encode(HELD_OUT) == ids
     assert (ours_tokenizer.eot_token, ours_tokenizer.bos_token) == ("<|im_end|>", "<|im_start|>")
     assert ours_tokenizer.chat_template == CHATML
@@ -34,7 +27,7 @@ def test_exports_in_each_type_stay_close(tmp_path, kind, bound):
     model = model_of("llama", intermediate_size=128)  # rows in whole blocks of 32, so all of them are q8_0
     to_gguf(model, chatml_tokenizer(), tmp_path / "m.gguf", kind)
     ours, ids = from_gguf(tmp_path / "m.gguf")[0].eval(), list(range(3, 40))
-    assert (_logits(ours, ids) - _logits(model, ids)).abs().max() < bound * _logits(model, ids).abs().max()
+    assert (logits(ours, ids) - logits(model, ids)).abs().max() < bound * logits(model, ids).abs().max()
     types = {t.tensor_type.name for t in gguf.GGUFReader(tmp_path / "m.gguf").tensors}
     assert types == {kind.upper(), "F32"}
 
@@ -70,4 +63,4 @@ def test_q8_0_keeps_rows_that_are_not_whole_blocks_in_f16(tmp_path):
     types = {t.name: t.tensor_type.name for t in gguf.GGUFReader(tmp_path / "m.gguf").tensors}
     assert types["blk.0.ffn_down.weight"] == "F16" and types["blk.0.ffn_up.weight"] == "Q8_0"
     ids = list(range(3, 40))
-    assert (_logits(from_gguf(tmp_path / "m.gguf")[0].eval(), ids) - _logits(model, ids)).abs().max() < 0.1
+    assert (logits(from_gguf(tmp_path / "m.gguf")[0].eval(), ids) - logits(model, ids)).abs().max() < 0.1

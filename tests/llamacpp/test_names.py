@@ -8,14 +8,7 @@ from gptkit import GptkitError, generate
 from gptkit.generate import Decoding
 from gptkit.llamacpp import from_gguf
 from gptkit.llamacpp.names import hf_config
-from tests.llamacpp.conftest import HELD_OUT, chatml_tokenizer, gguf, model_of, write_gguf
-
-ARCHS = ["gpt2", "llama", "qwen2", "qwen3"]
-
-
-def _logits(model, ids):
-    with torch.no_grad():
-        return model(torch.tensor([ids]))
+from tests.llamacpp.conftest import ARCHS, HELD_OUT, chatml_tokenizer, gguf, logits, model_of, write_gguf
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -29,7 +22,7 @@ def test_transformers_reads_the_same_file_to_the_same_model(tmp_path, arch):
     ids = their_tokenizer.encode(HELD_OUT, add_special_tokens=False)
     assert from_gguf(tmp_path / "m.gguf")[1].encode(HELD_OUT) == ids
     with torch.no_grad():
-        assert (_logits(ours, ids) - theirs(torch.tensor([ids])).logits).abs().max() <= 1e-4
+        assert (logits(ours, ids) - theirs(torch.tensor([ids])).logits).abs().max() <= 1e-4
     prompt = ids[:6]
     out = theirs.generate(torch.tensor([prompt]), max_new_tokens=16, do_sample=False, pad_token_id=0,
                           attention_mask=torch.ones(1, len(prompt), dtype=torch.long))
@@ -48,10 +41,10 @@ def test_each_tensor_type_dequantises_as_transformers_does(tmp_path, kind):
     theirs = transformers.AutoModelForCausalLM.from_pretrained(tmp_path, gguf_file="m.gguf").eval()
     ids = list(range(3, 40))
     with torch.no_grad():
-        diff = (_logits(ours, ids) - theirs(torch.tensor([ids])).logits).abs().max()
-    assert diff <= 1e-4 * max(1.0, _logits(ours, ids).abs().max().item())
+        diff = (logits(ours, ids) - theirs(torch.tensor([ids])).logits).abs().max()
+    assert diff <= 1e-4 * max(1.0, logits(ours, ids).abs().max().item())
     if kind in ("F16", "BF16", "Q8_0"):  # close to the float32 model it came from
-        assert (_logits(ours, ids) - _logits(model, ids)).abs().max() < 0.05 * _logits(model, ids).abs().max()
+        assert (logits(ours, ids) - logits(model, ids)).abs().max() < 0.05 * logits(model, ids).abs().max()
 
 
 def test_metadata_gptkit_cannot_compute_is_refused():

@@ -33,6 +33,12 @@ def test_what_the_tokenizer_reader_cannot_rebuild_is_named():
         tokenizer_from_gguf({"tokenizer.ggml.model": "llama", "tokenizer.ggml.tokens": ["a"]})
     with pytest.raises(GptkitError, match="'tekken'; gptkit knows gpt-2, smollm, llama-bpe, qwen2"):
         tokenizer_from_gguf({"tokenizer.ggml.model": "gpt2", "tokenizer.ggml.pre": "tekken"})
+    with pytest.raises(GptkitError, match="not two tokens"):
+        tokenizer_from_gguf({"tokenizer.ggml.model": "gpt2", "tokenizer.ggml.tokens": ["a", "b"],
+                             "tokenizer.ggml.merges": ["ab"]})
+    with pytest.raises(GptkitError, match="merges do not fit its vocabulary"):
+        tokenizer_from_gguf({"tokenizer.ggml.model": "gpt2", "tokenizer.ggml.tokens": ["a", "b"],
+                             "tokenizer.ggml.merges": ["a c"]})
     with pytest.raises(GptkitError, match="no end-of-sequence token"):
         tokenizer_from_gguf({"tokenizer.ggml.model": "gpt2", "tokenizer.ggml.tokens": ["a", "b"],
                              "tokenizer.ggml.merges": []})
