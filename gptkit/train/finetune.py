@@ -254,8 +254,9 @@ def _examples(task: Task, records: list[Record], tokenizer: Tokenizer, block: in
     """Training rows: prompt + completion examples, or for extractive QA one per window of each context."""
     if not task.extractive:
         return task.examples(records, tokenizer, block)
+    window = task.qa.window_tokens(block)
     return [span_example(w) for i, r in enumerate(records)
-            for w in question_windows(r, tokenizer, block, task.qa.doc_stride, task.qa.max_question_tokens, i)]
+            for w in question_windows(r, tokenizer, window, task.qa.doc_stride, task.qa.max_question_tokens, i)]
 
 
 def _restore_adapters(model: GPT, trained: dict) -> None:

@@ -47,3 +47,21 @@ def test_the_null_threshold_decides_between_the_best_span_and_no_answer(tokenize
 def test_a_model_without_a_span_head_is_a_clear_error(tokenizer):
     with pytest.raises(GptkitError, match="no span head"):
         answer_questions(_model(span_head=False), tokenizer, TASK, _records())
+
+
+@pytest.mark.parametrize("window, longest", [(0, 64), (32, 32), (200, 64)])
+def test_qa_window_sets_the_tokens_each_window_reads(tokenizer, window, longest):
+    model, widths = _model(), []
+    model.span_head.register_forward_hook(lambda module, args, out: widths.append(args[0].shape[1]))
+    task = Task("qa", qa=QaSettings(answer="extract", doc_stride=8, max_answer_tokens=6, window=window))
+    answers = answer_questions(model, tokenizer, task, _records())
+    assert max(widths) == longest and all(a.text for a in answers)
+
+
+def test_fine_tuning_windows_are_as_long_as_answering_reads(tokenizer):
+    from gptkit.train.finetune import _examples
+
+    record = Record({"context": CONTEXT, "question": "Which line is station 3?", "answers": ["line 3"],
+                     "answer_starts": [CONTEXT.index("line 3")]})
+    task = Task("qa", qa=QaSettings(answer="extract", doc_stride=8, window=32))
+    assert max(len(e.ids) for e in _examples(task, [record], tokenizer, 64)) <= 32 + 1
