@@ -86,8 +86,9 @@ def question_windows(record: Record, tokenizer: Tokenizer, block_size: int, doc_
     head = question + tokenizer.encode(CONTEXT_PREFIX)
     room = block_size - len(head) - 1  # context tokens per window
     if room < 8:
-        raise GptkitError(f"block_size {block_size} leaves {room} context tokens beside a question of "
-                          f"{len(question)}: raise block_size or lower task.qa.max_question_tokens")
+        raise GptkitError(f"a window of {block_size} tokens leaves {room} context tokens beside a question of "
+                          f"{len(question)}: raise block_size (or task.qa.window, where set) or lower "
+                          f"task.qa.max_question_tokens")
     ids, offsets = context_tokens(tokenizer, record.fields["context"])
     answer = _answer(record, offsets)
     step = max(room - doc_stride, 1)

@@ -111,7 +111,7 @@ def test_unanswerable_questions_point_at_the_null_position(tokenizer):
 
 
 def test_a_window_too_small_for_the_question_is_a_clear_error(tokenizer):
-    with pytest.raises(GptkitError, match="raise block_size or lower task.qa.max_question_tokens"):
+    with pytest.raises(GptkitError, match=r"raise block_size \(or task.qa.window.*lower task.qa.max_question_tokens"):
         question_windows(_record(CONTEXTS[0], question="What " * 40), tokenizer, block_size=24, doc_stride=4)
 
 
