@@ -270,18 +270,12 @@ class QaSettings:
     doc_stride: int = 128  # extract: context tokens shared by consecutive windows of a long context
     max_question_tokens: int = 64  # extract: a longer question keeps its first tokens
     max_answer_tokens: int = 30  # extract: the longest span predicted
-    # extract: tokens per window (question and context), in training and answering alike; 0 = the model's
-    # context. A pretrained model's long context need not be read whole: its windows train and answer faster
-    window: int = 0
+    window: int = 0  # extract: tokens per window, in training and answering alike; 0 = the model's context
 
     def __post_init__(self):
         check_fields(self, "task config [task.qa]")
         require(self, "task config [task.qa]", doc_stride=">= 0", max_question_tokens=">= 1",
                 max_answer_tokens=">= 1", window=">= 0")
-
-    def window_tokens(self, block_size: int) -> int:
-        """Tokens per window for a model with this context."""
-        return min(self.window or block_size, block_size)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..config import QaSettings
 from ..errors import GptkitError
 from ..model import SPAN_END, SPAN_START
 from ..tokenizer import Tokenizer
@@ -74,6 +75,11 @@ def span_text(context: str, offsets: list[tuple[int, int]], first: int, last: in
     while end > start and context[end - 1].isspace():
         end -= 1
     return context[start:end], start, end
+
+
+def window_tokens(qa: QaSettings, block_size: int) -> int:
+    """Tokens per window for a model with this context: task.qa.window where set and smaller."""
+    return min(qa.window or block_size, block_size)
 
 
 def question_windows(record: Record, tokenizer: Tokenizer, block_size: int, doc_stride: int,

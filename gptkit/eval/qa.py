@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 import torch
 
 from ..data import Record, Task
-from ..data.qa import Span, Window, best_span, question_windows
+from ..data.qa import Span, Window, best_span, question_windows, window_tokens
 from ..errors import GptkitError
 from ..model import GPT, span_logits
 from ..tokenizer import Tokenizer
@@ -37,7 +37,7 @@ def answer_questions(model: GPT, tokenizer: Tokenizer, task: Task, records: Sequ
     if model.span_head is None:
         raise GptkitError("this model has no span head: extractive QA needs one fine-tuned with task.format=qa "
                           "and task.qa.answer=extract")
-    size = task.qa.window_tokens(model.config.block_size)
+    size = window_tokens(task.qa, model.config.block_size)
     windows = [w for i, r in enumerate(records) for w in question_windows(
         r, tokenizer, size, task.qa.doc_stride, task.qa.max_question_tokens, i)]
     windows.sort(key=lambda w: len(w.ids))  # batches of like lengths pad little

@@ -34,7 +34,7 @@ import torch
 from ..checkpoint import load_checkpoint
 from ..config import FinetuneConfig, ModelConfig, RunConfig, to_dict
 from ..data import ExampleBatches, Record, Task, read_records
-from ..data.qa import question_windows, span_example
+from ..data.qa import question_windows, span_example, window_tokens
 from ..errors import GptkitError
 from ..eval.qa import default_null_threshold
 from ..eval.tasks import predict, score
@@ -254,7 +254,7 @@ def _examples(task: Task, records: list[Record], tokenizer: Tokenizer, block: in
     """Training rows: prompt + completion examples, or for extractive QA one per window of each context."""
     if not task.extractive:
         return task.examples(records, tokenizer, block)
-    window = task.qa.window_tokens(block)
+    window = window_tokens(task.qa, block)
     return [span_example(w) for i, r in enumerate(records)
             for w in question_windows(r, tokenizer, window, task.qa.doc_stride, task.qa.max_question_tokens, i)]
 
