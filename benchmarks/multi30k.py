@@ -124,13 +124,13 @@ def _config(args, out: Path, max_steps: int, data: Path, extra: list[str] = (), 
     return load_config(FinetuneConfig, "multi30k-en-de", settings + overrides + list(extra))
 
 
-def _pretrained(args) -> dict:
+def _pretrained(args) -> list[str]:
     """The gptkit arm's settings for the LoRA fine-tune of --base: one pair per row, as the peft arm's."""
-    return {"extra": [*gptkit_overrides(Path(args.base), PAIRS), "pack=false"], "evals": PRETRAINED_EVALS,
-            "probe_steps": 8}
+    return [*gptkit_overrides(Path(args.base), PAIRS), "pack=false"]
 
 
-def _gptkit_arm(args, data: Path, out: Path, pretrained: dict | None = None) -> dict:
+def _gptkit_arm(args, data: Path, out: Path, pretrained: list[str] = ()) -> dict:
+    """gptkit finetune for the budget: from scratch, or with `pretrained` settings (a base, fewer evaluations)."""
     import shutil
 
     import torch
@@ -142,8 +142,7 @@ def _gptkit_arm(args, data: Path, out: Path, pretrained: dict | None = None) -> 
     from gptkit.train import finetune
     from gptkit.train.report import read_metrics
 
-    extra, evals, probe_steps = (pretrained or {}).get("extra", []), (pretrained or {}).get("evals", EVALS), \
-        (pretrained or {}).get("probe_steps", 40)
+    extra, evals, probe_steps = (pretrained, PRETRAINED_EVALS, 8) if pretrained else ([], EVALS, 40)
     probe = out.with_name(f"{out.name}-probe")
     shutil.rmtree(probe, ignore_errors=True)
     # a pretrained base's probe evaluates once, on a few sentences: its evaluations are slow
