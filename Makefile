@@ -4,6 +4,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# PyPI's Linux torch is the multi-GB CUDA build; PyTorch's own index holds the CPU build (2.13.0+cpu, which pip
+# prefers over 2.13.0 when both are offered). Offline from it, pip warns and takes torch from PyPI or local wheels.
+# On a CUDA machine: make setup TORCH_INDEX=https://download.pytorch.org/whl/cu128 (or install torch first).
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 
 .PHONY: demo test lint bench setup clean docs docs-serve
 
@@ -12,8 +16,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	# pin torch first: an unpinned torch would pull a multi-GB CUDA build
-	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet torch==2.13.0 --extra-index-url $(TORCH_INDEX)
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 

@@ -39,6 +39,15 @@ class Checkpoint:
     meta: dict  # everything in config.json besides the model config
     path: Path
 
+    def text_tokenizer(self, why: str) -> Tokenizer:
+        """The tokenizer, or a one-line error saying `why` text needs one and how to give the checkpoint one."""
+        if self.tokenizer is None:
+            raise GptkitError(
+                f"{self.path} has no tokenizer.json, so {why}; copy in the tokenizer.json its data was prepared "
+                f"with (`gptkit prepare` writes one beside the shards), or create the model with "
+                f"`gptkit init OUT --tokenizer DATA_DIR`")
+        return self.tokenizer
+
 
 def save_checkpoint(path: str | Path, model: GPT, tokenizer: Tokenizer | None = None,
                     extra: dict | None = None, train_state: dict | None = None) -> Path:

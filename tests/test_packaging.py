@@ -63,3 +63,41 @@ def test_the_installed_demo_prepares_trains_and_samples(installed, tmp_path):
     assert (tmp_path / "demo" / "train" / "best" / "model.safetensors").is_file()
     assert (tmp_path / "demo" / "train" / "report.md").is_file()
     assert (tmp_path / "demo" / "data" / "manifest.json").is_file()
+
+
+def _fake_torch_index(root: Path, version: str, requires: str) -> str:
+    """A one-project PEP 503 index holding a stand-in torch wheel of `version`."""
+    import zipfile
+
+    name = f"torch-{version}-py3-none-any.whl"
+    project = root / "torch"
+    project.mkdir(parents=True)
+    info = f"torch-{version.split('+')[0]}.dist-info"
+    with zipfile.ZipFile(project / name, "w") as whl:
+        whl.writestr(f"{info}/METADATA", f"Metadata-Version: 2.1\nName: torch\nVersion: {version}\n{requires}")
+        whl.writestr(f"{info}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        whl.writestr(f"{info}/RECORD", "")
+    (project / "index.html").write_text(f'<a href="{name}">{name}</a>')
+    return root.as_uri()
+
+
+def test_setup_takes_torchs_cpu_build_where_pypi_offers_the_cuda_one(tmp_path):
+    """`make setup`'s own torch command, run by pip against a stand-in PyPI whose torch needs CUDA packages and
+    a stand-in CPU index, picks the CPU build; the default index is PyTorch's CPU one."""
+    import json
+    import os
+
+    pypi = _fake_torch_index(tmp_path / "pypi", "2.13.0", "Requires-Dist: nvidia-cublas-cu12\n")
+    cpu = _fake_torch_index(tmp_path / "cpu", "2.13.0+cpu", "")
+    dry = _sh("make", "-n", "-B", "setup", f"TORCH_INDEX={cpu}", cwd=ROOT)
+    command = next(line for line in dry.splitlines() if "torch==" in line).split()
+    assert command[:4] == [".venv/bin/python", "-m", "pip", "install"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")} | {"PIP_CONFIG_FILE": os.devnull}
+    proc = subprocess.run([sys.executable, *command[1:], "--dry-run", "--ignore-installed", "--no-deps",
+                           "--index-url", pypi, "--report", tmp_path / "report.json"], capture_output=True,
+                          text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    chosen = json.loads((tmp_path / "report.json").read_text())["install"]
+    assert [item["metadata"]["version"] for item in chosen] == ["2.13.0+cpu"]
+    default = _sh("make", "-n", "-B", "setup", cwd=ROOT)
+    assert "--extra-index-url https://download.pytorch.org/whl/cpu" in default

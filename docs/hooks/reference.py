@@ -8,9 +8,6 @@ comment beside it, from the config dataclasses), or the presets shipped in the p
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import inspect
-import re
 
 
 def on_page_markdown(markdown: str, page, config, files) -> str:
@@ -26,10 +23,14 @@ def _cli() -> str:
 
     parser = build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    parts = []
+    summary = {action.dest: action.help for action in sub._choices_actions}
+    table = ["| command | what it does |", "|---|---|"]
+    table += [f"| [`{name}`](#gptkit-{name}) | {summary[name]} |" for name in sub.choices]
+    parts = ["\n".join(table) + "\n"]
     for name, command in sub.choices.items():
         command.prog = f"gptkit {name}"
-        parts.append(f"### gptkit {name}\n\n```text\n{command.format_help().strip()}\n```\n")
+        parts.append(f"### gptkit {name}\n\n{summary[name][0].upper()}{summary[name][1:]}.\n\n"
+                     f"```text\n{command.format_help().strip()}\n```\n")
     return "\n".join(parts)
 
 
@@ -47,25 +48,13 @@ def _config() -> str:
 
 
 def _rows(cls, prefix: str) -> list[str]:
-    comments = _comments(cls)
+    from gptkit.cli.keys import config_keys
+
     rows = []
-    for field in dataclasses.fields(cls):
-        if dataclasses.is_dataclass(field.default_factory):  # a [section] of the file
-            rows += _rows(field.default_factory, f"{prefix}{field.name}.")
-            continue
-        default = field.default if field.default is not dataclasses.MISSING else (
-            field.default_factory() if field.default_factory is not dataclasses.MISSING else "")
-        rows.append(f"| `{prefix}{field.name}` | `{field.type}` | `{default!r}` | {comments.get(field.name, '')} |")
+    for key, type_, default, meaning in config_keys(cls, prefix):
+        meaning = meaning.replace("|", "\\|")  # a table cell
+        rows.append(f"| `{key}` | `{type_}` | `{default}` | {meaning} |")
     return rows
-
-
-def _comments(cls) -> dict[str, str]:
-    found = {}
-    for line in inspect.getsource(cls).splitlines():
-        match = re.match(r"\s+(\w+): [^=]+=.*?#\s*(.+)$", line)
-        if match:
-            found[match.group(1)] = match.group(2).replace("|", "\\|")
-    return found
 
 
 def _presets() -> str:

@@ -87,9 +87,7 @@ def _cmd_audit(args) -> None:
         from ..checkpoint import load_checkpoint
 
         ckpt = load_checkpoint(args.model)
-        if ckpt.tokenizer is None:
-            raise GptkitError(f"{args.model} has no tokenizer.json; the bias probe must encode its sentences")
-        results = bias_probe(ckpt.model, ckpt.tokenizer)
+        results = bias_probe(ckpt.model, ckpt.text_tokenizer("the bias probe cannot encode its sentences"))
         report["bias_probe"] = [{"group": r.group, "scores": r.scores, "gap": r.gap, "preferred": r.preferred}
                                 for r in results]
         print("bias probe (mean log-likelihood per token; an indicator, not a certificate):")

@@ -14,6 +14,7 @@ from ..grow import DepthMethod, DepthOrder
 from ..model import param_count
 from ..runtime import check_memory
 from .common import check_output
+from .keys import add_keys_flag
 
 
 def _cmd_info(args) -> None:
@@ -180,8 +181,9 @@ def _add_init(sub) -> None:
     p.add_argument("--config", help=f"run config whose [model] is used: a preset ({', '.join(presets(RunConfig))}) "
                    "or a TOML file")
     p.add_argument("--tokenizer", help="tokenizer.json (or a directory with one) to bundle")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the random weights (default 0)")
     p.add_argument("--force", action="store_true", help="replace OUT if it is an existing checkpoint")
+    add_keys_flag(p, "gptkit.config.ModelConfig")
     p.set_defaults(func=_cmd_init, takes_overrides=True)
 
 

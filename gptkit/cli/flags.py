@@ -36,10 +36,12 @@ def add_decoding_flags(p, temperature: float = 0.0, max_new_tokens: int | None =
     p.add_argument("--max-new-tokens", type=int, default=max_new_tokens, help=default)
     p.add_argument("--temperature", type=float, default=temperature,
                    help=f"0 for greedy decoding, > 0 samples (default {temperature})")
-    p.add_argument("--top-k", type=int, default=None)
-    p.add_argument("--top-p", type=float, default=None)
+    p.add_argument("--top-k", type=int, default=None, help="sample among the k likeliest tokens only (e.g. 50)")
+    p.add_argument("--top-p", type=float, default=None,
+                   help="sample among the likeliest tokens that together hold this probability (e.g. 0.9)")
     if text:
-        p.add_argument("--min-p", type=float, default=None)
+        p.add_argument("--min-p", type=float, default=None,
+                       help="drop tokens below this fraction of the likeliest token's probability (e.g. 0.05)")
         p.add_argument("--repetition-penalty", type=float, default=1.0,
                        help="> 1 discourages repeats (1.2 is usual)")
         p.add_argument("--stop", action="append", default=[], help="stop at this text (not printed); repeatable")

@@ -21,8 +21,7 @@ def _cmd_generate(args) -> None:
         raise GptkitError(f"--num-samples must be at least 1, got {args.num_samples}")
     decoding = decoding_from(args, args.max_new_tokens)
     ckpt = load_checkpoint(args.checkpoint, device=pick_device(args.device))
-    if ckpt.tokenizer is None:
-        raise GptkitError(f"{args.checkpoint} has no tokenizer.json, so text prompts cannot be encoded")
+    ckpt.text_tokenizer("text prompts cannot be encoded")
     model = for_inference(ckpt.model, args.dtype)
     chat = Chat.of_checkpoint(ckpt, args.system) if args.chat else None
     if not args.interactive:
@@ -77,7 +76,7 @@ def add_parsers(sub) -> None:
     source.add_argument("--prompt-file", help="read the prompt from this file")
     source.add_argument("-i", "--interactive", action="store_true", help="keep reading prompts from stdin")
     add_decoding_flags(p, temperature=0.8, max_new_tokens=100, text=True)
-    p.add_argument("--num-samples", type=int, default=1)
+    p.add_argument("--num-samples", type=int, default=1, help="this many continuations of the prompt (default 1)")
     p.add_argument("--chat", action="store_true",
                    help="the prompt is a user message, rendered by the checkpoint's chat template")
     p.add_argument("--system", help="--chat: a system message to start the conversation with")

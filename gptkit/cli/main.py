@@ -12,13 +12,23 @@ import traceback
 from ..errors import GptkitError
 from . import applications, checkpoints, generation, search, serve, tasks, training
 
+# `gptkit --help` and the reference page list the commands in the order a user reaches them
+WORKFLOW = ("demo", "prepare", "train", "generate", "chat", "finetune", "eval", "translate", "ask", "summarize",
+            "embed", "index", "search", "serve", "audit", "info", "init", "grow", "import-hf", "import-gguf",
+            "export-hf", "export-gguf", "migrate")
+
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gptkit", description="Build, train and use GPT-2-style models.")
+    parser = argparse.ArgumentParser(
+        prog="gptkit", description="Build, train, fine-tune and serve GPT-2 and Llama-family language models.",
+        epilog="New here? `gptkit demo` trains a small model and samples from it. Each command has --help; "
+               "train, finetune, prepare and init also take key=value settings, listed by --keys.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in (checkpoints, generation, training, tasks, applications, search, serve):
         module.add_parsers(sub)
+    sub._choices_actions.sort(key=lambda action: WORKFLOW.index(action.dest))  # a command missing there fails
+    sub.choices = {name: sub.choices[name] for name in WORKFLOW}
     return parser
 
 
@@ -33,6 +43,9 @@ _terminated.received = None
 
 def main(argv: list[str] | None = None) -> int:
     """Run a command; exit status 0 done, 2 a user or environment fault, 130 Ctrl-C, 143 SIGTERM."""
+    for stream in (sys.stdout, sys.stderr):  # a log file or pipe sees each line as it is printed
+        with contextlib.suppress(AttributeError, ValueError):
+            stream.reconfigure(line_buffering=True)
     parser = build_parser()
     # `key=value` config overrides may appear anywhere after the subcommand
     args, extra = parser.parse_known_args(argv)

@@ -226,9 +226,10 @@ def _add_index(sub) -> None:
                    help="BM25 analysis: English stemming and stop words, or Chinese words (jieba)")
     p.add_argument("--no-bm25", action="store_true", help="vectors only")
     p.add_argument("--include", action="append", help="glob for files in directories (repeatable), e.g. '*.md'")
-    p.add_argument("--text-field", default="text")
-    p.add_argument("--id-field", default="_id")
-    p.add_argument("--title-field", default="title")
+    p.add_argument("--text-field", default="text", help="JSON lines: the field holding the text (default text)")
+    p.add_argument("--id-field", default="_id", help="JSON lines: the document id's field (default _id)")
+    p.add_argument("--title-field", default="title", help="JSON lines: the title's field, put before the text "
+                   "(default title)")
     add_encoder_flags(p)
     p.set_defaults(func=_cmd_index)
 

@@ -83,7 +83,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--name", action="append", help="the model name clients use, one per checkpoint in order "
                    "(default: the directory's name)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     p.add_argument("--api-key", help="require 'Authorization: Bearer KEY' (default: $GPTKIT_API_KEY, else open)")
     p.add_argument("--max-batch", type=int, default=8, help="requests decoded together per model (default 8)")
     p.add_argument("--max-queue", type=int, default=64, help="requests waiting for a slot before 429 (default 64)")

@@ -54,9 +54,7 @@ def _eval_text(args) -> None:
     path = Path(args.text)
     text = read_text_file(path, "--text")
     ckpt = load_checkpoint(args.checkpoint, device=pick_device(args.device))
-    if ckpt.tokenizer is None:
-        raise GptkitError(f"{args.checkpoint} has no tokenizer.json, so the text cannot be encoded")
-    ids = [i for piece in ckpt.tokenizer.encode_long(text) for i in piece]
+    ids = [i for piece in ckpt.text_tokenizer("the text cannot be encoded").encode_long(text) for i in piece]
     score = perplexity(ckpt.model.eval(), ids, args.stride, len(text.encode("utf-8")))
     result = {"checkpoint": str(args.checkpoint), "text": str(path), "tokens": score.tokens,
               "bytes": score.n_bytes, "window": score.window, "stride": score.stride,

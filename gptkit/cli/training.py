@@ -9,6 +9,7 @@ from ..config import FinetuneConfig, RunConfig, load_config, presets
 from ..data import PrepareConfig
 from ..errors import GptkitError
 from .common import choices
+from .keys import add_keys_flag
 
 
 def _cmd_prepare(args) -> None:
@@ -98,6 +99,9 @@ def _train(run: RunConfig, quiet: bool, start) -> None:
             if "tokens_per_s" in record:
                 bar.set_postfix(loss=f"{record['loss']:.3f}", tok_s=f"{record['tokens_per_s']:,.0f}",
                                 mfu=f"{100 * record['mfu']:.1f}%", refresh=False)
+                if bar.disable and not quiet:  # a log file or pipe: no bar there, so a line per log_interval
+                    print(f"step {record['step']}/{run.train.max_steps}: loss {record['loss']:.4f}, "
+                          f"{record['tokens_per_s']:,.0f} tok/s, mfu {100 * record['mfu']:.1f}%")
             if "grown" in record:
                 g = record["grown"]
                 bar.write(f"step {record['step']}: grew to {g['n_layer']} layers x {g['n_embd']} "
@@ -128,20 +132,25 @@ def add_parsers(sub) -> None:
 
     p = sub.add_parser("train", help="train (or resume) a model on token shards",
                        usage="gptkit train --config NAME|FILE [key=value ...]",
-                       epilog="key=value (or model.key / train.key) overrides the config, e.g. lr=1e-3 n_layer=4. "
-                              "Run again with the same out_dir to resume; under torchrun it trains with DDP.")
+                       epilog="key=value (or model.key / train.key) overrides the config, e.g. lr=1e-3 n_layer=4; "
+                              "every key, its default and meaning is listed under 'Configuration keys' in "
+                              "docs/reference.md. Run again with the same out_dir to resume; under torchrun it "
+                              "trains with DDP.")
     p.add_argument("--config", help=f"run config ([model] and [train]): {preset_help}")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_keys_flag(p, "gptkit.config.RunConfig")
     p.set_defaults(func=_cmd_train, takes_overrides=True)
 
     p = sub.add_parser("finetune", help="fine-tune on task examples (translation, QA, summarization, "
                                         "prompt/completion, Alpaca, chat)",
                        usage="gptkit finetune [--config NAME|FILE] [key=value ...]",
-                       epilog="e.g. data=train.jsonl init=runs/base/best lora.rank=8. Run again with the same "
-                              "out_dir to resume; under torchrun it trains with DDP.")
+                       epilog="e.g. data=train.jsonl init=runs/base/best lora.rank=8; every key is listed under "
+                              "'Configuration keys' in docs/reference.md. Run again with the same out_dir to "
+                              "resume; under torchrun it trains with DDP.")
     p.add_argument("--config", help="fine-tuning config ([task], [lora], [train], [model]): a preset "
                                     f"({', '.join(presets(FinetuneConfig))}) or a TOML file")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_keys_flag(p, "gptkit.config.FinetuneConfig")
     p.set_defaults(func=_cmd_finetune, takes_overrides=True)
 
     p = sub.add_parser("demo", help="the tour: shard a corpus, train a small model for a few minutes, sample",
@@ -185,4 +194,5 @@ def _add_prepare(sub) -> None:
     p.add_argument("--remove-stopwords", action="store_const", const=True,
                    help="for retrieval indexes only, not for LM training")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_keys_flag(p, "gptkit.data.prepare.PrepareConfig")
     p.set_defaults(func=_cmd_prepare, takes_overrides=True)

@@ -67,8 +67,7 @@ def load_served(path: str | Path, name: str = "", dtype: str = "auto", device: s
 
         return ServedModel(name, "encoder", str(path), encoder=load_encoder(path, dtype=dtype))
     ckpt = load_checkpoint(path, device=pick_device(device))
-    if ckpt.tokenizer is None:
-        raise GptkitError(f"{path} has no tokenizer.json, so it cannot take text")
+    ckpt.text_tokenizer("it cannot take text")
     task = Task.from_dict(ckpt.meta["task"]) if "task" in ckpt.meta else None
     model = for_inference(ckpt.model, dtype).eval()
     kind = "chat" if task is None and ckpt.tokenizer.chat_template else _kind(task)

@@ -48,3 +48,33 @@ def test_corrupt_checkpoint_exits_2_from_a_shell(tmp_path, tiny_model):
 def test_unknown_arguments_exit_2_from_a_shell():
     proc = subprocess_run("info", "x", "--bogus", code=2)
     assert "unrecognized arguments" in proc.stderr
+
+
+def test_help_lists_commands_in_workflow_order_and_every_flag_says_what_it_does(capsys):
+    from gptkit.cli.main import WORKFLOW
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    listed = [line.split()[0] for line in capsys.readouterr().out.splitlines() if line.startswith("    ")
+              and not line.startswith("     ")]
+    assert listed == list(WORKFLOW) and listed[0] == "demo" and listed[-1] == "migrate"
+    for name, command in build_parser()._subparsers._group_actions[0].choices.items():
+        bare = [a.option_strings[0] for a in command._actions if a.option_strings and not a.help]
+        assert bare == [], (name, bare)
+
+
+def test_keys_lists_every_setting_with_its_meaning(cli, capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["train", "--keys"])
+    out = capsys.readouterr().out
+    assert done.value.code == 0 and "train.lr" in out and "model.n_layer" in out and "max_steps" in out
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    assert "--keys" in capsys.readouterr().out
+
+
+def test_a_checkpoint_without_a_tokenizer_says_how_to_give_it_one(tmp_path, cli):
+    cli("init", tmp_path / "x", "--config", "tiny")
+    err = cli("generate", tmp_path / "x", "--prompt", "hello", code=2).err
+    assert "no tokenizer.json" in err and "gptkit init OUT --tokenizer" in err and len(err.splitlines()) == 1
+    cli("init", tmp_path / "y", "--config", "tiny", "--tokenizer", tmp_path / "x", code=2)  # none there either

@@ -86,3 +86,34 @@ def test_a_llama_style_model_trains_generates_chats_with_lora_and_exports(tmp_pa
     rendered = transformers.AutoTokenizer.from_pretrained(tmp_path / "hf").apply_chat_template(
         messages, tokenize=False, add_generation_prompt=True)
     assert rendered == "<|user|>\nsay yes\n<|assistant|>\n"
+
+
+def test_train_step_lines_reach_a_pipe_while_it_runs(tmp_path, cli):
+    """`gptkit train ... > log`: each log_interval line arrives as printed, not when the process exits. The run
+    has far more steps than it can take here, and is stopped once its first line is read; counting the steps
+    it had logged by then tells line buffering (1 or 2) from a block buffer filling up (over 100 lines)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import threading
+
+    cli("prepare", "builtin:python-docs", "--out", tmp_path / "data", "--vocab-size", "300", "--quiet")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gptkit", "train", "--config", "tiny", f"data={tmp_path / 'data'}",
+         f"out_dir={tmp_path / 'run'}", "max_steps=1000000", "log_interval=1", "eval_interval=1000000",
+         "checkpoint_interval=1000000", "device=cpu", "dtype=fp32"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"})  # as on a user's machine
+    watchdog = threading.Timer(600, proc.kill)  # only a broken build gets here: fail instead of hanging
+    watchdog.start()
+    try:
+        first = proc.stdout.readline()
+        proc.send_signal(signal.SIGSTOP)  # freeze it: the count below is what it had logged by then
+        logged = (tmp_path / "run" / "metrics.jsonl").read_text().count("\n")
+    finally:
+        watchdog.cancel()
+        proc.kill()
+        proc.wait()
+    assert first.startswith("step 1/1000000: loss ") and "tok/s" in first
+    assert logged < 100
