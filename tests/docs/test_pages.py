@@ -1,8 +1,6 @@
-"""The documentation: every page has a Chinese twin with the same headings, and the "How it works" pages'
-Python examples run (so they cannot rot) and print what the pages say they print."""
+"""The documentation: every page has a Chinese twin with the same headings, every picture says how it is
+drawn, and an excerpt of the package shows its real lines (the course's examples run in test_course.py)."""
 
-import contextlib
-import io
 import re
 import subprocess
 import sys
@@ -12,8 +10,10 @@ import pytest
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 ENGLISH = sorted(p for p in DOCS.glob("*.md") if not p.name.endswith(".zh.md"))
-# the pages whose examples the suite runs
-TEACHING = ["tokenization", "gpt", "attention", "modern", "learning", "growing", "sampling", "applications"]
+# the course's pages, whose examples run as notebooks (test_course.py)
+sys.path.insert(0, str(DOCS / "hooks"))
+from notebooks import CHAPTERS as TEACHING  # noqa: E402
+
 # printed lines that the pages show, checked against the page
 QUOTED = ("std", "Error", "perplexity", "merges", "tokens", "大语言模型", "T=", "top_", "min_p", "step ", "cosine",
           "wsd", "logit change", "(3, 0.0", "score(", "rms ", "KV cache")
@@ -41,31 +41,16 @@ def runnable(block: str) -> bool:
     return re.match(r"(from|import) ", block) is not None
 
 
-@pytest.mark.parametrize("page", [DOCS / f"{name}{suffix}.md" for name in TEACHING for suffix in ("", ".zh")],
-                         ids=lambda p: p.name)
-def test_the_examples_of_a_teaching_page_run_and_print_what_it_says(page):
-    examples = [b for b in blocks(page, "python") if not b.startswith("--8<--")]
-    assert examples, f"{page.name} has no runnable example"
-    text = page.read_text(encoding="utf-8")
-    for block in examples:
-        out = io.StringIO()
-        with contextlib.redirect_stdout(out):
-            exec(compile(block, str(page), "exec"), {"__name__": "__docs__"})
-        for line in out.getvalue().splitlines():
-            if any(w in line for w in QUOTED):  # lines the page shows
-                shown = " ".join(line.split())  # the page folds runs of spaces
-                folded = " ".join(text.replace("|", " ").split())  # a table row may show the values, label apart
-                assert shown in folded or shown.split(" ", 1)[-1] in folded, f"{page.name} does not show {shown!r}"
-
-
 def test_every_picture_is_named_on_the_page_that_says_how_to_draw_it():
     recipes = (DOCS / "contributing.md").read_text(encoding="utf-8")
     pictures = [p for p in DOCS.rglob("*.png") if "assets" not in p.parts]
     assert pictures
-    assert [p.name for p in pictures if p.name not in recipes] == []
+    # a Chinese picture (NAME.zh.png) is drawn by the recipe of its English twin
+    assert [p.name for p in pictures if p.name.replace(".zh.png", ".png") not in recipes] == []
 
 
 @pytest.mark.parametrize("command", [["pipeline.py", "--out", "{out}/pipeline.png"],
+                                     ["course_figures.py", "--out", "{out}", "--only", "attention,bpe"],
                                      ["attention_map.py", "--steps", "5", "--out", "{out}/attention.png"],
                                      ["training_curves.py", "--steps", "20", "--out", "{out}"],
                                      ["benchmark_charts.py", "--out", "{out}"]], ids=lambda c: c[0])
