@@ -1,9 +1,9 @@
 """Each course chapter's page becomes a Jupyter notebook with the same code; the page is the one source.
 
 Prose becomes markdown cells and each runnable Python example (a block that starts with its imports) a
-code cell. An exercise (`??? question "..."`) keeps its text, and its solution (`??? success`) becomes code
-cells after it, so running the notebook checks the solutions too. Pictures travel inside the notebook as
-attachments; links to other chapters point at their notebooks.
+code cell. An exercise (`??? question "..."`) keeps its text, and its solution's code (`??? success`)
+becomes code cells after it, so running the notebook checks the solutions too. Pictures travel inside the
+notebook as attachments; links to other chapters point at their notebooks.
 
     python docs/hooks/notebooks.py            # (re)write docs/notebooks/NN-NAME.ipynb and NN-NAME.zh.ipynb
 
@@ -52,14 +52,15 @@ def page_to_notebook(markdown: str, zh: bool = False) -> dict:
                          "language_info": {"name": "python"}}}
 
 
-def _convert(markdown: str, cells: list[dict], zh: bool) -> None:
-    """Append the cells of `markdown`: code for runnable fences, markdown for the rest, admonitions opened."""
+def _convert(markdown: str, cells: list[dict], zh: bool, solution: bool = False) -> None:
+    """Append the cells of `markdown`: code for runnable fences (every fence of a solution), markdown for the
+    rest, admonitions opened."""
     position = 0
     for match in _blocks(markdown):
         _markdown(markdown[position:match.start()], cells, zh)
         if match.re is FENCE:
             language, code = match.group(1), match.group(2)
-            if language == "python" and RUNNABLE.match(code):
+            if language == "python" and (solution or RUNNABLE.match(code)):
                 cells.append({"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [],
                               "source": _lines(code.rstrip("\n"))})
             else:
@@ -68,7 +69,7 @@ def _convert(markdown: str, cells: list[dict], zh: bool) -> None:
             kind, title, body = match.group(2), match.group(3), match.group(4)
             heading = title or {"success": "答案" if zh else "Solution"}.get(kind, kind.title())
             _markdown(f"**{heading}**\n\n", cells, zh)
-            _convert(re.sub(r"^    ", "", body, flags=re.M), cells, zh)
+            _convert(re.sub(r"^    ", "", body, flags=re.M), cells, zh, solution or kind == "success")
         position = match.end()
     _markdown(markdown[position:], cells, zh)
 
