@@ -41,6 +41,17 @@ TEXT = {  # label: (English, Chinese)
     "lora_title": ("LoRA: W stays frozen, a low-rank B·A learns", "LoRA：W 冻结，只训练低秩的 B·A"),
     "frozen": ("W (frozen)\nd × k", "W（冻结）\nd × k"),
     "mask_title": ("Chat fine-tuning: only the assistant's tokens are scored", "对话微调：只有助手的 token 计入损失"),
+    "gqa_title": ("Grouped-query attention: 9 query heads share 3 key/value heads (SmolLM2)",
+                  "分组查询注意力：9 个查询头共用 3 个键/值头（SmolLM2）"),
+    "query_heads": ("query heads", "查询头"),
+    "kv_heads": ("key/value heads\n(what the cache stores)", "键/值头\n（缓存里存的）"),
+    "tasks_title": ("One model, many tasks: each a prompt to continue", "一个模型，多种任务：每种任务都是一段待续写的提示"),
+    "prompt": ("prompt (context)", "提示（上下文）"),
+    "completion": ("completion (in the loss)", "续写（计入损失）"),
+    "overlap_title": ("Contamination: a test item sharing a 5-word run with the training text",
+                      "数据污染：测试样本与训练文本共有连续 5 个词"),
+    "train_text": ("training text", "训练文本"),
+    "test_text": ("test item", "测试样本"),
     "in_loss": ("in the loss", "计入损失"),
     "not_in_loss": ("not scored (label −1)", "不计入（标签 −1）"),
 }
@@ -221,6 +232,80 @@ def loss_mask(ax, zh: bool) -> None:
     ax.axis("off")
 
 
+def gqa(ax, zh: bool) -> None:
+    from matplotlib.patches import Rectangle
+
+    for h in range(9):
+        ax.add_patch(Rectangle((h * 1.1, 2.0), 0.9, 0.6, fc="#e8eefc", ec="#3f51b5"))
+        ax.text(h * 1.1 + 0.45, 2.3, f"q{h}", ha="center", va="center", fontsize=9)
+        group = h // 3
+        ax.annotate("", xy=(group * 3.3 + 1.45, 0.85), xytext=(h * 1.1 + 0.45, 2.0),
+                    arrowprops=dict(arrowstyle="->", color="#888"))
+    for g in range(3):
+        ax.add_patch(Rectangle((g * 3.3 + 0.55, 0.2), 1.8, 0.6, fc="#ffcc80", ec="#e65100"))
+        ax.text(g * 3.3 + 1.45, 0.5, f"k{g}, v{g}", ha="center", va="center", fontsize=9)
+    ax.text(-0.3, 2.3, text("query_heads", zh), ha="right", va="center", fontsize=9)
+    ax.text(-0.3, 0.5, text("kv_heads", zh), ha="right", va="center", fontsize=9)
+    ax.set_xlim(-3.2, 10.0)
+    ax.set_ylim(0.0, 3.0)
+    ax.set_title(text("gqa_title", zh), fontsize=11)
+    ax.axis("off")
+
+
+def tasks(ax, zh: bool) -> None:
+    from matplotlib.patches import Rectangle
+
+    from gptkit.data import Record, Task
+
+    rows = [Task("translation").prompt(Record({"source": "A man rides a bike.", "target": ""})),
+            Task("summarization").prompt(Record({"document": "The meeting moved to Tuesday.", "summary": ""})),
+            Task("qa").prompt(Record({"context": "The Seine flows through Paris.",
+                                      "question": "What flows through Paris?", "answer": ""}))]
+    answers = ["Ein Mann fährt Fahrrad.", "Meeting on Tuesday", "The Seine"]
+    for r, (prompt, answer) in enumerate(zip(rows, answers)):
+        y = 2 - r
+        shown = prompt.replace("\n", " ⏎ ")
+        width = 0.105 * len(shown)
+        ax.add_patch(Rectangle((0, y), width, 0.7, fc="#e0e0e0", ec="#555"))
+        ax.text(0.1, y + 0.35, shown, va="center", fontsize=8.5, family="monospace")
+        ax.add_patch(Rectangle((width + 0.1, y), 0.105 * len(answer) + 0.3, 0.7, fc="#a5d6a7", ec="#555"))
+        ax.text(width + 0.25, y + 0.35, answer, va="center", fontsize=8.5, family="monospace")
+    ax.legend(handles=[Rectangle((0, 0), 1, 1, fc=c, ec="#555") for c in ("#e0e0e0", "#a5d6a7")],
+              labels=[text("prompt", zh), text("completion", zh)], loc="upper center", ncol=2, fontsize=9,
+              bbox_to_anchor=(0.5, -0.02))
+    ax.set_xlim(-0.1, 12.5)
+    ax.set_ylim(-0.2, 2.9)
+    ax.set_title(text("tasks_title", zh), fontsize=11)
+    ax.axis("off")
+
+
+def overlap(ax, zh: bool) -> None:
+    train = "the quick brown fox jumps over the lazy dog near the river bank".split()
+    test = "a quick brown fox jumps over the lazy dog".split()
+    n = 5
+    grams = {tuple(train[i:i + n]) for i in range(len(train) - n + 1)}
+    shared = set()
+    for i in range(len(test) - n + 1):
+        if tuple(test[i:i + n]) in grams:
+            shared.update(range(i, i + n))
+    for y, (label, words, marked) in enumerate([(text("test_text", zh), test, shared),
+                                                (text("train_text", zh), train, None)]):
+        ax.text(-0.2, 1 - y, label, ha="right", va="center", fontsize=10)
+        x = 0.0
+        for i, word in enumerate(words):
+            hit = i in marked if marked is not None else any(
+                tuple(train[j:j + n]) in {tuple(test[k:k + n]) for k in range(len(test) - n + 1)}
+                for j in range(max(0, i - n + 1), min(i, len(train) - n) + 1))
+            width = 0.16 * len(word) + 0.2
+            ax.text(x + width / 2, 1 - y, word, ha="center", va="center", fontsize=10,
+                    bbox=dict(fc="#ffcc80" if hit else "#f5f5f5", ec="#999", boxstyle="round,pad=0.2"))
+            x += width + 0.12
+    ax.set_xlim(-2.3, 13)
+    ax.set_ylim(-0.6, 1.6)
+    ax.set_title(text("overlap_title", zh), fontsize=11)
+    ax.axis("off")
+
+
 FIGURES = {  # name: (draw, rows, columns, size)
     "attention": (attention, 1, 2, (10, 4.4)),
     "block": (block, 1, 1, (5.2, 6.4)),
@@ -229,6 +314,9 @@ FIGURES = {  # name: (draw, rows, columns, size)
     "sampling": (sampling, 1, 6, (12, 2.6)),
     "lora": (lora, 1, 1, (7, 3.6)),
     "lossmask": (loss_mask, 1, 1, (8, 1.9)),
+    "gqa": (gqa, 1, 1, (9, 2.6)),
+    "tasks": (tasks, 1, 1, (10, 2.8)),
+    "overlap": (overlap, 1, 1, (10, 2.0)),
 }
 
 

@@ -61,7 +61,7 @@ def test_a_chapter_has_exercises_with_solutions_and_a_drawn_picture(stem):
         exercises = re.findall(r'^\?\?\? question "[^"]+"\n((?:(?: {4}.*)?\n)*)', page, re.M)
         assert len(exercises) >= 2, f"{stem}{suffix}.md: fewer than two exercises"
         assert all('??? success "' in body for body in exercises), f"{stem}{suffix}.md: an exercise lacks a solution"
-        pictures = re.findall(r"\]\(images/([\w.-]+\.png)\)", page)
+        pictures = [path.rsplit("/", 1)[-1] for path in re.findall(r"\]\(((?:images/)?[\w.-]+\.png)\)", page)]
         recipes = (DOCS / "contributing.md").read_text(encoding="utf-8")
         assert any(p in recipes for p in pictures), f"{stem}{suffix}.md: no picture drawn by a script here"
 
