@@ -37,8 +37,7 @@ def split_index(site: Path) -> bool:
     for page in (site / LANGUAGE).rglob("*.html"):
         base = Path(os.path.relpath(site / LANGUAGE, page.parent)).as_posix()
         html = page.read_text(encoding="utf-8")
-        page.write_text(re.sub(r'("base": )"[^"]*"', lambda m: f'{m.group(1)}"{base}"', html, count=1),
-                        encoding="utf-8")
+        page.write_text(re.sub(r'"base": "[^"]*"', f'"base": "{base}"', html, count=1), encoding="utf-8")
     return True
 
 
