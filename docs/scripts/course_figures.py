@@ -37,7 +37,8 @@ TEXT = {  # label: (English, Chinese)
     "new_row": ("new key/value", "新的键/值"),
     "cached": ("cached", "已缓存"),
     "one_query": ("one query", "一个查询"),
-    "knobs_title": ("The same next-token distribution, shaped by each setting", "同一个下一 token 分布，在各设置下的样子"),
+    "knobs_title": ("The same next-token distribution, shaped by each setting",
+                    "同一个下一 token 分布，在各设置下的样子"),
     "lora_title": ("LoRA: W stays frozen, a low-rank B·A learns", "LoRA：W 冻结，只训练低秩的 B·A"),
     "frozen": ("W (frozen)\nd × k", "W（冻结）\nd × k"),
     "mask_title": ("Chat fine-tuning: only the assistant's tokens are scored", "对话微调：只有助手的 token 计入损失"),
@@ -45,7 +46,8 @@ TEXT = {  # label: (English, Chinese)
                   "分组查询注意力：9 个查询头共用 3 个键/值头（SmolLM2）"),
     "query_heads": ("query heads", "查询头"),
     "kv_heads": ("key/value heads\n(what the cache stores)", "键/值头\n（缓存里存的）"),
-    "tasks_title": ("One model, many tasks: each a prompt to continue", "一个模型，多种任务：每种任务都是一段待续写的提示"),
+    "tasks_title": ("One model, many tasks: each a prompt to continue",
+                    "一个模型，多种任务：每种任务都是一段待续写的提示"),
     "prompt": ("prompt (context)", "提示（上下文）"),
     "completion": ("completion (in the loss)", "续写（计入损失）"),
     "overlap_title": ("Contamination: a test item sharing a 5-word run with the training text",
@@ -65,7 +67,8 @@ def chinese_font() -> list[str]:
     from matplotlib import font_manager
 
     try:
-        path = subprocess.run(["fc-match", "-f", "%{file}", "sans-serif:lang=zh-cn"], capture_output=True, text=True).stdout
+        path = subprocess.run(["fc-match", "-f", "%{file}", "sans-serif:lang=zh-cn"], capture_output=True,
+                              text=True).stdout
     except OSError:
         path = ""
     if path.endswith((".ttf", ".ttc", ".otf")):
@@ -163,7 +166,7 @@ def kv_cache(axes, zh: bool) -> None:
     for n, ax in enumerate(axes, start=1):
         for row in range(n):
             new = row == n - 1
-            for col, x in enumerate((0.0, 1.4)):
+            for x in (0.0, 1.4):  # K, then V
                 ax.add_patch(Rectangle((x, -row), 1.0, 0.8, fc="#ffcc80" if new else "#e8eefc", ec="#3f51b5"))
         ax.add_patch(Rectangle((3.0, -(n - 1)), 1.0, 0.8, fc="#a5d6a7", ec="#2e7d32"))
         ax.text(0.5, 1.1, "K", ha="center", fontsize=11)

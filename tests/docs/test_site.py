@@ -6,12 +6,12 @@ title, a chapter's notebook link downloads its notebook, and every page is scree
 import functools
 import http.server
 import json
-import urllib.request
 import os
 import shutil
 import subprocess
 import sys
 import threading
+import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit
 
