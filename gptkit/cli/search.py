@@ -60,7 +60,7 @@ def _cmd_index(args) -> None:
         raise GptkitError(f"--chunk-tokens must be >= 0 (0: each document whole) and --overlap in "
                           f"[0, --chunk-tokens), got {args.chunk_tokens} and {args.overlap}")
     documents = read_corpus(args.docs, args.text_field, args.id_field, args.title_field,
-                            ReadOptions(include=tuple(args.include or ())))
+                            ReadOptions(include=tuple(args.include or ()), exclude=tuple(args.exclude or ())))
     start = time.perf_counter()
     if args.add:
         index = Index.load(args.out)
@@ -226,6 +226,8 @@ def _add_index(sub) -> None:
                    help="BM25 analysis: English stemming and stop words, or Chinese words (jieba)")
     p.add_argument("--no-bm25", action="store_true", help="vectors only")
     p.add_argument("--include", action="append", help="glob for files in directories (repeatable), e.g. '*.md'")
+    p.add_argument("--exclude", action="append", help="glob for files to leave out, by name or path inside the "
+                   "directory (repeatable), e.g. '*.zh.md' or 'drafts/*'")
     p.add_argument("--text-field", default="text", help="JSON lines: the field holding the text (default text)")
     p.add_argument("--id-field", default="_id", help="JSON lines: the document id's field (default _id)")
     p.add_argument("--title-field", default="title", help="JSON lines: the title's field, put before the text "

@@ -122,8 +122,8 @@ def _train(run: RunConfig, quiet: bool, start) -> None:
 
 # prepare's flags that are shortcuts for config keys (dest = key); each defaults to the config's value
 _PREPARE_SHORTCUTS = ("tokenizer", "vocab_size", "val_fraction", "seed", "shard_tokens", "text_field", "column",
-                      "include", "txt_documents", "min_chars", "nfc", "strip_control", "dedup_exact", "dedup_near",
-                      "redact_pii", "remove_stopwords")
+                      "include", "exclude", "txt_documents", "min_chars", "nfc", "strip_control", "dedup_exact",
+                      "dedup_near", "redact_pii", "remove_stopwords")
 
 
 def add_parsers(sub) -> None:
@@ -180,6 +180,8 @@ def _add_prepare(sub) -> None:
     p.add_argument("--text-field", help="JSONL field with the text (default text)")
     p.add_argument("--column", help="CSV/Parquet column with the text (default text)")
     p.add_argument("--include", action="append", help="glob for files in directories (repeatable)")
+    p.add_argument("--exclude", action="append", help="glob for files to leave out, by name or path inside the "
+                   "directory (repeatable)")
     p.add_argument("--txt-documents", choices=choices(ReadOptions, "txt_documents"),
                    help="how a .txt file splits into documents (default paragraph)")
     p.add_argument("--min-chars", type=int, help="drop documents shorter than this")

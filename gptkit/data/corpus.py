@@ -38,6 +38,7 @@ class ReadOptions:
     text_field: str = "text"  # JSONL key holding the text
     column: str = "text"  # CSV / Parquet column holding the text
     include: tuple[str, ...] = ()  # glob patterns for files inside directories, e.g. ("*.txt",)
+    exclude: tuple[str, ...] = ()  # glob patterns left out: a file's name or path inside the directory, e.g. "*.zh.md"
     txt_documents: Literal["file", "paragraph", "line"] = "paragraph"  # how a .txt splits into documents
 
     def __post_init__(self):
@@ -58,7 +59,7 @@ def skipped_binary_warning(paths: list[str]) -> str:
     return f"skipped {len(paths)} binary file(s): {', '.join(paths[:3])}{', ...' if len(paths) > 3 else ''}"
 
 
-def expand_sources(sources: Iterable[str], include: tuple[str, ...] = ()) -> list[str]:
+def expand_sources(sources: Iterable[str], include: tuple[str, ...] = (), exclude: tuple[str, ...] = ()) -> list[str]:
     """Resolve sources to a sorted list of files (directories recursively) and builtin names."""
     files: list[str] = []
     for source in sources:
@@ -69,7 +70,7 @@ def expand_sources(sources: Iterable[str], include: tuple[str, ...] = ()) -> lis
             continue
         path = Path(source)
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and _wanted(p, include))
+            found = sorted(p for p in path.rglob("*") if p.is_file() and _wanted(p, path, include, exclude))
             files.extend(str(p) for p in found)
         elif path.is_file():
             files.append(str(path))
@@ -77,12 +78,16 @@ def expand_sources(sources: Iterable[str], include: tuple[str, ...] = ()) -> lis
             raise GptkitError(f"corpus source not found: {source}")
     if not files:
         raise GptkitError(f"no input files in {', '.join(sources) or 'the sources given'}"
-                          + (f" matching {', '.join(include)}" if include else ""))
+                          + (f" matching {', '.join(include)}" if include else "")
+                          + (f" outside {', '.join(exclude)}" if exclude else ""))
     return files
 
 
-def _wanted(path: Path, include: tuple[str, ...]) -> bool:
+def _wanted(path: Path, root: Path, include: tuple[str, ...], exclude: tuple[str, ...]) -> bool:
     if path.name.startswith("."):
+        return False
+    inside = path.relative_to(root).as_posix()
+    if any(fnmatch.fnmatch(path.name, p) or fnmatch.fnmatch(inside, p) for p in exclude):
         return False
     if include:
         return any(fnmatch.fnmatch(path.name, pattern) for pattern in include)
@@ -117,7 +122,7 @@ def read_documents(sources: Iterable[str], options: ReadOptions = ReadOptions(),
                    stats: ReadStats | None = None) -> Iterator[str]:
     """Yield every document of every source, in a deterministic order."""
     stats = stats if stats is not None else ReadStats()
-    for path in expand_sources(list(sources), options.include):
+    for path in expand_sources(list(sources), options.include, options.exclude):
         stats.files += 1
         if path == "builtin:python-docs":
             docs = _read_python_docs()

@@ -94,7 +94,7 @@ def prepare(sources: list[str], out_dir: str | Path, config: PrepareConfig = Pre
     out_dir = Path(out_dir)
     if config.clean.remove_stopwords:
         log.warning("stop-word removal is on: fine for a retrieval index, harmful for language-model training")
-    files = expand_sources(sources, config.read.include)
+    files = expand_sources(sources, config.read.include, config.read.exclude)
     inputs = source_fingerprint(files)
     existing = read_manifest_or_none(out_dir)
     if tokenizer is None:

@@ -38,6 +38,7 @@ from ..files import writing
 from ..validate import check_fields, require
 from .embed import Encoder, EncoderInfo
 from .lexical import LexicalIndex
+from .markdown import is_markdown, markdown_sections
 
 log = logging.getLogger(__name__)
 SCHEMA = 1
@@ -111,13 +112,18 @@ def read_corpus(sources: Iterable[str], text_field: str = "text", id_field: str 
     on a line before the text (as BEIR); other formats come from the corpus readers, ids FILE#N."""
     options = dataclasses.replace(options or ReadOptions(), text_field=text_field)
     sources, skipped = [str(s) for s in sources], []
-    for path in expand_sources(sources, options.include):
+    for path in expand_sources(sources, options.include, options.exclude):
         name = Path(path).name
         if name.removesuffix(".gz").endswith(".jsonl"):
             yield from _jsonl_documents(path, text_field, id_field, title_field)
             continue
         stats = ReadStats()
-        for n, text in enumerate(read_documents([path], options, stats), 1):
+        if is_markdown(name):  # sections, not paragraphs: a heading stays with its text
+            texts = (section for text in read_documents([path], _whole_files(options), stats)
+                     for section in markdown_sections(text))
+        else:
+            texts = read_documents([path], options, stats)
+        for n, text in enumerate(texts, 1):
             if stats.invalid_utf8_documents:  # an index shows its texts: never with bytes replaced
                 raise GptkitError(f"{path}: document {n} is not UTF-8 text; convert the file or leave it out")
             yield f"{name}#{n}", text
@@ -127,6 +133,10 @@ def read_corpus(sources: Iterable[str], text_field: str = "text", id_field: str 
             skipped.append(path)
     if skipped:
         log.warning(skipped_binary_warning(skipped))
+
+
+def _whole_files(options: ReadOptions) -> ReadOptions:
+    return dataclasses.replace(options, txt_documents="file")
 
 
 def _jsonl_documents(path: str, text_field: str, id_field: str, title_field: str) -> Iterator[tuple[str, str]]:
