@@ -1,8 +1,8 @@
 """Draw docs/images/attention-map.png: where each head of a small model trained here looks.
 
-    python docs/scripts/attention_map.py [--steps 300] [--out docs/images/attention-map.png]
+    python docs/scripts/attention_map.py [--steps 1000] [--out docs/images/attention-map.png]
 
-Trains a 2-layer, 4-head character model for a few hundred steps on text in which every line repeats
+Trains a 2-layer, 4-head character model for a thousand steps on text in which every line repeats
 the previous one (so copying from one line back is the useful skill), then draws the attention
 weights of each head of the last layer on one line of text: rows are queries, columns keys.
 """
@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # course_figures, for the Chinese font
 from gptkit import GPT, ModelConfig, Tokenizer  # noqa: E402
 from gptkit.model import Layout  # noqa: E402
 
@@ -57,31 +58,54 @@ def attention_weights(model: GPT, idx: torch.Tensor, layer: int) -> torch.Tensor
         return scores.masked_fill(~causal, float("-inf")).softmax(-1)[0]
 
 
+def describe(weights: torch.Tensor, line: int, zh: bool) -> str:
+    """Where a head's attention goes, over the queries of the second copy of the line: the share on the
+    character one line up (the aligned one or the one after it: what copying reads), on the last three
+    characters, and on the first character (where a head parks attention it has no use for)."""
+    queries = range(line + 1, weights.shape[0])
+    up = sum(weights[q, q - line - 1 : q - line + 1].sum() for q in queries) / len(queries)
+    near = sum(weights[q, q - 2 : q + 1].sum() for q in queries) / len(queries)
+    first = sum(weights[q, 0] for q in queries) / len(queries)
+    if zh:
+        return f"上一行对应处 {up:.0%} · 最近三个字符 {near:.0%} · 第一个字符 {first:.0%}"
+    return f"line above {up:.0%} · last three characters {near:.0%} · first character {first:.0%}"
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--steps", type=int, default=300)
-    p.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "images" / "attention-map.png"))
+    p.add_argument("--steps", type=int, default=1000)
+    p.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "images" / "attention-map.png"),
+                   help="the English picture; the Chinese one goes beside it as NAME.zh.png")
     args = p.parse_args()
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from course_figures import chinese_font
 
     model, tokenizer = train(args.steps)
-    text = "the cat sat on\nthe cat sat on"
+    line = "a dog ran in the fog"  # a line of the training text, twice: the second copy can be copied
+    text = f"{line}\n{line}"
     weights = attention_weights(model, torch.tensor([tokenizer.encode(text)]), layer=1)
     labels = [c if c != "\n" else "\\n" for c in text]
-    fig, axes = plt.subplots(1, weights.shape[0], figsize=(4.2 * weights.shape[0], 4.4))
-    for head, ax in enumerate(axes):
-        ax.imshow(weights[head], cmap="viridis", vmin=0, vmax=1)
-        ax.set_title(f"layer 2, head {head + 1}")
-        ax.set_xticks(range(len(labels)), labels, fontsize=7)
-        ax.set_yticks(range(len(labels)), labels, fontsize=7)
-        ax.set_xlabel("key (attended to)")
-    axes[0].set_ylabel("query (reading)")
-    fig.tight_layout()
-    fig.savefig(args.out, dpi=80)
-    print(f"wrote {args.out}")
+    for zh in (False, True):
+        plt.rcParams["font.family"] = [*chinese_font(), "DejaVu Sans"] if zh else ["DejaVu Sans"]
+        fig, axes = plt.subplots(2, 2, figsize=(11, 11))
+        for head, ax in enumerate(axes.flat):
+            ax.imshow(weights[head], cmap="viridis", vmin=0, vmax=1)
+            name = f"第 2 层，第 {head + 1} 个头" if zh else f"layer 2, head {head + 1}"
+            reads = describe(weights[head], len(line), zh)
+            ax.set_title(f"{name}\n{reads}", fontsize=10.5)
+            ax.set_xticks(range(len(labels)), labels, fontsize=9)
+            ax.set_yticks(range(len(labels)), labels, fontsize=9)
+            ax.set_xlabel("键（被读的字符）" if zh else "key (the character read)")
+            ax.set_ylabel("查询（正在读的字符）" if zh else "query (the character reading)")
+        fig.tight_layout()
+        out = Path(args.out)
+        path = out.with_name(out.stem + ".zh.png") if zh else out
+        fig.savefig(path, dpi=90)
+        plt.close(fig)
+        print(f"wrote {path}")
 
 
 if __name__ == "__main__":
