@@ -83,6 +83,9 @@ def test_the_site_renders_switches_language_and_finds_attention_in_both(site, tm
     browser.get(url + "/")
     found = _search(browser, "attention")
     assert "/attention" in found and not any(page.startswith("/zh/") for page in found), found
+    browser.get(url + "/")
+    found = _search(browser, "KV cache")
+    assert found[0] != "/api", found  # the explanation before the page of class names
     browser.get(url + "/zh/")
     found = _search(browser, "注意力")
     assert "/zh/attention" in found and all(page.startswith("/zh/") for page in found), found
