@@ -63,16 +63,6 @@ def test_help_lists_commands_in_workflow_order_and_every_flag_says_what_it_does(
         assert bare == [], (name, bare)
 
 
-def test_keys_lists_every_setting_with_its_meaning(cli, capsys):
-    with pytest.raises(SystemExit) as done:
-        main(["train", "--keys"])
-    out = capsys.readouterr().out
-    assert done.value.code == 0 and "train.lr" in out and "model.n_layer" in out and "max_steps" in out
-    with pytest.raises(SystemExit):
-        main(["train", "--help"])
-    assert "--keys" in capsys.readouterr().out
-
-
 def test_a_checkpoint_without_a_tokenizer_says_how_to_give_it_one(tmp_path, cli):
     cli("init", tmp_path / "x", "--config", "tiny")
     err = cli("generate", tmp_path / "x", "--prompt", "hello", code=2).err
