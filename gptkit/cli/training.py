@@ -133,9 +133,8 @@ def add_parsers(sub) -> None:
     p = sub.add_parser("train", help="train (or resume) a model on token shards",
                        usage="gptkit train --config NAME|FILE [key=value ...]",
                        epilog="key=value (or model.key / train.key) overrides the config, e.g. lr=1e-3 n_layer=4; "
-                              "every key, its default and meaning is listed under 'Configuration keys' in "
-                              "docs/reference.md. Run again with the same out_dir to resume; under torchrun it "
-                              "trains with DDP.")
+                              "--keys lists every key with its default and meaning. Run again with the same "
+                              "out_dir to resume; under torchrun it trains with DDP.")
     p.add_argument("--config", help=f"run config ([model] and [train]): {preset_help}")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_keys_flag(p, "gptkit.config.RunConfig")
@@ -144,9 +143,8 @@ def add_parsers(sub) -> None:
     p = sub.add_parser("finetune", help="fine-tune on task examples (translation, QA, summarization, "
                                         "prompt/completion, Alpaca, chat)",
                        usage="gptkit finetune [--config NAME|FILE] [key=value ...]",
-                       epilog="e.g. data=train.jsonl init=runs/base/best lora.rank=8; every key is listed under "
-                              "'Configuration keys' in docs/reference.md. Run again with the same out_dir to "
-                              "resume; under torchrun it trains with DDP.")
+                       epilog="e.g. data=train.jsonl init=runs/base/best lora.rank=8; --keys lists every key. "
+                              "Run again with the same out_dir to resume; under torchrun it trains with DDP.")
     p.add_argument("--config", help="fine-tuning config ([task], [lora], [train], [model]): a preset "
                                     f"({', '.join(presets(FinetuneConfig))}) or a TOML file")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
