@@ -102,7 +102,7 @@ def test_train_step_lines_reach_a_pipe_while_it_runs(tmp_path, cli):
     proc = subprocess.Popen(
         [sys.executable, "-m", "gptkit", "train", "--config", "tiny", f"data={tmp_path / 'data'}",
          f"out_dir={tmp_path / 'run'}", "max_steps=1000000", "log_interval=1", "eval_interval=1000000",
-         "checkpoint_interval=1000000", "device=cpu", "dtype=fp32"],
+         "checkpoint_interval=1000000", "batch_size=32", "device=cpu", "dtype=fp32"],  # steps of tens of ms
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         env={k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"})  # as on a user's machine
     watchdog = threading.Timer(600, proc.kill)  # only a broken build gets here: fail instead of hanging
