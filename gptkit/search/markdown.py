@@ -29,7 +29,7 @@ def markdown_sections(text: str) -> list[str]:
             title, body = heading.group(1), []
         else:
             admonition = ADMONITION.match(line)
-            body.append(admonition.group(2) or "" if admonition else line)
+            body.append((admonition.group(2) or "") if admonition else line)  # an admonition keeps its title
     _keep(sections, title, body)
     return sections
 
