@@ -15,7 +15,7 @@ from .errors import GptkitError
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 DtypeName = Literal[("auto", *DTYPES)]  # what configs and flags accept: auto picks bf16 where it is fast
-InferenceDtype = Literal[("auto", *DTYPES, "int8")]  # int8: quantised weights for CPU inference
+InferenceDtype = Literal[("auto", *DTYPES, "int8", "int4")]  # int8, int4: quantised weights for CPU inference
 
 
 def pick_device(name: str = "auto") -> torch.device:

@@ -4,7 +4,8 @@ import torch.nn as nn
 
 from gptkit import GPT, GptkitError, runtime
 from gptkit.generate import Decoding, generate, generate_batch
-from gptkit.quantize import Int8Linear, for_inference, quantize_int8
+from gptkit.quantize import Int4Linear, Int8Linear, for_inference, quantize_int4, quantize_int8
+from tests.conftest import tiny
 
 
 def test_int8_linear_is_close_to_the_float_linear():
@@ -57,8 +58,9 @@ def test_for_inference_casts_or_quantizes(tiny_model):
     assert for_inference(_copy(tiny_model), "bf16").wte.weight.dtype == torch.bfloat16
     assert for_inference(_copy(tiny_model), "fp32").wte.weight.dtype == torch.float32
     assert isinstance(for_inference(_copy(tiny_model), "int8").blocks[0].mlp.fc, Int8Linear)
-    with pytest.raises(GptkitError, match="unknown dtype 'int4'"):
-        for_inference(tiny_model, "int4")
+    assert isinstance(for_inference(_copy(tiny_model), "int4").blocks[0].mlp.fc, Int4Linear)
+    with pytest.raises(GptkitError, match="unknown dtype 'int3'"):
+        for_inference(tiny_model, "int3")
 
 
 @pytest.mark.parametrize("flags, dtype", [
@@ -67,8 +69,6 @@ def test_for_inference_casts_or_quantizes(tiny_model):
 def test_auto_picks_bf16_only_where_the_cpu_computes_it_fast(tiny_model, monkeypatch, flags, dtype):
     monkeypatch.setattr(runtime, "_cpu_flags", lambda: frozenset(flags))
     assert for_inference(_copy(tiny_model), "auto").dtype == dtype
-    with pytest.raises(GptkitError, match="unknown dtype 'int4'"):
-        for_inference(tiny_model, "int4")
 
 
 @pytest.mark.skipif(not torch.ops.mkldnn._is_mkldnn_bf16_supported(), reason="no oneDNN bf16 on this CPU")
@@ -87,3 +87,53 @@ def test_packed_bf16_gives_the_plain_bf16_logits_and_greedy_tokens(trained_model
     assert generate(packed, pattern[:8], greedy) == generate(plain, pattern[:8], greedy)
     assert generate_batch(packed, [pattern[:8], pattern[2:5]], Decoding(10, temperature=0)) == [
         generate(packed, p, Decoding(10, temperature=0)) for p in (pattern[:8], pattern[2:5])]
+
+
+def _int4_reference(weight: torch.Tensor) -> torch.Tensor:
+    """The weight int4 stores, rounded the same way, computed plainly: each group of 32 from its min to its max in
+    15 steps."""
+    groups = weight.view(weight.shape[0], -1, 32)
+    low, high = groups.amin(-1, keepdim=True), groups.amax(-1, keepdim=True)
+    scale = (high - low) / 15
+    return (((groups - low) / scale).round() * scale + low).view_as(weight)
+
+
+@pytest.mark.parametrize("rows", [64, 50], ids=["whole-packs", "padded-rows"])
+def test_int4_linear_computes_with_the_rounded_weights(rows):
+    torch.manual_seed(0)
+    linear = nn.Linear(96, rows)
+    x = torch.randn(3, 5, 96)
+    with torch.no_grad():
+        got = Int4Linear(linear.weight, linear.bias)(x)
+        exact = x @ _int4_reference(linear.weight).T + linear.bias
+        unrounded = linear(x)
+    assert got.shape == (3, 5, rows) and got.dtype == torch.float32
+    assert (got - exact).abs().max() <= 0.02 * exact.abs().max()  # bf16 activations and scales
+    assert 0.01 < (got - unrounded).norm() / unrounded.norm() < 0.15  # 4 bits cost something, not everything
+
+
+def test_int4_model_keeps_greedy_output_and_batches_as_it_decodes_alone(trained_model):
+    model, pattern = trained_model
+    idx = torch.tensor([pattern])
+    with torch.no_grad():
+        loss = float(model(idx[:, :-1], idx[:, 1:]))
+    quantized = quantize_int4(_copy(model))
+    assert isinstance(quantized.lm_head, Int4Linear)
+    with torch.no_grad():
+        assert float(quantized(idx[:, :-1], idx[:, 1:])) == pytest.approx(loss, rel=0.15, abs=0.05)
+    greedy = Decoding(30, temperature=0)
+    assert generate(quantized, pattern[:8], greedy) == generate(model, pattern[:8], greedy)
+    assert generate_batch(quantized, [pattern[:8], pattern[2:5]], Decoding(10, temperature=0)) == [
+        generate(quantized, p, Decoding(10, temperature=0)) for p in (pattern[:8], pattern[2:5])]
+
+
+def test_int4_keeps_a_matrix_it_cannot_group_in_bf16():
+    torch.manual_seed(0)
+    model = GPT(tiny("gpt2", n_embd=24, n_head=4)).eval()  # rows of 24 values: no whole group of 32
+    quantized = quantize_int4(_copy(model))
+    assert not isinstance(quantized.blocks[0].attn.qkv, Int4Linear)
+    assert isinstance(quantized.blocks[0].mlp.proj, Int4Linear)  # 96 inputs: three groups
+    idx = torch.randint(0, 320, (2, 9))
+    with torch.no_grad():
+        got, expected = quantized(idx), model(idx)
+    assert (got - expected).norm() / expected.norm() < 0.2

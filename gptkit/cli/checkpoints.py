@@ -223,7 +223,8 @@ def _add_export_gguf(sub) -> None:
     p.add_argument("checkpoint", help="checkpoint directory (with its tokenizer)")
     p.add_argument("out", help="the .gguf file to write")
     p.add_argument("--type", choices=TYPES, default="f16",
-                   help="weight matrices' type (norms stay f32); q8_0 is 8-bit in blocks of 32 (default: f16)")
+                   help="weight matrices' type (norms stay f32); q8_0 and q4_0 are 8 and 4 bits in blocks of 32 "
+                        "(default: f16)")
     p.add_argument("--force", action="store_true", help="replace OUT if it is an earlier GGUF file")
     p.set_defaults(func=_cmd_export_gguf)
 

@@ -55,7 +55,8 @@ def add_decoding_flags(p, temperature: float = 0.0, max_new_tokens: int | None =
 
 def add_model_flags(p) -> None:
     p.add_argument("--dtype", default="auto", choices=typing.get_args(InferenceDtype),
-                   help="weights: auto (bf16 where fast, else fp32), int8 is the fastest on a CPU")
+                   help="weights: auto (bf16 where fast, else fp32); int8 and int4 are quantised for a CPU, "
+                        "int4 the fastest and smallest")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
 
 
@@ -165,7 +166,7 @@ def add_encoder_flags(p, batching: bool = True) -> None:
                    "limit, 256 for gptkit checkpoints)")
     if batching:
         p.add_argument("--batch-size", type=int, default=32, help="texts embedded together")
-        p.add_argument("--dtype", default="auto", help="gptkit encoders: auto, fp32, bf16, int8")
+        p.add_argument("--dtype", default="auto", help="gptkit encoders: auto, fp32, bf16, int8, int4")
 
 
 def add_search_flags(p, fusion: bool = True) -> None:

@@ -31,7 +31,7 @@ from .vocab import gguf_tokenizer, tokenizer_from_gguf
 
 __all__ = ["from_gguf", "to_gguf", "TYPES", "read_metadata"]
 
-TYPES = ("f32", "f16", "bf16", "q8_0")  # what `to_gguf` writes; llama.cpp's llama-quantize makes the rest
+TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0")  # what `to_gguf` writes; llama.cpp's llama-quantize makes the rest
 
 
 def _gguf():
@@ -102,7 +102,7 @@ def to_gguf(model: GPT, tokenizer: Tokenizer | None, path: str | Path, type: str
     """Write `model` (and its tokenizer and chat template) as one GGUF file, replaced whole or not at all.
 
     Weight matrices take `type`; norms and biases stay float32, as llama.cpp's converter writes them. A
-    matrix whose rows are not a whole number of 32-value blocks is written as f16 in a q8_0 file.
+    matrix whose rows are not a whole number of 32-value blocks is written as f16 in a q8_0 or q4_0 file.
     """
     gguf, path = _gguf(), Path(path)
     if type not in TYPES:
@@ -115,9 +115,11 @@ def to_gguf(model: GPT, tokenizer: Tokenizer | None, path: str | Path, type: str
     arch = family_for(model.config).model_type
     hf = family_for(model.config).config_to_hf(model.config)
     qtype = {"f32": gguf.GGMLQuantizationType.F32, "f16": gguf.GGMLQuantizationType.F16,
-             "bf16": gguf.GGMLQuantizationType.BF16, "q8_0": gguf.GGMLQuantizationType.Q8_0}[type]
+             "bf16": gguf.GGMLQuantizationType.BF16, "q8_0": gguf.GGMLQuantizationType.Q8_0,
+             "q4_0": gguf.GGMLQuantizationType.Q4_0}[type]
     file_type = {"f32": gguf.LlamaFileType.ALL_F32, "f16": gguf.LlamaFileType.MOSTLY_F16,
-                 "bf16": gguf.LlamaFileType.MOSTLY_BF16, "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0}[type]
+                 "bf16": gguf.LlamaFileType.MOSTLY_BF16, "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0,
+                 "q4_0": gguf.LlamaFileType.MOSTLY_Q4_0}[type]
     writer = gguf.GGUFWriter(None, arch)
     writer.add_name(name or path.stem)
     writer.add_file_type(int(file_type))
@@ -141,7 +143,7 @@ def _add_tensors(gguf, writer, model: GPT, arch: str, hf: dict, qtype) -> None:
         name = to_gguf_name(arch, theirs)
         data = to_gguf_tensor(arch, name, tensor.float(), hf).contiguous().numpy()
         kind = qtype if data.ndim == 2 else gguf.GGMLQuantizationType.F32
-        if kind == gguf.GGMLQuantizationType.Q8_0 and data.shape[-1] % 32:
+        if kind in (gguf.GGMLQuantizationType.Q8_0, gguf.GGMLQuantizationType.Q4_0) and data.shape[-1] % 32:
             kind = gguf.GGMLQuantizationType.F16
         writer.add_tensor(name, gguf.quants.quantize(data, kind), raw_dtype=kind)
 

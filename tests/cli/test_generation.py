@@ -36,9 +36,10 @@ def test_generate_prints_what_the_api_generates_for_each_option(tmp_path, tiny_m
     assert printed("--temperature", "0", "--stop", stop) == free[: free.index(stop, len(prompt))] + "\n"
     beam = beam_search_text(tiny_model, tok, prompt, Decoding(20, num_beams=3))
     assert printed("--temperature", "0", "--beams", "3") == f"{prompt}{beam}\n"
-    int8 = for_inference(load_checkpoint(path).model, "int8")
-    assert cli("generate", path, "--prompt", prompt, "--max-new-tokens", "20", "--temperature", "0",
-               "--dtype", "int8").out == api(Sampling(0), model=int8)
+    for dtype in ("int8", "int4"):
+        quantised = for_inference(load_checkpoint(path).model, dtype)
+        assert cli("generate", path, "--prompt", prompt, "--max-new-tokens", "20", "--temperature", "0",
+                   "--dtype", dtype).out == api(Sampling(0), model=quantised)
     long = "word " * 80
     assert printed("--temperature", "0", "--truncate", prompt_args=("--prompt", long)) == api(
         Sampling(0), text=long, truncate_prompt=True)
