@@ -26,7 +26,7 @@ the rows as a JSON list (engine, dtype, batch, prompt, decode_tok_s, ttft_s, bou
 
 --quality CKPT reports what each dtype costs in quality: perplexity of a trained checkpoint
 on the last 10% of --text, for each of --quality-dtypes, and through llama.cpp on its own
-q8_0 and q4_0 files of the same weights where llama-cpp-python is installed.
+f32, q8_0 and q4_0 files of the same weights where llama-cpp-python is installed.
 """
 
 from __future__ import annotations
@@ -195,7 +195,8 @@ def _prepare(folder: Path, args, engines: list[str], dtypes: list[str]) -> GPT:
             TransformersConverter(str(folder / "hf")).convert(str(folder / f"ct2-{name}"),
                                                              quantization=CT2_TYPES[name], force=True)
     if "llama.cpp" in engines:
-        # llama.cpp reads a tokenizer from the file: the checkpoint's, or a small BPE padded to the model's rows
+        # llama.cpp reads a tokenizer from the file: the checkpoint's, or a small BPE (under 300 ids) padded to
+        # the model's rows
         tokenizer = tokenizer or Tokenizer.train_bpe(["the quick brown fox jumps over the lazy dog"] * 4,
                                                      vocab_size=300)
         for name in dtypes:
@@ -276,7 +277,7 @@ def quality(args) -> None:
         print("# llama-cpp-python is not installed: llama.cpp's own files are left out", file=sys.stderr)
         return
     with tempfile.TemporaryDirectory() as d:
-        for kind in ("q8_0", "q4_0"):
+        for kind in ("f32", "q8_0", "q4_0"):
             path = to_gguf(ckpt.model.float(), ckpt.tokenizer, Path(d) / f"{kind}.gguf", kind)
             loss = _llamacpp_loss(path, windows)
             print(f"| llama.cpp | {kind} | {loss:.4f} | {math.exp(loss):.3f} | "
@@ -326,7 +327,7 @@ def main() -> None:
         arm_main(args)
         return
     if args.smoke:
-        args.layers, args.embd, args.heads, args.vocab, args.new, args.repeats = 1, 16, 2, 256, 4, 1
+        args.layers, args.embd, args.heads, args.vocab, args.new, args.repeats = 1, 16, 2, 320, 4, 1
         args.batches, args.prompts, args.dtypes = "1,2", "8", "fp32,int8,int4"
     if args.quality:
         quality(args)

@@ -1,23 +1,27 @@
-"""Quantised inference: int8 weights with one scale per output channel, or int4 in groups of 32.
+"""Quantised inference: int8 weights with one scale per output row, or int4 in groups of 32.
 
 Decoding one token reads every weight once, so on a CPU it is bound by memory
-bandwidth: int8 weights are a quarter of the fp32 bytes. The matmul is
-PyTorch's FBGEMM/QNNPACK dynamic-quantised linear (activations quantised per
-call, per tensor, accumulation in int32), which also has fast kernels for the
-small batches of decoding, where bf16 without AMX is slow. The quality cost
-is small but not zero: `benchmarks/generate.py` reports the perplexity delta.
+bandwidth: int8 weights are a quarter of the fp32 bytes, int4 an eighth. Both
+are weight-only: the weights are rounded, the activations are not (they go
+through the matmul in bf16). Models with a few large activation channels, as
+Llama-family models have, lose nothing to them this way; quantising the
+activations per tensor to 8 bits, as PyTorch's FBGEMM dynamic linear does,
+raised SmolLM2-135M's perplexity 3.4-fold (`benchmarks/generate.py --quality`).
+
+int8 multiplies through PyTorch's weight-only int8 kernel (`_weight_int8pack_mm`).
+int4 stores each row in groups of 32 values, each group with its own scale and
+zero point (4 bits a weight plus two bf16 numbers per group: 5 bits, as
+llama.cpp's Q4_1 is 6 and Q4_0 4.5), and multiplies through PyTorch's
+weight-only int4 kernel, which unpacks the groups in registers. Both kernels
+take and return bf16: where the CPU computes bf16 fast the rest of the model
+runs in bf16 too, elsewhere in fp32 with a cast around each matmul. A matrix a
+kernel cannot take (rows shorter than 16 values for int8, not whole groups of
+32 for int4) stays in bf16.
 
 bf16 on a CPU goes through oneDNN with its weights packed once, ahead of time,
 in the blocked layout its kernels read (`PackedLinear`): at batch 1 that reads
 the weights about twice as fast as the plain bf16 matmul, whose small-batch path
 is no faster than fp32.
-
-int4 stores each row in groups of 32 values, each group with its own scale and
-zero point (4 bits a weight plus two bf16 numbers per group: 5 bits, as
-llama.cpp's Q4_1 is 6 and Q4_0 4.5), and multiplies through PyTorch's
-weight-only int4 kernel, which unpacks the groups in registers and takes bf16
-activations. It reads half of int8's bytes; a matrix the kernel cannot take
-(rows not a multiple of 32) stays in bf16.
 
 A quantised or packed model is for inference only: it is not trained or saved.
 """
@@ -25,7 +29,6 @@ A quantised or packed model is for inference only: it is not trained or saved.
 from __future__ import annotations
 
 import typing
-import warnings
 
 import torch
 import torch.nn as nn
@@ -36,26 +39,34 @@ from .runtime import InferenceDtype, fast_bf16, parse_dtype
 
 
 class Int8Linear(nn.Module):
-    """y = x W^T + b with W quantised to int8 per output channel; x and y stay fp32."""
+    """y = x W^T + b with W in int8, one scale per output row (symmetric: w = q * scale)."""
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None):
         super().__init__()
         self.in_features, self.out_features = weight.shape[1], weight.shape[0]
         weight = weight.detach().float().cpu()
-        scales = (weight.abs().amax(dim=1) / 127).clamp(min=1e-8).double()
-        zero_points = torch.zeros(weight.shape[0], dtype=torch.long)
-        with warnings.catch_warnings():  # quantised tensors are deprecated in favour of torchao; the kernels remain
-            warnings.simplefilter("ignore")
-            qweight = torch.quantize_per_channel(weight, scales, zero_points, 0, torch.qint8)
-            self._packed = torch.ops.quantized.linear_prepack(
-                qweight, None if bias is None else bias.detach().float().cpu()
-            )
+        self._scale = (weight.abs().amax(dim=1) / 127).clamp(min=1e-8).bfloat16()  # the kernel's scale dtype
+        self._q = (weight / self._scale.float()[:, None]).round().clamp(-127, 127).to(torch.int8)
+        self._bias = None if bias is None else bias.detach().bfloat16().cpu()
+
+    @staticmethod
+    def takes(weight: torch.Tensor) -> bool:
+        return weight.shape[1] >= 16  # shorter rows crash the kernel (torch 2.13)
+
+    # the kernel reads the weights once per row of x: past this many rows (a prompt, not a decoding step) it is
+    # cheaper to round them back to bf16 once and use the ordinary matmul
+    ROWS = 32
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
-        # reduce_range: 7-bit activations keep FBGEMM's int16 intermediate sums from saturating on AVX2
-        y = torch.ops.quantized.linear_dynamic(x.reshape(-1, shape[-1]).float().contiguous(), self._packed, True)
-        return y.reshape(*shape[:-1], self.out_features)
+        rows = x.reshape(-1, shape[-1]).bfloat16()
+        if len(rows) < self.ROWS:
+            y = torch._weight_int8pack_mm(rows, self._q, self._scale)
+        else:
+            y = rows @ (self._q.to(torch.bfloat16) * self._scale[:, None]).T
+        if self._bias is not None:
+            y = y + self._bias
+        return y.to(x.dtype).reshape(*shape[:-1], self.out_features)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, int8"
@@ -129,25 +140,29 @@ def _packs_bf16(model: GPT) -> bool:
             and hasattr(torch.ops.mkldnn, "_reorder_linear_weight") and torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
-def _cpu_quantised(model: GPT, name: str) -> None:
+def _quantise(model: GPT, name: str, linear: type[nn.Module], kernel: str) -> GPT:
+    """Replace every Linear in the blocks, and the LM head, with `linear` where it takes the matrix (in place)."""
     if model.device.type != "cpu":
         raise GptkitError(f"{name} weights run on the CPU: load the model with device=cpu, or use bf16 on a GPU")
-
-
-def quantize_int4(model: GPT) -> GPT:
-    """Replace every Linear in the blocks, and the LM head, with Int4Linear where it fits (in place; CPU only)."""
-    _cpu_quantised(model, "int4")
-    if not hasattr(torch.ops.aten, "_convert_weight_to_int4pack_for_cpu"):
-        raise GptkitError("this PyTorch build has no CPU int4 kernel (torch >= 2.6 has one): use int8")
-    # the kernel takes and returns bf16: where the CPU computes bf16 fast the rest of the model does too, with no
-    # casts around each matmul; elsewhere the rest stays fp32
+    if not hasattr(torch.ops.aten, kernel):
+        raise GptkitError(f"this PyTorch build has no CPU {name} kernel ({kernel}): use torch >= 2.6, or bf16")
     model = model.to(torch.bfloat16 if fast_bf16(model.device) else torch.float32).eval()
-    _swap_linears(model, lambda w, b: Int4Linear(w, b) if Int4Linear.takes(w) else _Bf16Linear(w, b))
+    _swap_linears(model, lambda w, b: linear(w, b) if linear.takes(w) else _Bf16Linear(w, b))
     return model
 
 
+def quantize_int8(model: GPT) -> GPT:
+    """int8 weights, one scale per row, for every Linear in the blocks and the LM head (in place; CPU only)."""
+    return _quantise(model, "int8", Int8Linear, "_weight_int8pack_mm")
+
+
+def quantize_int4(model: GPT) -> GPT:
+    """int4 weights in groups of 32 for every Linear in the blocks and the LM head (in place; CPU only)."""
+    return _quantise(model, "int4", Int4Linear, "_weight_int4pack_mm_for_cpu")
+
+
 class _Bf16Linear(nn.Module):
-    """A matrix int4 cannot take, kept in bf16; fp32 in and out."""
+    """A matrix a quantised kernel cannot take, kept in bf16; x's dtype in and out."""
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None):
         super().__init__()
@@ -156,19 +171,6 @@ class _Bf16Linear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return nn.functional.linear(x.bfloat16(), self.weight, self.bias).to(x.dtype)
-
-
-def quantize_int8(model: GPT) -> GPT:
-    """Replace every Linear in the blocks, and the tied LM head, with Int8Linear (in place; CPU only)."""
-    _cpu_quantised(model, "int8")
-    engines = torch.backends.quantized.supported_engines
-    if "fbgemm" not in engines and "qnnpack" not in engines:
-        raise GptkitError(f"this PyTorch build has no int8 kernels (engines: {engines}): use fp32 or bf16")
-    if torch.backends.quantized.engine not in ("fbgemm", "qnnpack", "x86"):
-        torch.backends.quantized.engine = "fbgemm" if "fbgemm" in engines else "qnnpack"
-    model = model.float().eval()
-    _swap_linears(model, Int8Linear)
-    return model
 
 
 def for_inference(model: GPT, dtype: InferenceDtype = "auto") -> GPT:

@@ -12,8 +12,8 @@ SCRIPTS = sorted(p for p in BENCHMARKS.glob("*.py") if "__main__" in p.read_text
 RUNS = [[p.name] for p in SCRIPTS] + [["search.py", "--scale"]]
 
 
-KNOWN = ["aeslc.py", "architectures.py", "dropout.py", "forward.py", "generate.py", "growth.py", "kernels.py",
-         "llamacpp.py", "multi30k.py", "perplexity.py", "prepare.py", "search.py", "serve.py", "shakespeare.py",
+KNOWN = ["aeslc.py", "architectures.py", "dropout.py", "forward.py", "generate.py", "growth.py", "llamacpp.py",
+         "matmul.py", "multi30k.py", "perplexity.py", "prepare.py", "search.py", "serve.py", "shakespeare.py",
          "squad.py", "train.py"]
 
 

@@ -8,15 +8,19 @@ from gptkit.quantize import Int4Linear, Int8Linear, for_inference, quantize_int4
 from tests.conftest import tiny
 
 
-def test_int8_linear_is_close_to_the_float_linear():
+@pytest.mark.parametrize("shape", [(1, 1, 96), (5, 7, 96)], ids=["a-decoding-step", "a-prompt"])
+def test_int8_linear_is_close_to_the_float_linear(shape):
     torch.manual_seed(0)
     linear = nn.Linear(96, 200)
-    x = torch.randn(5, 7, 96)
+    x = torch.randn(*shape)
     with torch.no_grad():
         expected = linear(x)
         got = Int8Linear(linear.weight, linear.bias)(x)
-    assert got.shape == expected.shape
+        scale = (linear.weight.abs().amax(1, keepdim=True) / 127).bfloat16().float()  # one per row, as stored
+        rounded = x @ ((linear.weight / scale).round() * scale).T + linear.bias
+    assert got.shape == expected.shape and got.dtype == torch.float32
     assert (got - expected).norm() / expected.norm() < 0.02
+    assert (got - rounded).abs().max() <= 0.02 * expected.abs().max()  # the kernel (a step) or the matmul (a prompt)
 
 
 @pytest.fixture

@@ -65,12 +65,12 @@ def training(page: str, plt, out: Path) -> None:
 
 def generation(page: str, plt, out: Path) -> None:
     rows = [r for r in table_after(page, "## Generation", "dtype") if r["prompt"] == "32"]
-    groups = sorted({(r["dtype"], r["batch"]) for r in rows}, key=lambda g: (["fp32", "bf16", "int8"].index(g[0]),
-                                                                            int(g[1])))
+    order = ["fp32", "bf16", "int8", "int4"]
+    groups = sorted({(r["dtype"], r["batch"]) for r in rows}, key=lambda g: (order.index(g[0]), int(g[1])))
     engines = list(dict.fromkeys(r["engine"] for r in rows))
     speed = {(r["engine"], r["dtype"], r["batch"]): number(r["decode tok/s"]) for r in rows}
     fig, ax = plt.subplots(figsize=(6.4, 3.4), dpi=150)
-    bars(ax, [f"{d}, batch {b}" for d, b in groups],
+    bars(ax, [f"{d}\nbatch {b}" for d, b in groups],
          {e: [speed.get((e, d, b), float("nan")) for d, b in groups] for e in engines})
     ax.set(ylabel="decode tokens/s",
            title=f"124M GPT-2 shape, 32-token prompt, {machine(page, '## Generation')} (higher is better)")

@@ -1,6 +1,6 @@
 """Where a decoded token's time goes: each matmul kernel gptkit can use, reading a model's weights once.
 
-    python benchmarks/kernels.py [--layers 12] [--embd 768] [--vocab 50257] [--repeats 7]
+    python benchmarks/matmul.py [--layers 12] [--embd 768] [--vocab 50257] [--repeats 7]
 
 At batch 1 a decoding step multiplies one row of activations by every weight matrix of the model, once
 each, in order: the QKV, output, MLP-up and MLP-down matrices of every block, then the LM head. This
@@ -10,8 +10,9 @@ reads them, against the read bandwidth the machine shows when summing a 1 GB ten
 
 - fp32: `F.linear` (MKL's sgemv), oneDNN on weights packed ahead of time, MKL's packed sgemm;
 - bf16: `F.linear`, `torch.mv`, oneDNN packed (gptkit's `PackedLinear`);
-- int8: FBGEMM's dynamic-quantised linear (gptkit's `Int8Linear`), PyTorch's weight-only
-  `_weight_int8pack_mm` (bf16 activations);
+- int8: PyTorch's weight-only `_weight_int8pack_mm` with bf16 activations (gptkit's `Int8Linear`),
+  the same with fp32 activations, and FBGEMM's dynamic-quantised linear (activations rounded to 8 bits
+  per tensor, which costs Llama-family models too much quality);
 - int4: PyTorch's weight-only `_weight_int4pack_mm_for_cpu` in groups of 32 (gptkit's `Int4Linear`).
 
 It also times one call on a 64 x 64 matrix: the fixed cost of a kernel, which a decoding step pays
@@ -31,19 +32,9 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from generate import bandwidth  # noqa: E402  (the decode benchmark's probe: both tables use one measure)
+
 from gptkit.quantize import Int4Linear, Int8Linear, PackedLinear  # noqa: E402
-
-
-def bandwidth(numel: int) -> float:
-    """Read bandwidth in bytes/s: the best of a few sums over `numel` floats."""
-    x = torch.ones(numel)
-    x.sum()
-    best = math.inf
-    for _ in range(5):
-        start = time.perf_counter()
-        x.sum()
-        best = min(best, time.perf_counter() - start)
-    return numel * 4 / best
 
 
 def shapes(layers: int, embd: int, vocab: int) -> list[tuple[int, int]]:
@@ -63,10 +54,16 @@ def kernels() -> dict[str, tuple[float, callable]]:
         w = w.bfloat16()
         return lambda x: torch.mv(w, x[0].bfloat16())
 
-    def int8_weight_only(w):
+    def int8_fp32_activations(w):
         scale = w.abs().amax(1) / 127
-        q, scale = (w / scale[:, None]).round().to(torch.int8), scale.bfloat16()
-        return lambda x: torch._weight_int8pack_mm(x.bfloat16(), q, scale)
+        q = (w / scale[:, None]).round().to(torch.int8)
+        return lambda x: torch._weight_int8pack_mm(x, q, scale)
+
+    def fbgemm(w):
+        scale = (w.abs().amax(1) / 127).double()
+        q = torch.quantize_per_channel(w, scale, torch.zeros(len(w), dtype=torch.long), 0, torch.qint8)
+        packed = torch.ops.quantized.linear_prepack(q, None)
+        return lambda x: torch.ops.quantized.linear_dynamic(x, packed, True)
 
     def onednn_fp32(w):
         packed = torch.ops.mkldnn._reorder_linear_weight(w, 1)
@@ -84,8 +81,9 @@ def kernels() -> dict[str, tuple[float, callable]]:
     return {"fp32 F.linear": (4, plain(torch.float32)), "fp32 oneDNN packed": (4, onednn_fp32),
             "fp32 MKL packed": (4, mkl_fp32), "bf16 F.linear": (2, plain(torch.bfloat16)), "bf16 torch.mv": (2, mv),
             "bf16 oneDNN packed (gptkit)": (2, module(PackedLinear)),
-            "int8 FBGEMM dynamic (gptkit)": (1, module(Int8Linear)),
-            "int8 weight-only, bf16 activations": (1, int8_weight_only),
+            "int8 weight-only (gptkit)": (1, module(Int8Linear)),
+            "int8 weight-only, fp32 activations": (1, int8_fp32_activations),
+            "int8 FBGEMM dynamic": (1, fbgemm),
             "int4 weight-only, groups of 32 (gptkit)": (0.5, module(Int4Linear))}
 
 
