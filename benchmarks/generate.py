@@ -266,8 +266,9 @@ def quality(args) -> None:
     base = None
     for name in args.quality_dtypes.split(","):
         model = as_dtype(ckpt.model.eval(), name)
-        with torch.inference_mode():
-            loss = statistics.fmean(float(model(chunk[:, :-1], chunk[:, 1:])) for chunk in windows.split(8))
+        with torch.inference_mode():  # every window weighs the same, the last, smaller chunk's too
+            loss = sum(float(model(chunk[:, :-1], chunk[:, 1:])) * len(chunk) for chunk in windows.split(8)) / len(
+                windows)
         base = loss if base is None else base
         print(f"| gptkit | {name} | {loss:.4f} | {math.exp(loss):.3f} | {math.exp(loss) / math.exp(base) - 1:+.2%} |",
               flush=True)
